@@ -1,0 +1,198 @@
+# freeway: one non-recursive Makefile. Every output goes under build/<mode>/.
+#
+#   make            build the debug tree (build/debug)
+#   make test       install missing packages, build, run every test
+#   make asan       the same suite built with AddressSanitizer + UBSan
+#   make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60)
+#   make format     clang-format every C file; make format-check fails on drift
+#   make demo       set up and run what exists of the fabric (see README)
+#   make clean
+#
+# V=1 prints full commands. MODE=release|debug|asan selects the tree for `all`.
+
+MODE ?= debug
+FUZZ_SECONDS ?= 60
+V ?= 0
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+CC_debug := cc
+CC_release := cc
+CC_asan := clang
+CC := $(CC_$(MODE))
+
+PKGS := libuv libprotobuf-c liblz4 libcurl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# The ZooKeeper C client ships no pkg-config file; THREADED selects the
+# multi-threaded API (engineering-notes §1.1).
+ZK_CFLAGS := -DTHREADED
+ZK_LIBS := -lzookeeper_mt
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wno-missing-field-initializers
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -pthread -fno-strict-aliasing
+CFLAGS_debug := -Og -g
+CFLAGS_release := -O2 -g -DNDEBUG
+CFLAGS_asan := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+               -fno-sanitize-recover=all
+LDFLAGS_asan := -fsanitize=address,undefined
+
+B := build/$(MODE)
+GEN := build/gen
+INCLUDES := -I. -I$(GEN) -Icommon -Iproto -Itests/harness
+ALL_CFLAGS := $(BASE_CFLAGS) $(CFLAGS_$(MODE)) $(INCLUDES) $(PKG_CFLAGS) $(ZK_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS := -pthread $(LDFLAGS_$(MODE)) $(LDFLAGS)
+LIBS := $(PKG_LIBS) $(ZK_LIBS) -lm
+
+# ---- sources ---------------------------------------------------------------
+
+PROTO_SCHEMAS := $(wildcard proto/*.proto)
+PROTO_GEN_C := $(patsubst proto/%.proto,$(GEN)/proto/%.pb-c.c,$(PROTO_SCHEMAS))
+PROTO_GEN_H := $(PROTO_GEN_C:.c=.h)
+
+COMMON_SRCS := $(wildcard common/*.c)
+PROTO_SRCS := $(wildcard proto/*.c)
+HARNESS_SRCS := $(wildcard tests/harness/*.c)
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+INTEG_SRCS := $(wildcard tests/integration/*.c)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+
+COMMON_OBJS := $(call obj,$(COMMON_SRCS))
+PROTO_OBJS := $(call obj,$(PROTO_SRCS)) $(patsubst $(GEN)/%.c,$(B)/obj/gen/%.o,$(PROTO_GEN_C))
+HARNESS_OBJS := $(call obj,$(HARNESS_SRCS))
+
+LIB_COMMON := $(B)/lib/libfwcommon.a
+LIB_PROTO := $(B)/lib/libfwproto.a
+
+UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
+INTEG_BINS := $(patsubst tests/integration/%.c,$(B)/tests/%,$(INTEG_SRCS))
+TEST_BINS := $(UNIT_BINS) $(INTEG_BINS)
+
+.PHONY: all test asan fuzz fuzz-build bench demo demo-stop format format-check clean deps
+.DEFAULT_GOAL := all
+
+all: $(LIB_COMMON) $(LIB_PROTO) $(TEST_BINS)
+
+# ---- rebuild when flags change ------------------------------------------------
+
+FLAGS_FILE := $(B)/flags.txt
+FLAGS_NOW := $(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(LIBS)
+$(shell mkdir -p $(B) && { [ -f $(FLAGS_FILE) ] && [ "$$(cat $(FLAGS_FILE))" = '$(FLAGS_NOW)' ] \
+        || echo '$(FLAGS_NOW)' > $(FLAGS_FILE); })
+
+# ---- generated protobuf-c code (never committed) --------------------------------
+
+$(GEN)/proto/%.pb-c.c $(GEN)/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(GEN)/proto
+	@echo "  PROTOC  $<"
+	$(Q)protoc-c --c_out=$(GEN) $<
+
+# Every object may include a generated header, so generate them first.
+$(COMMON_OBJS) $(PROTO_OBJS) $(HARNESS_OBJS): | $(PROTO_GEN_H)
+
+# ---- objects, libraries, binaries ------------------------------------------------
+
+$(B)/obj/%.o: %.c $(FLAGS_FILE)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+# Generated code is not ours to warn about beyond what protoc-c emits.
+$(B)/obj/gen/%.o: $(GEN)/%.c $(FLAGS_FILE)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -MMD -MP -c $< -o $@
+
+$(LIB_COMMON): $(COMMON_OBJS)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(LIB_PROTO): $(PROTO_OBJS)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(HARNESS_OBJS) $(LIB_PROTO) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/%: $(B)/obj/tests/integration/%.o $(HARNESS_OBJS) $(LIB_PROTO) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+
+# ---- tests ------------------------------------------------------------------------
+
+deps:
+	$(Q)scripts/install-deps
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory MODE=debug all
+	$(Q)tests/run build/debug
+
+asan: deps
+	$(Q)$(MAKE) --no-print-directory MODE=asan all
+	$(Q)tests/run build/asan
+
+# ---- fuzzing (clang + libFuzzer) ------------------------------------------------
+
+FB := build/fuzz
+FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -g -fno-omit-frame-pointer \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+               $(INCLUDES) $(PKG_CFLAGS) $(ZK_CFLAGS)
+FUZZ_LIB_SRCS := $(COMMON_SRCS) $(PROTO_SRCS) $(PROTO_GEN_C)
+FUZZ_LIB_OBJS := $(patsubst %.c,$(FB)/obj/%.o,$(FUZZ_LIB_SRCS))
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FB)/%,$(FUZZ_SRCS))
+
+$(FB)/obj/%.o: %.c | $(PROTO_GEN_H)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (fuzz)"
+	$(Q)clang $(FUZZ_CFLAGS:-fsanitize=fuzzer,%=-fsanitize=fuzzer-no-link,%) \
+		-Wno-missing-prototypes -MMD -MP -c $< -o $@
+
+$(FB)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+-include $(shell find $(FB)/obj -name '*.d' 2>/dev/null)
+
+fuzz-build: deps
+	$(Q)$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	$(Q)scripts/run-fuzz $(FB) $(FUZZ_SECONDS)
+
+# ---- demo, bench ----------------------------------------------------------------
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory MODE=release all
+	$(Q)scripts/demo start
+
+demo-stop:
+	$(Q)scripts/demo stop
+
+bench:
+	@echo "bench: no benchmarks yet (the calligraphus and benchmark issues add them)"
+
+# ---- formatting -------------------------------------------------------------------
+
+FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+format:
+	$(Q)clang-format -i $(FORMAT_FILES)
+
+format-check:
+	$(Q)clang-format --dry-run -Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf build
