@@ -14,7 +14,10 @@ typedef struct fw_buf_s {
     size_t cap;
 } fw_buf_t;
 
-#define FW_BUF_INIT {NULL, 0, 0}
+#define FW_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Makes room for at least `extra` more bytes; 0 or -ENOMEM. */
 int fw_buf_reserve(fw_buf_t *b, size_t extra);

@@ -103,8 +103,7 @@ int fw_block_verify(const uint8_t *buf, size_t len, fw_block_header_t *h)
 }
 
 /* Parses one record at it->p, checking it against the payload's bounds. */
-static int record_parse(fw_record_iter_t *it, int64_t max_ts, uint32_t max_record,
-                        fw_record_t *rec)
+static int record_parse(fw_record_iter_t *it, int64_t max_ts, uint32_t max_record, fw_record_t *rec)
 {
     const uint8_t *p = it->p;
     size_t left = (size_t)(it->end - p);

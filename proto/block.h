@@ -40,13 +40,13 @@
 #include "buf.h"
 
 #define FW_BLOCK_HEADER_SIZE 64
-#define FW_BLOCK_VERSION 1
-#define FW_BLOCK_FLAG_SEAL 0x0001u
+#define FW_BLOCK_VERSION     1
+#define FW_BLOCK_FLAG_SEAL   0x0001u
 /* Bound on a block's stored and raw payload: one hard-cap record fits. */
-#define FW_BLOCK_MAX_PAYLOAD (32u << 20)
-#define FW_RECORD_MAX_HARD (16u << 20)
+#define FW_BLOCK_MAX_PAYLOAD  (32u << 20)
+#define FW_RECORD_MAX_HARD    (16u << 20)
 #define FW_RECORD_MAX_DEFAULT (1u << 20)
-#define FW_SEAL_PAYLOAD_SIZE 24
+#define FW_SEAL_PAYLOAD_SIZE  24
 
 typedef enum { FW_CODEC_NONE = 0, FW_CODEC_LZ4 = 1 } fw_codec_t;
 

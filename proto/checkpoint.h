@@ -37,8 +37,8 @@ typedef struct fw_position_s {
 
 typedef struct fw_checkpoint_s {
     char category[FW_CATEGORY_MAX + 1];
-    uint32_t count;            /* 1 .. FW_BUCKETS_MAX */
-    fw_position_t *positions;  /* sorted by bucket, no bucket twice; owned */
+    uint32_t count;           /* 1 .. FW_BUCKETS_MAX */
+    fw_position_t *positions; /* sorted by bucket, no bucket twice; owned */
 } fw_checkpoint_t;
 
 /* Appends the binary token to out. -EINVAL if cp breaks the rules above. */

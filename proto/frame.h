@@ -28,7 +28,7 @@
 
 #define FW_FRAME_HEADER_SIZE 12
 #define FW_FRAME_PREFIX_SIZE 4
-#define FW_FRAME_VERSION 1
+#define FW_FRAME_VERSION     1
 /* Default bound on `length`: one maximal block plus its meta message. */
 #define FW_FRAME_MAX_DEFAULT (40u << 20)
 /* No configuration may raise the bound past this. */
@@ -36,14 +36,14 @@
 
 /* The frame types; the meta message of each is named beside it. */
 typedef enum {
-    FW_FRAME_PRODUCE_REQ = 1,   /* fwpb.ProduceRequest, body = blocks */
-    FW_FRAME_PRODUCE_RESP = 2,  /* fwpb.ProduceResponse */
-    FW_FRAME_FORWARD_REQ = 3,   /* fwpb.ForwardRequest, body = blocks */
-    FW_FRAME_FORWARD_RESP = 4,  /* fwpb.ProduceResponse */
-    FW_FRAME_SUBSCRIBE = 5,     /* fwpb.SubscribeRequest */
-    FW_FRAME_STREAM = 6,        /* fwpb.StreamMessage, body = blocks (records) */
-    FW_FRAME_CREDIT = 7,        /* fwpb.Credit */
-    FW_FRAME_ERROR = 8,         /* fwpb.ErrorReply; the sender closes after it */
+    FW_FRAME_PRODUCE_REQ = 1,  /* fwpb.ProduceRequest, body = blocks */
+    FW_FRAME_PRODUCE_RESP = 2, /* fwpb.ProduceResponse */
+    FW_FRAME_FORWARD_REQ = 3,  /* fwpb.ForwardRequest, body = blocks */
+    FW_FRAME_FORWARD_RESP = 4, /* fwpb.ProduceResponse */
+    FW_FRAME_SUBSCRIBE = 5,    /* fwpb.SubscribeRequest */
+    FW_FRAME_STREAM = 6,       /* fwpb.StreamMessage, body = blocks (records) */
+    FW_FRAME_CREDIT = 7,       /* fwpb.Credit */
+    FW_FRAME_ERROR = 8,        /* fwpb.ErrorReply; the sender closes after it */
     FW_FRAME_TYPE_MAX = 8
 } fw_frame_type_t;
 

@@ -34,8 +34,8 @@
 #include "names.h"
 
 #define FW_SEG_HEADER_FIXED 40
-#define FW_SEG_HEADER_MAX (FW_SEG_HEADER_FIXED + FW_CATEGORY_MAX + 4)
-#define FW_SEG_VERSION 1
+#define FW_SEG_HEADER_MAX   (FW_SEG_HEADER_FIXED + FW_CATEGORY_MAX + 4)
+#define FW_SEG_VERSION      1
 
 typedef struct fw_seg_header_s {
     uint64_t segment_id;
@@ -62,7 +62,7 @@ int fw_seg_header_parse(const uint8_t *buf, size_t len, fw_seg_header_t *h);
  */
 typedef struct fw_segw_s {
     int fd;
-    int failed;    /* a sync failed: FW_ESEG_FAILED from now on */
+    int failed; /* a sync failed: FW_ESEG_FAILED from now on */
     int sealed;
     uint64_t end;    /* bytes written (and kept) */
     uint64_t synced; /* bytes covered by the last successful fdatasync */
@@ -152,7 +152,7 @@ typedef struct fw_seg_scan_s {
     uint64_t blocks;    /* data blocks before valid_end */
     uint64_t records;
     int sealed;
-    int damage; /* 0, or the block error at valid_end (torn tails are FW_ESEG_DAMAGED) */
+    int damage;         /* 0, or the block error at valid_end (torn tails are FW_ESEG_DAMAGED) */
     uint64_t truncated; /* bytes recovery cut off */
 } fw_seg_scan_t;
 

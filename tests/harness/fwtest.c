@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FWT_MAX_TESTS 512
+#define FWT_MAX_TESTS    512
 #define FWT_MAX_CLEANUPS 256
 
 struct fwt_entry {

@@ -52,8 +52,8 @@ FWT_TEST(incremental_equals_one_shot)
         size_t cut = (size_t)fwt_rand_range(0, sizeof(buf));
         uint32_t part = fw_crc32c(0, buf, cut);
         FWT_ASSERT_UINT_EQ(fw_crc32c(part, buf + cut, sizeof(buf) - cut), whole);
-        FWT_ASSERT_UINT_EQ(fw_crc32c_portable(fw_crc32c_portable(0, buf, cut), buf + cut,
-                                              sizeof(buf) - cut),
-                           whole);
+        FWT_ASSERT_UINT_EQ(
+            fw_crc32c_portable(fw_crc32c_portable(0, buf, cut), buf + cut, sizeof(buf) - cut),
+            whole);
     }
 }

@@ -135,9 +135,8 @@ FWT_TEST(malformed_headers)
         uint8_t value;
         const char *what;
     } cases[] = {
-        {4, 'X', "magic 0"}, {5, 'X', "magic 1"},
-        {6, 2, "version"},   {7, 0, "type 0"},
-        {7, 99, "type"},     {8, 9, "meta_len past the frame"},
+        {4, 'X', "magic 0"}, {5, 'X', "magic 1"}, {6, 2, "version"},
+        {7, 0, "type 0"},    {7, 99, "type"},     {8, 9, "meta_len past the frame"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         uint8_t bad[sizeof(good)];

@@ -5,8 +5,8 @@
 
 FWT_TEST(varint_round_trip)
 {
-    uint64_t values[] = {0, 1, 127, 128, 255, 300, 16383, 16384, UINT32_MAX, (uint64_t)1 << 63,
-                         UINT64_MAX};
+    uint64_t values[] = {
+        0, 1, 127, 128, 255, 300, 16383, 16384, UINT32_MAX, (uint64_t)1 << 63, UINT64_MAX};
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         uint8_t buf[FW_VARINT_MAX];
         size_t n = fw_varint_put(buf, values[i]);
