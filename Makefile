@@ -44,7 +44,7 @@ LDFLAGS_asan := -fsanitize=address,undefined
 
 B := build/$(MODE)
 GEN := build/gen
-INCLUDES := -I. -I$(GEN) -Icommon -Iproto -Itests/harness
+INCLUDES := -I. -I$(GEN) -Icommon -Iproto -Itests/harness -Itests/fuzz
 ALL_CFLAGS := $(BASE_CFLAGS) $(CFLAGS_$(MODE)) $(INCLUDES) $(PKG_CFLAGS) $(ZK_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS := -pthread $(LDFLAGS_$(MODE)) $(LDFLAGS)
 LIBS := $(PKG_LIBS) $(ZK_LIBS) -lm
@@ -75,8 +75,10 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 INTEG_BINS := $(patsubst tests/integration/%.c,$(B)/tests/%,$(INTEG_SRCS))
 TEST_BINS := $(UNIT_BINS) $(INTEG_BINS)
 
-.PHONY: all test asan fuzz fuzz-build bench demo demo-stop format format-check clean deps
+.PHONY: all test asan fuzz fuzz-build fuzz-seeds bench demo demo-stop format format-check clean deps
 .DEFAULT_GOAL := all
+# Keep intermediate objects (the fuzz build chains pattern rules).
+.SECONDARY:
 
 all: $(LIB_COMMON) $(LIB_PROTO) $(TEST_BINS)
 
@@ -171,6 +173,14 @@ fuzz-build: deps
 
 fuzz: fuzz-build
 	$(Q)scripts/run-fuzz $(FB) $(FUZZ_SECONDS)
+
+# Regenerates the committed seed corpora from freeway's own encoders.
+$(B)/tools/seedgen: $(B)/obj/tests/fuzz/seedgen.o $(LIB_PROTO) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+fuzz-seeds: $(B)/tools/seedgen
+	$(Q)rm -rf tests/fuzz/corpus && $(B)/tools/seedgen tests/fuzz/corpus
 
 # ---- demo, bench ----------------------------------------------------------------
 

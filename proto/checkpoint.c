@@ -80,7 +80,8 @@ int fw_checkpoint_decode(const uint8_t *buf, size_t len, fw_checkpoint_t *cp)
     memcpy(cp->category, p, cat_len);
     cp->category[cat_len] = '\0';
     p += cat_len;
-    if (!fw_category_valid(cp->category))
+    /* strlen catches a NUL inside the name, which the validator would not see. */
+    if (strlen(cp->category) != cat_len || !fw_category_valid(cp->category))
         return FW_ETOKEN_BAD;
     uint64_t count;
     /* Each position takes at least four bytes: bound the allocation by the input. */

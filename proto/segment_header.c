@@ -14,6 +14,9 @@ int fw_seg_header_encode(uint8_t *out, fw_seg_header_t *h)
 {
     if (!fw_category_valid(h->category))
         return FW_EBAD_CATEGORY;
+    /* The parser rejects such a bucket, so a segment written with it could never be read. */
+    if (h->bucket >= FW_BUCKETS_MAX)
+        return FW_EBUCKET_RANGE;
     size_t n = strlen(h->category);
     uint32_t len = (uint32_t)(FW_SEG_HEADER_FIXED + n + 4);
     memcpy(out, seg_magic, 4);
@@ -54,7 +57,7 @@ int fw_seg_header_parse(const uint8_t *buf, size_t len, fw_seg_header_t *h)
     memcpy(h->category, buf + FW_SEG_HEADER_FIXED, n);
     h->category[n] = '\0';
     h->header_len = hlen;
-    if (!fw_category_valid(h->category) || h->bucket >= FW_BUCKETS_MAX)
+    if (strlen(h->category) != n || !fw_category_valid(h->category) || h->bucket >= FW_BUCKETS_MAX)
         return FW_ESEG_HEADER;
     return 0;
 }

@@ -210,3 +210,13 @@ FWT_TEST(base64url_is_canonical)
     fw_buf_free(&out);
     fw_buf_free(&back);
 }
+
+/* Found by fuzz_checkpoint: a NUL inside the category hid the rest of the name. */
+FWT_TEST(nul_inside_category_is_refused)
+{
+    uint8_t buf[32] = {'F', 'C', 1, 3, 'a', 0, 'b', 1, 3, 1, 45, 0};
+    size_t len = 12;
+    fw_store_u32(buf + len, fw_crc32c(0, buf, len));
+    fw_checkpoint_t cp;
+    FWT_ASSERT_INT_EQ(fw_checkpoint_decode(buf, len + 4, &cp), FW_ETOKEN_BAD);
+}
