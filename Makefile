@@ -80,7 +80,10 @@ TEST_BINS := $(UNIT_BINS) $(INTEG_BINS)
 # Keep intermediate objects (the fuzz build chains pattern rules).
 .SECONDARY:
 
-all: $(LIB_COMMON) $(LIB_PROTO) $(TEST_BINS)
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRCS))
+
+all: $(LIB_COMMON) $(LIB_PROTO) $(TEST_BINS) $(TOOL_BINS)
 
 # ---- rebuild when flags change ------------------------------------------------
 
@@ -126,6 +129,11 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(HARNESS_OBJS) $(LIB_PROTO) $(LIB_COMMON)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/tests/%: $(B)/obj/tests/integration/%.o $(HARNESS_OBJS) $(LIB_PROTO) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tools/%: $(B)/obj/tests/tools/%.o $(LIB_PROTO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
@@ -185,7 +193,7 @@ fuzz-seeds: $(B)/tools/seedgen
 # ---- demo, bench ----------------------------------------------------------------
 
 demo: deps
-	$(Q)$(MAKE) --no-print-directory MODE=release all
+	$(Q)$(MAKE) --no-print-directory MODE=release build/release/tools/format_demo
 	$(Q)scripts/demo start
 
 demo-stop:

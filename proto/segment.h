@@ -46,7 +46,10 @@ typedef struct fw_seg_header_s {
     char category[FW_CATEGORY_MAX + 1];
 } fw_seg_header_t;
 
-/* Encodes h into out (FW_SEG_HEADER_MAX bytes); returns the length or FW_EBAD_CATEGORY. */
+/*
+ * Encodes h into out (FW_SEG_HEADER_MAX bytes); returns the length, or
+ * FW_EBAD_CATEGORY / FW_EBUCKET_RANGE.
+ */
 int fw_seg_header_encode(uint8_t *out, fw_seg_header_t *h);
 
 /* Parses a header from buf[0..len). 0, -EAGAIN if incomplete, or FW_ESEG_HEADER. */
@@ -75,7 +78,8 @@ typedef struct fw_segw_s {
 /*
  * Creates dir/<segment-id>.seg (it must not exist), writes the header,
  * fdatasyncs it and fsyncs dir, so the segment survives a crash before its
- * first ack. On error nothing is left behind. 0 or -errno / FW_EBAD_CATEGORY.
+ * first ack. On error nothing is left behind. 0 or -errno, FW_EBAD_CATEGORY,
+ * FW_EBUCKET_RANGE.
  */
 int fw_segw_create(const char *dir, const fw_seg_header_t *h, fw_segw_t **out);
 
@@ -134,6 +138,9 @@ int fw_segr_seek(fw_segr_t *r, uint64_t offset);
 /*
  * Reads the block at the position and advances past it. Returns a
  * fw_segr_result_t, or FW_ESEG_DAMAGED (see fw_segr_damage) or -errno.
+ * After SEALED, further calls return SEALED (and the seal) again. The
+ * reader checks the seal's own offset; only a scan from the first block
+ * (fw_seg_scan) can check its block and record counts.
  * AGAIN and DAMAGED leave the position where it was, and the next call reads
  * the file again, so a caller may retry after the writer appended more or
  * recovery truncated a torn tail. A damaged block is never returned.

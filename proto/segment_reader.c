@@ -21,7 +21,8 @@ struct fw_segr_s {
     int own_fd;
     fw_seg_header_t header;
     uint64_t pos;
-    int sealed;
+    int sealed; /* the last call returned the seal, which starts at seal_pos */
+    uint64_t seal_pos;
     uint8_t *buf; /* file bytes [buf_off, buf_off + buf_len) */
     size_t cap;
     uint64_t buf_off;
@@ -157,6 +158,11 @@ static const uint8_t block_magic[4] = {'F', 'W', 'B', 'K'};
 int fw_segr_next(fw_segr_t *r, fw_seg_block_t *b)
 {
     fw_block_header_t h;
+    /* Past the seal, read the seal again: a sealed segment keeps saying so. */
+    if (r->sealed) {
+        r->pos = r->seal_pos;
+        r->sealed = 0;
+    }
     ssize_t have = fill(r, FW_BLOCK_HEADER_SIZE);
     if (have < 0)
         return (int)have;
@@ -200,6 +206,7 @@ int fw_segr_next(fw_segr_t *r, fw_seg_block_t *b)
     if ((size_t)have > size)
         return damaged(r, r->pos + size, FW_ESEG_SEALED);
     b->data = r->buf + (r->pos - r->buf_off);
+    r->seal_pos = r->pos;
     r->pos += size;
     r->sealed = 1;
     return FW_SEGR_SEALED;

@@ -31,6 +31,13 @@ static int pwritev_all(int fd, const struct iovec *iov, int iovcnt, uint64_t off
         struct iovec *cur = win;
         int left = n;
         while (left > 0) {
+            /* An empty entry carries nothing; a window of only empty ones would make
+             * pwritev return 0, which below means the write failed. */
+            if (cur->iov_len == 0) {
+                cur++;
+                left--;
+                continue;
+            }
             ssize_t done = pwritev(fd, cur, left, (off_t)offset);
             if (done < 0) {
                 if (errno == EINTR)

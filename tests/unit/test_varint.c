@@ -21,7 +21,7 @@ FWT_TEST(varint_round_trip)
         uint64_t v = fwt_rand() >> fwt_rand_range(0, 63);
         uint8_t buf[FW_VARINT_MAX];
         size_t n = fw_varint_put(buf, v);
-        uint64_t back;
+        uint64_t back = 0;
         FWT_ASSERT_UINT_EQ(fw_varint_get(buf, n, &back), n);
         FWT_ASSERT_UINT_EQ(back, v);
     }
