@@ -40,9 +40,6 @@ struct fwt_slot {
 
 static struct fwt_slot procs[FWT_MAX_PROCS];
 
-static char tmpdir[FWT_PATH_MAX];
-static int have_tmpdir;
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
@@ -264,38 +261,59 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return 0;
 }
 
+struct fwt_tmp {
+    char path[FWT_PATH_MAX];
+    int made;
+};
+
+/* fwt_tmpdir() and fwt_tmpdir_mem(). */
+static struct fwt_tmp tmp_disk, tmp_mem;
+
 static void tmpdir_cleanup(void *arg)
 {
-    (void)arg;
-    if (!have_tmpdir)
+    struct fwt_tmp *t = arg;
+    if (!t->made)
         return;
-    have_tmpdir = 0;
+    t->made = 0;
     /* Normally every child's own cleanup has run by now (they were registered
      * later); this covers a child spawned before the first fwt_tmpdir call, so
      * nothing writes into the directory while it is being removed. */
     kill_all();
     const char *keep = getenv("FW_TEST_KEEP");
     if (keep != NULL && strcmp(keep, "1") == 0) {
-        fprintf(stderr, "kept %s\n", tmpdir);
+        fprintf(stderr, "kept %s\n", t->path);
         return;
     }
-    nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    nftw(t->path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static const char *tmpdir_make(struct fwt_tmp *t, const char *base)
+{
+    if (t->made)
+        return t->path;
+    if (snprintf(t->path, sizeof(t->path), "%s/freeway-test-XXXXXX", base) >= (int)sizeof(t->path))
+        FWT_FAIL("fwt_tmpdir: base directory name too long: %s", base);
+    if (mkdtemp(t->path) == NULL)
+        FWT_FAIL("fwt_tmpdir: mkdtemp %s: %s", t->path, strerror(errno));
+    t->made = 1;
+    fwt_defer(tmpdir_cleanup, t);
+    return t->path;
 }
 
 const char *fwt_tmpdir(void)
 {
-    if (have_tmpdir)
-        return tmpdir;
     const char *base = getenv("TMPDIR");
     if (base == NULL || *base == '\0')
         base = "/tmp";
-    if (snprintf(tmpdir, sizeof(tmpdir), "%s/freeway-test-XXXXXX", base) >= (int)sizeof(tmpdir))
-        FWT_FAIL("fwt_tmpdir: TMPDIR too long: %s", base);
-    if (mkdtemp(tmpdir) == NULL)
-        FWT_FAIL("fwt_tmpdir: mkdtemp %s: %s", tmpdir, strerror(errno));
-    have_tmpdir = 1;
-    fwt_defer(tmpdir_cleanup, NULL);
-    return tmpdir;
+    return tmpdir_make(&tmp_disk, base);
+}
+
+const char *fwt_tmpdir_mem(void)
+{
+    struct stat st;
+    if (stat("/dev/shm", &st) != 0 || !S_ISDIR(st.st_mode) || access("/dev/shm", W_OK | X_OK) != 0)
+        return fwt_tmpdir();
+    return tmpdir_make(&tmp_mem, "/dev/shm");
 }
 
 /* ---- ports ------------------------------------------------------------------- */

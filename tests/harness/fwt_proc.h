@@ -42,6 +42,13 @@ typedef struct fwt_proc_s {
 const char *fwt_tmpdir(void);
 
 /*
+ * Like fwt_tmpdir, but on tmpfs (/dev/shm) when there is one, for tests
+ * that fsync thousands of times and do not test durability itself; falls
+ * back to fwt_tmpdir().
+ */
+const char *fwt_tmpdir_mem(void);
+
+/*
  * A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read
  * it, close). Someone else may take it before the caller binds it, so callers
  * that start servers must retry on "address in use".

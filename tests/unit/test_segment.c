@@ -3,6 +3,7 @@
  * segments and categories. Torn writes at every offset are test_torn.c's job.
  */
 #include "fwtest.h"
+#include "fwt_proc.h"
 
 #include "block.h"
 #include "error.h"
@@ -12,7 +13,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -44,44 +44,10 @@ static const char *rc_name(int rc)
                      rc_name(want_));                                                              \
     } while (0)
 
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)st;
-    (void)type;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void tmpdir_remove(void *arg)
-{
-    char *dir = arg;
-    const char *keep = getenv("FW_TEST_KEEP");
-    if (keep != NULL && strcmp(keep, "1") == 0)
-        fprintf(stderr, "keeping %s\n", dir);
-    else
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(dir);
-}
-
-/* A fresh directory, removed when the test ends. tmpfs when there is one: fsync is cheap there. */
+/* A fresh directory, removed when the test ends; tmpfs when there is one: fsync is cheap there. */
 static const char *tmpdir_make(void)
 {
-    const char *base = "/dev/shm";
-    struct stat st;
-    if (stat(base, &st) != 0 || !S_ISDIR(st.st_mode) || access(base, W_OK | X_OK) != 0) {
-        base = getenv("TMPDIR");
-        if (base == NULL || *base == '\0')
-            base = "/tmp";
-    }
-    size_t n = strlen(base) + 32;
-    char *dir = malloc(n);
-    FWT_ASSERT(dir != NULL);
-    snprintf(dir, n, "%s/fwt-segment-XXXXXX", base);
-    if (mkdtemp(dir) == NULL)
-        FWT_FAIL("mkdtemp %s: %s", dir, strerror(errno));
-    fwt_defer(tmpdir_remove, dir);
-    return dir;
+    return fwt_tmpdir_mem();
 }
 
 static uint64_t file_size(const char *path)

@@ -6,6 +6,7 @@
  * replaces its tail with garbage, at random or at every offset.
  */
 #include "fwtest.h"
+#include "fwt_proc.h"
 
 #include "block.h"
 #include "error.h"
@@ -13,7 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -58,44 +58,10 @@ static char trial[128];
             FWT_FAIL("%s: assertion failed: %s", trial, #cond);                                    \
     } while (0)
 
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)st;
-    (void)type;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void tmpdir_remove(void *arg)
-{
-    char *dir = arg;
-    const char *keep = getenv("FW_TEST_KEEP");
-    if (keep != NULL && strcmp(keep, "1") == 0)
-        fprintf(stderr, "keeping %s\n", dir);
-    else
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(dir);
-}
-
-/* A fresh directory, removed when the test ends. tmpfs when there is one: fsync is cheap there. */
+/* A fresh directory, removed when the test ends; tmpfs when there is one: fsync is cheap there. */
 static const char *tmpdir_make(void)
 {
-    const char *base = "/dev/shm";
-    struct stat st;
-    if (stat(base, &st) != 0 || !S_ISDIR(st.st_mode) || access(base, W_OK | X_OK) != 0) {
-        base = getenv("TMPDIR");
-        if (base == NULL || *base == '\0')
-            base = "/tmp";
-    }
-    size_t n = strlen(base) + 32;
-    char *dir = malloc(n);
-    FWT_ASSERT(dir != NULL);
-    snprintf(dir, n, "%s/fwt-torn-XXXXXX", base);
-    if (mkdtemp(dir) == NULL)
-        FWT_FAIL("mkdtemp %s: %s", dir, strerror(errno));
-    fwt_defer(tmpdir_remove, dir);
-    return dir;
+    return fwt_tmpdir_mem();
 }
 
 static void pwrite_all(int fd, const void *p, size_t n, uint64_t off)
