@@ -80,10 +80,14 @@ TEST_BINS := $(UNIT_BINS) $(INTEG_BINS)
 # Keep intermediate objects (the fuzz build chains pattern rules).
 .SECONDARY:
 
+CLI_SRCS := $(wildcard client/cli/*.c)
+CLI_OBJS := $(call obj,$(CLI_SRCS))
+CLI_BIN := $(B)/bin/freeway
+
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRCS))
 
-all: $(LIB_COMMON) $(LIB_PROTO) $(TEST_BINS) $(TOOL_BINS)
+all: $(LIB_COMMON) $(LIB_PROTO) $(CLI_BIN) $(TEST_BINS) $(TOOL_BINS)
 
 # ---- rebuild when flags change ------------------------------------------------
 
@@ -100,7 +104,7 @@ $(GEN)/proto/%.pb-c.c $(GEN)/proto/%.pb-c.h: proto/%.proto
 	$(Q)protoc-c --c_out=$(GEN) $<
 
 # Every object may include a generated header, so generate them first.
-$(COMMON_OBJS) $(PROTO_OBJS) $(HARNESS_OBJS): | $(PROTO_GEN_H)
+$(COMMON_OBJS) $(PROTO_OBJS) $(HARNESS_OBJS) $(CLI_OBJS): | $(PROTO_GEN_H)
 
 # ---- objects, libraries, binaries ------------------------------------------------
 
@@ -129,6 +133,11 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(HARNESS_OBJS) $(LIB_PROTO) $(LIB_COMMON)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/tests/%: $(B)/obj/tests/integration/%.o $(HARNESS_OBJS) $(LIB_PROTO) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(CLI_BIN): $(CLI_OBJS) $(LIB_PROTO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
@@ -193,7 +202,8 @@ fuzz-seeds: $(B)/tools/seedgen
 # ---- demo, bench ----------------------------------------------------------------
 
 demo: deps
-	$(Q)$(MAKE) --no-print-directory MODE=release build/release/tools/format_demo
+	$(Q)$(MAKE) --no-print-directory MODE=release build/release/tools/format_demo \
+		build/release/bin/freeway
 	$(Q)scripts/demo start
 
 demo-stop:

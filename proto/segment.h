@@ -160,6 +160,7 @@ typedef struct fw_seg_scan_s {
     uint64_t records;
     int sealed;
     int damage;         /* 0, or the block error at valid_end (torn tails are FW_ESEG_DAMAGED) */
+    int partial;        /* the damage is an incomplete last block: a crash or a writer mid-append */
     uint64_t truncated; /* bytes recovery cut off */
 } fw_seg_scan_t;
 
@@ -168,6 +169,16 @@ typedef struct fw_seg_scan_s {
  * says whether anything past valid_end is bad), or the header's error.
  */
 int fw_seg_scan(const char *path, fw_seg_scan_t *s);
+
+/*
+ * Called for each whole data block a scan passes; a negative return (a block
+ * error code) marks that block damaged, and the scan stops there as it does
+ * for a bad CRC. Lets `freeway verify` decode every record on the way.
+ */
+typedef int (*fw_seg_block_cb)(const fw_seg_block_t *b, void *arg);
+
+/* fw_seg_scan with a check of every block. */
+int fw_seg_scan_blocks(const char *path, fw_seg_scan_t *s, fw_seg_block_cb cb, void *arg);
 
 /*
  * Recovery after a crash: scans, and if anything follows the last whole

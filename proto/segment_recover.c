@@ -42,7 +42,7 @@ static int reread_seal(int fd, uint64_t offset, fw_seg_scan_t *s)
     return 0;
 }
 
-static int scan_fd(int fd, fw_seg_scan_t *s)
+static int scan_fd(int fd, fw_seg_scan_t *s, fw_seg_block_cb cb, void *arg)
 {
     fw_segr_t *r;
     memset(s, 0, sizeof(*s));
@@ -55,6 +55,13 @@ static int scan_fd(int fd, fw_seg_scan_t *s)
         fw_seg_block_t b;
         rc = fw_segr_next(r, &b);
         if (rc == FW_SEGR_BLOCK) {
+            int why = cb != NULL ? cb(&b, arg) : 0;
+            if (why < 0) {
+                /* The caller found the block bad (say, its records do not decode). */
+                s->damage = why;
+                rc = 0;
+                break;
+            }
             s->blocks++;
             s->records += b.header.record_count;
             s->valid_end = fw_segr_position(r);
@@ -89,9 +96,21 @@ static int scan_fd(int fd, fw_seg_scan_t *s)
         return -errno;
     s->file_size = (uint64_t)st.st_size;
     /* Bytes after the last whole block with no verdict yet are a torn tail. */
-    if (s->damage == 0 && s->file_size > s->valid_end)
+    if (s->damage == 0 && s->file_size > s->valid_end) {
         s->damage = FW_ESEG_DAMAGED;
+        s->partial = !s->sealed;
+    }
     return 0;
+}
+
+int fw_seg_scan_blocks(const char *path, fw_seg_scan_t *s, fw_seg_block_cb cb, void *arg)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = scan_fd(fd, s, cb, arg);
+    close(fd);
+    return rc;
 }
 
 int fw_seg_scan(const char *path, fw_seg_scan_t *s)
@@ -99,7 +118,7 @@ int fw_seg_scan(const char *path, fw_seg_scan_t *s)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    int rc = scan_fd(fd, s);
+    int rc = scan_fd(fd, s, NULL, NULL);
     close(fd);
     return rc;
 }
@@ -109,7 +128,7 @@ int fw_seg_recover(const char *path, fw_seg_scan_t *s)
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    int rc = scan_fd(fd, s);
+    int rc = scan_fd(fd, s, NULL, NULL);
     if (rc == 0 && s->file_size > s->valid_end) {
         if (ftruncate(fd, (off_t)s->valid_end) < 0 || fsync(fd) < 0) {
             rc = -errno;

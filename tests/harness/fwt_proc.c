@@ -448,3 +448,43 @@ char *fwt_file_tail(const char *path, int max_lines, char *buf, size_t len)
     free(all);
     return buf;
 }
+
+const char *fwt_bin(const char *name)
+{
+    static char path[FWT_PATH_MAX];
+    char self[FWT_PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n < 0)
+        FWT_FAIL("fwt_bin: readlink /proc/self/exe: %s", strerror(errno));
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL)
+        FWT_FAIL("fwt_bin: odd executable path %s", self);
+    *slash = '\0';
+    if (snprintf(path, sizeof(path), "%s/../bin/%s", self, name) >= (int)sizeof(path))
+        FWT_FAIL("fwt_bin: path too long");
+    if (access(path, X_OK) != 0)
+        FWT_FAIL("fwt_bin: %s is not built (%s)", path, strerror(errno));
+    return path;
+}
+
+int fwt_run(char *const argv[], int timeout_ms, char **out)
+{
+    static int serial;
+    char log[FWT_PATH_MAX];
+    snprintf(log, sizeof(log), "%s/run-%d.log", fwt_tmpdir(), ++serial);
+    fwt_proc_t p;
+    fwt_proc_spawn(&p, argv[0], argv, log);
+    int status;
+    if (fwt_proc_wait(&p, timeout_ms, &status) != 0)
+        FWT_FAIL("fwt_run: %s did not finish within %d ms", argv[0], timeout_ms);
+    if (out != NULL) {
+        size_t len;
+        *out = read_file(log, &len);
+        if (*out == NULL)
+            *out = strdup("");
+    }
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}

@@ -101,4 +101,18 @@ int fwt_file_contains(const char *path, const char *needle);
  */
 char *fwt_file_tail(const char *path, int max_lines, char *buf, size_t len);
 
+/*
+ * The path of one of freeway's programs built beside this test binary
+ * (build/<mode>/bin/NAME, found from /proc/self/exe), so each build mode
+ * tests its own binaries. Fails the test if it is not there.
+ */
+const char *fwt_bin(const char *name);
+
+/*
+ * Runs argv to completion with stdout and stderr in a log file under the
+ * test's temp dir; returns the exit status (or 128 + signal) and, if out is
+ * not NULL, the output in *out (malloc'd, NUL-terminated; the caller frees).
+ */
+int fwt_run(char *const argv[], int timeout_ms, char **out);
+
 #endif

@@ -1,0 +1,10 @@
+/* The `freeway` command line: one function per command, each its own main. */
+#ifndef FW_CLI_H
+#define FW_CLI_H
+
+#define FW_VERSION "0.1.0"
+
+/* freeway verify PATH...: checks segment files; 0 clean, 1 damage, 2 usage. */
+int fw_cli_verify(int argc, char **argv);
+
+#endif
