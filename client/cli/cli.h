@@ -7,4 +7,7 @@
 /* freeway verify PATH...: checks segment files; 0 clean, 1 damage, 2 usage. */
 int fw_cli_verify(int argc, char **argv);
 
+/* freeway category create|list|describe|alter|delete: categories in ZooKeeper. */
+int fw_cli_category(int argc, char **argv);
+
 #endif

@@ -11,6 +11,7 @@ struct command {
 };
 
 static const struct command commands[] = {
+    {"category", fw_cli_category, "create, list, describe, alter and delete categories"},
     {"verify", fw_cli_verify, "check segment files or whole roots for damage"},
 };
 

@@ -478,12 +478,18 @@ int fwt_run(char *const argv[], int timeout_ms, char **out)
     int status;
     if (fwt_proc_wait(&p, timeout_ms, &status) != 0)
         FWT_FAIL("fwt_run: %s did not finish within %d ms", argv[0], timeout_ms);
-    if (out != NULL) {
-        size_t len;
-        *out = read_file(log, &len);
-        if (*out == NULL)
-            *out = strdup("");
-    }
+    size_t len;
+    char *text = read_file(log, &len);
+    if (text == NULL)
+        text = strdup("");
+    /* A sanitizer report in a child fails the test, whatever its exit status. */
+    if (strstr(text, "ERROR: AddressSanitizer") || strstr(text, "ERROR: LeakSanitizer") ||
+        strstr(text, "runtime error:"))
+        FWT_FAIL("fwt_run: sanitizer report from %s:\n%s", argv[0], text);
+    if (out != NULL)
+        *out = text;
+    else
+        free(text);
     if (WIFEXITED(status))
         return WEXITSTATUS(status);
     return 128 + WTERMSIG(status);

@@ -112,6 +112,7 @@ const char *fwt_bin(const char *name);
  * Runs argv to completion with stdout and stderr in a log file under the
  * test's temp dir; returns the exit status (or 128 + signal) and, if out is
  * not NULL, the output in *out (malloc'd, NUL-terminated; the caller frees).
+ * A sanitizer report in the output fails the test.
  */
 int fwt_run(char *const argv[], int timeout_ms, char **out);
 

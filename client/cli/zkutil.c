@@ -1,0 +1,116 @@
+/* Blocking ZooKeeper helpers for the admin commands (see zkutil.h). */
+#include "zkutil.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+struct connect_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int state;
+};
+
+static void on_session(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+    (void)zh;
+    (void)path;
+    struct connect_wait *w = ctx;
+    if (type != ZOO_SESSION_EVENT)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->state = state;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Lives as long as the process: the session watcher may fire until zookeeper_close. */
+static struct connect_wait waiter = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+int fw_cli_zk_connect(fw_cli_zk_t *z, const char *spec, int timeout_ms)
+{
+    char hosts[1024];
+    const char *slash = strchr(spec, '/');
+    size_t hlen = slash ? (size_t)(slash - spec) : strlen(spec);
+    if (hlen == 0 || hlen >= sizeof(hosts) || (slash && strlen(slash) >= sizeof(z->chroot))) {
+        fprintf(stderr, "freeway: bad --zk \"%s\": want HOST:PORT[,HOST:PORT...][/chroot]\n", spec);
+        return -1;
+    }
+    memcpy(hosts, spec, hlen);
+    hosts[hlen] = '\0';
+    snprintf(z->chroot, sizeof(z->chroot), "%s", slash ? slash : "");
+    size_t n = strlen(z->chroot);
+    while (n > 0 && z->chroot[n - 1] == '/')
+        z->chroot[--n] = '\0';
+
+    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+    z->zh = zookeeper_init(hosts, on_session, 10000, NULL, &waiter, 0);
+    if (z->zh == NULL) {
+        fprintf(stderr, "freeway: cannot use ZooKeeper address \"%s\": %s\n", hosts,
+                strerror(errno));
+        return -1;
+    }
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&waiter.mu);
+    while (waiter.state != ZOO_CONNECTED_STATE) {
+        if (pthread_cond_timedwait(&waiter.cv, &waiter.mu, &deadline) == ETIMEDOUT)
+            break;
+    }
+    int connected = waiter.state == ZOO_CONNECTED_STATE;
+    pthread_mutex_unlock(&waiter.mu);
+    if (!connected) {
+        fprintf(stderr, "freeway: cannot reach ZooKeeper at %s within %d ms\n", hosts, timeout_ms);
+        fw_cli_zk_close(z);
+        return -1;
+    }
+    if (z->chroot[0] != '\0') {
+        int rc = fw_cli_zk_ensure(z->zh, z->chroot);
+        if (rc != ZOK) {
+            fprintf(stderr, "freeway: cannot create %s in ZooKeeper: %s\n", z->chroot, zerror(rc));
+            fw_cli_zk_close(z);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void fw_cli_zk_close(fw_cli_zk_t *z)
+{
+    if (z->zh != NULL)
+        zookeeper_close(z->zh);
+    z->zh = NULL;
+}
+
+void fw_cli_zk_path(const fw_cli_zk_t *z, char *out, size_t cap, const char *rel)
+{
+    snprintf(out, cap, "%s/%s", z->chroot, rel);
+}
+
+int fw_cli_zk_ensure(zhandle_t *zh, const char *path)
+{
+    char buf[1024];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(buf) || path[0] != '/')
+        return ZBADARGUMENTS;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char saved = buf[i];
+        buf[i] = '\0';
+        int rc = zoo_create(zh, buf, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+        buf[i] = saved;
+        if (rc != ZOK && rc != ZNODEEXISTS)
+            return rc;
+    }
+    return ZOK;
+}

@@ -1,0 +1,155 @@
+/*
+ * `freeway category` against a real ZooKeeper server, run as a user runs
+ * it; the znodes it leaves are read back with the ZooKeeper C client.
+ */
+#include "fwtest.h"
+#include "fwt_proc.h"
+#include "fwt_zk.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+
+static fwt_zk_t zk;
+static char spec[256];
+
+/* Runs `freeway category ARGS... --zk SPEC`; returns the exit status and output. */
+static int category(char **out, ...)
+{
+    char *argv[32];
+    int n = 0;
+    argv[n++] = (char *)fwt_bin("freeway");
+    argv[n++] = "category";
+    va_list ap;
+    va_start(ap, out);
+    for (char *a; (a = va_arg(ap, char *)) != NULL && n < 28;)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n++] = "--zk";
+    argv[n++] = spec;
+    argv[n] = NULL;
+    return fwt_run(argv, 30000, out);
+}
+
+static void expect(const char *out, const char *needle)
+{
+    if (strstr(out, needle) == NULL)
+        FWT_FAIL("output lacks \"%s\":\n%s", needle, out);
+}
+
+static void start(void)
+{
+    fwt_zk_start(&zk);
+    snprintf(spec, sizeof(spec), "%s/freeway-test", zk.connect);
+}
+
+/* Reads a znode through a plain client (no chroot). */
+static void read_znode(const char *path, char *buf, int cap)
+{
+    zhandle_t *zh = zookeeper_init(zk.connect, NULL, 10000, NULL, NULL, 0);
+    FWT_ASSERT(zh != NULL);
+    int len = cap - 1, rc = ZCONNECTIONLOSS;
+    int64_t deadline = fwt_now_ms() + 10000;
+    /* The sync API answers ZCONNECTIONLOSS until the handshake is done. */
+    while ((rc = zoo_get(zh, path, 0, buf, &len, NULL)) == ZCONNECTIONLOSS &&
+           fwt_now_ms() < deadline)
+        len = cap - 1;
+    zookeeper_close(zh);
+    if (rc != ZOK)
+        FWT_FAIL("zoo_get %s: %s", path, zerror(rc));
+    buf[len < 0 ? 0 : len] = '\0';
+}
+
+FWT_TEST(create_describe_alter_list_delete)
+{
+    start();
+    char *out;
+    FWT_ASSERT_INT_EQ(category(&out, "create", "web_clicks", "--buckets", "4", "--roll-bytes",
+                               "64M", "--sync-interval", "2ms", NULL),
+                      0);
+    expect(out, "created category web_clicks with 4 buckets");
+    free(out);
+
+    char buf[4096];
+    read_znode("/freeway-test/categories/web_clicks", buf, sizeof(buf));
+    FWT_ASSERT_STR_EQ(buf, "buckets = 4\nroll_bytes = 67108864\nsync_interval_ms = 2\n");
+    read_znode("/freeway-test/buckets/web_clicks/3", buf, sizeof(buf));
+    FWT_ASSERT_STR_EQ(buf, "epoch = 0\nnext_segment_id = 1\n");
+
+    FWT_ASSERT_INT_EQ(category(&out, "describe", "web_clicks", NULL), 0);
+    expect(out, "buckets = 4\n");
+    expect(out, "max_record_bytes = 1048576\n"); /* defaults in force are shown */
+    expect(out, "codec = CODEC_LZ4\n");
+    free(out);
+
+    FWT_ASSERT_INT_EQ(
+        category(&out, "alter", "web_clicks", "--buckets", "6", "--codec", "none", NULL), 0);
+    free(out);
+    read_znode("/freeway-test/buckets/web_clicks/5", buf, sizeof(buf));
+    read_znode("/freeway-test/categories/web_clicks", buf, sizeof(buf));
+    expect(buf, "buckets = 6\n");
+    expect(buf, "codec = CODEC_NONE\n");
+    expect(buf, "roll_bytes = 67108864\n"); /* untouched fields stay */
+
+    FWT_ASSERT_INT_EQ(category(&out, "create", "app.events-2", "--buckets", "1", NULL), 0);
+    free(out);
+    FWT_ASSERT_INT_EQ(category(&out, "list", NULL), 0);
+    expect(out, "app.events-2");
+    expect(out, "web_clicks                               buckets=6");
+    FWT_ASSERT(strstr(out, "app.events-2") < strstr(out, "web_clicks")); /* sorted */
+    free(out);
+
+    FWT_ASSERT_INT_EQ(category(&out, "delete", "web_clicks", NULL), 0);
+    free(out);
+    FWT_ASSERT_INT_EQ(category(&out, "describe", "web_clicks", NULL), 1);
+    expect(out, "no category web_clicks");
+    free(out);
+    FWT_ASSERT_INT_EQ(category(&out, "list", NULL), 0);
+    FWT_ASSERT(strstr(out, "web_clicks") == NULL);
+    free(out);
+}
+
+FWT_TEST(refusals_are_clear)
+{
+    start();
+    char *out;
+    FWT_ASSERT_INT_EQ(category(&out, "create", "c", "--buckets", "8", NULL), 0);
+    free(out);
+    struct {
+        int status;
+        const char *needle;
+        char *a[6];
+    } cases[] = {
+        {1, "c already exists", {"create", "c", "--buckets", "8", NULL}},
+        {2, "buckets can grow, never shrink", {"alter", "c", "--buckets", "4", NULL}},
+        {2, "--buckets N is required", {"create", "d", NULL}},
+        {2, "--buckets must be 1..65536", {"create", "d", "--buckets", "0", NULL}},
+        {2, "not a valid name", {"create", "bad/name", "--buckets", "1", NULL}},
+        {2, "--codec must be lz4 or none", {"create", "d", "--buckets", "1", "--codec", "zstd"}},
+        {2, "is not a size", {"create", "d", "--buckets", "1", "--max-record-bytes", "big"}},
+        {2,
+         "--max-record-bytes must be 1..16M",
+         {"create", "d", "--buckets", "1", "--max-record-bytes", "17M"}},
+        {1, "no category nope", {"delete", "nope", NULL}},
+        {2, "usage:", {"rename", "c", NULL}},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char **a = cases[i].a;
+        int st = category(&out, a[0], a[1], a[2], a[3], a[4], a[5], NULL);
+        if (st != cases[i].status || strstr(out, cases[i].needle) == NULL)
+            FWT_FAIL("case %zu (%s %s): status %d, output:\n%s\nwant %d and \"%s\"", i, a[0], a[1],
+                     st, out, cases[i].status, cases[i].needle);
+        free(out);
+    }
+}
+
+FWT_TEST(zookeeper_down_is_reported)
+{
+    int port = fwt_free_port();
+    snprintf(spec, sizeof(spec), "127.0.0.1:%d/freeway", port);
+    char *out;
+    int64_t t0 = fwt_now_ms();
+    FWT_ASSERT_INT_EQ(category(&out, "list", "--timeout", "1s", NULL), 1);
+    expect(out, "cannot reach ZooKeeper at 127.0.0.1:");
+    FWT_ASSERT(fwt_now_ms() - t0 < 10000);
+    free(out);
+}
