@@ -44,7 +44,7 @@ LDFLAGS_asan := -fsanitize=address,undefined
 
 B := build/$(MODE)
 GEN := build/gen
-INCLUDES := -I. -I$(GEN) -Icommon -Iproto -Itests/harness -Itests/fuzz
+INCLUDES := -I. -I$(GEN) -Icommon -Iproto -Icalligraphus -Itests/harness -Itests/fuzz
 ALL_CFLAGS := $(BASE_CFLAGS) $(CFLAGS_$(MODE)) $(INCLUDES) $(PKG_CFLAGS) $(ZK_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS := -pthread $(LDFLAGS_$(MODE)) $(LDFLAGS)
 LIBS := $(PKG_LIBS) $(ZK_LIBS) -lm
@@ -57,6 +57,7 @@ PROTO_GEN_H := $(PROTO_GEN_C:.c=.h)
 
 COMMON_SRCS := $(wildcard common/*.c)
 PROTO_SRCS := $(wildcard proto/*.c)
+CAL_SRCS := $(filter-out calligraphus/main.c,$(wildcard calligraphus/*.c))
 HARNESS_SRCS := $(wildcard tests/harness/*.c)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 INTEG_SRCS := $(wildcard tests/integration/*.c)
@@ -67,9 +68,11 @@ obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 COMMON_OBJS := $(call obj,$(COMMON_SRCS))
 PROTO_OBJS := $(call obj,$(PROTO_SRCS)) $(patsubst $(GEN)/%.c,$(B)/obj/gen/%.o,$(PROTO_GEN_C))
 HARNESS_OBJS := $(call obj,$(HARNESS_SRCS))
+CAL_OBJS := $(call obj,$(CAL_SRCS))
 
 LIB_COMMON := $(B)/lib/libfwcommon.a
 LIB_PROTO := $(B)/lib/libfwproto.a
+LIB_CAL := $(B)/lib/libcal.a
 
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 INTEG_BINS := $(patsubst tests/integration/%.c,$(B)/tests/%,$(INTEG_SRCS))
@@ -104,7 +107,7 @@ $(GEN)/proto/%.pb-c.c $(GEN)/proto/%.pb-c.h: proto/%.proto
 	$(Q)protoc-c --c_out=$(GEN) $<
 
 # Every object may include a generated header, so generate them first.
-$(COMMON_OBJS) $(PROTO_OBJS) $(HARNESS_OBJS) $(CLI_OBJS): | $(PROTO_GEN_H)
+$(COMMON_OBJS) $(PROTO_OBJS) $(HARNESS_OBJS) $(CLI_OBJS) $(CAL_OBJS): | $(PROTO_GEN_H)
 
 # ---- objects, libraries, binaries ------------------------------------------------
 
@@ -127,12 +130,19 @@ $(LIB_PROTO): $(PROTO_OBJS)
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(B)/tests/%: $(B)/obj/tests/unit/%.o $(HARNESS_OBJS) $(LIB_PROTO) $(LIB_COMMON)
+$(LIB_CAL): $(CAL_OBJS)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# Tests link the daemons' libraries too, so a unit test can reach any module.
+TEST_LIBS := $(LIB_CAL) $(LIB_PROTO) $(LIB_COMMON)
+
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(HARNESS_OBJS) $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-$(B)/tests/%: $(B)/obj/tests/integration/%.o $(HARNESS_OBJS) $(LIB_PROTO) $(LIB_COMMON)
+$(B)/tests/%: $(B)/obj/tests/integration/%.o $(HARNESS_OBJS) $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
