@@ -1,0 +1,60 @@
+/*
+ * cal_dedup: per-bucket memory of each producer's sequence numbers, so a
+ * retried block is stored once (guarantee 2). For each producer it keeps the
+ * last sequence accepted (queued for the disk) and the last one stored; a
+ * retry of a block still in flight must wait (its ack would otherwise come
+ * before the original is on disk), a retry of a stored one is acked again.
+ *
+ * The table is rebuilt from the bucket's segments when a writer takes the
+ * bucket, so it survives restarts and ownership moves. It grows on demand up
+ * to a cap; past it, the producer seen least recently is forgotten (and is
+ * treated as new if it ever comes back).
+ */
+#ifndef CAL_DEDUP_H
+#define CAL_DEDUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    CAL_SEQ_ACCEPT = 0,    /* the next block of this producer (or a producer not known) */
+    CAL_SEQ_DUPLICATE = 1, /* already stored: ack it again, store nothing */
+    CAL_SEQ_IN_FLIGHT = 2, /* an earlier try is still being written: retry later */
+    CAL_SEQ_GAP = 3,       /* skips ahead: the producer lost blocks; *expected says where */
+} cal_seq_verdict_t;
+
+typedef struct cal_dedup_entry_s {
+    uint64_t producer_id;
+    uint64_t accepted; /* last sequence queued or stored */
+    uint64_t stored;   /* last sequence written to the segment */
+    int64_t seen_ms;
+    int used;
+} cal_dedup_entry_t;
+
+typedef struct cal_dedup_s {
+    cal_dedup_entry_t *slots;
+    size_t cap; /* power of two */
+    size_t used;
+    size_t max; /* producers remembered at most */
+} cal_dedup_t;
+
+void cal_dedup_init(cal_dedup_t *d, size_t max_producers);
+void cal_dedup_free(cal_dedup_t *d);
+
+/* Judges block (producer_id, seq); on CAL_SEQ_GAP, *expected is the next sequence wanted. */
+cal_seq_verdict_t cal_dedup_check(const cal_dedup_t *d, uint64_t producer_id, uint64_t seq,
+                                  uint64_t *expected);
+
+/* Records that (producer_id, seq) was queued. 0 or -ENOMEM. */
+int cal_dedup_accept(cal_dedup_t *d, uint64_t producer_id, uint64_t seq, int64_t now_ms);
+
+/* Records that (producer_id, seq) is stored. */
+void cal_dedup_stored(cal_dedup_t *d, uint64_t producer_id, uint64_t seq);
+
+/* A queued block failed to be written: forget what was accepted past the last stored. */
+void cal_dedup_abort(cal_dedup_t *d, uint64_t producer_id);
+
+/* Rebuild from segments: (producer_id, seq) was found stored. 0 or -ENOMEM. */
+int cal_dedup_learn(cal_dedup_t *d, uint64_t producer_id, uint64_t seq, int64_t now_ms);
+
+#endif
