@@ -188,4 +188,11 @@ int fw_seg_scan_blocks(const char *path, fw_seg_scan_t *s, fw_seg_block_cb cb, v
  */
 int fw_seg_recover(const char *path, fw_seg_scan_t *s);
 
+/*
+ * Recovery, then a seal at the end if the segment has none: what a new owner
+ * does to every unsealed segment of a bucket it takes, before it writes a
+ * new one. A segment whose header is torn is left alone (the error says so).
+ */
+int fw_seg_recover_seal(const char *path, int64_t now_ms, fw_seg_scan_t *s);
+
 #endif

@@ -140,3 +140,33 @@ int fw_seg_recover(const char *path, fw_seg_scan_t *s)
     close(fd);
     return rc;
 }
+
+int fw_seg_recover_seal(const char *path, int64_t now_ms, fw_seg_scan_t *s)
+{
+    int rc = fw_seg_recover(path, s);
+    if (rc < 0 || s->sealed)
+        return rc;
+    uint8_t seal[FW_BLOCK_HEADER_SIZE + FW_SEAL_PAYLOAD_SIZE];
+    fw_seal_t info = {s->blocks, s->records, s->valid_end};
+    fw_seal_encode(seal, &info, now_ms);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n;
+    do {
+        n = pwrite(fd, seal, sizeof(seal), (off_t)s->valid_end);
+    } while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof(seal) || fdatasync(fd) < 0) {
+        rc = n < 0 || n == (ssize_t)sizeof(seal) ? -errno : -EIO;
+        /* Leave no partial seal behind: the file stays as recovery left it. */
+        if (ftruncate(fd, (off_t)s->valid_end) < 0)
+            rc = -errno;
+        close(fd);
+        return rc;
+    }
+    close(fd);
+    s->sealed = 1;
+    s->valid_end += sizeof(seal);
+    s->file_size = s->valid_end;
+    return 0;
+}

@@ -1067,3 +1067,30 @@ FWT_TEST(sealed_stays_sealed)
         expect_seal(r, seal_at, 5, records_of(bs, 0, 5));
     fw_segr_close(r);
 }
+
+FWT_TEST(recover_seal_cuts_torn_tail_then_seals)
+{
+    const char *dir = tmpdir_make();
+    blks_t *bs = blks_new();
+    const char *path = seg_write(dir, 11, bs, 6, 0);
+    uint64_t end = bs->v[5].offset + bs->v[5].len;
+    /* A torn seventh block: half of a copy of the sixth. */
+    pwrite_at(path, bs->v[5].data, bs->v[5].len / 2, end);
+    fw_seg_scan_t s;
+    FWT_ASSERT_OK(fw_seg_recover_seal(path, 1700000000000, &s));
+    FWT_ASSERT(s.sealed);
+    FWT_ASSERT_UINT_EQ(s.truncated, bs->v[5].len / 2);
+    FWT_ASSERT_UINT_EQ(s.valid_end, end + FW_BLOCK_HEADER_SIZE + FW_SEAL_PAYLOAD_SIZE);
+    FWT_ASSERT_UINT_EQ(file_size(path), s.valid_end);
+    fw_segr_t *r;
+    FWT_ASSERT_OK(fw_segr_open(path, &r));
+    expect_blocks(r, bs, 0, 6);
+    expect_seal(r, end, 6, records_of(bs, 0, 6));
+    fw_segr_close(r);
+    /* A sealed segment is left exactly as it is. */
+    fw_seg_scan_t again;
+    FWT_ASSERT_OK(fw_seg_recover_seal(path, 1700000009999, &again));
+    FWT_ASSERT(again.sealed);
+    FWT_ASSERT_UINT_EQ(again.truncated, 0);
+    FWT_ASSERT_UINT_EQ(file_size(path), s.valid_end);
+}
