@@ -1,0 +1,530 @@
+/* One owned bucket: recovery, group commit, acks, rolls, seal (see bucket.h). */
+#include "bucket.h"
+
+#include "error.h"
+#include "fsutil.h"
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { JOB_OPEN, JOB_APPEND, JOB_CLOSE };
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void cal_bucket_config_default(cal_bucket_config_t *cfg)
+{
+    cfg->roll_bytes = 256u << 20;
+    cfg->roll_age_ms = 3600 * 1000;
+    cfg->sync_interval_ms = 5;
+    cfg->batch_bytes = 1u << 20;
+    cfg->max_producers = 4096;
+    cfg->dedup_segments = 4;
+}
+
+/* ---- opening: recovery and the sequence table, on the disk thread ------ */
+
+static int compare_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The segment ids in dir, sorted; *out is malloc'd. */
+static int list_segments(const char *dir, uint64_t **out, size_t *n)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -errno;
+    size_t cap = 16, count = 0;
+    uint64_t *ids = malloc(cap * sizeof(*ids));
+    struct dirent *e;
+    while (ids != NULL && (e = readdir(d)) != NULL) {
+        uint64_t id;
+        if (fw_seg_name_parse(e->d_name, &id) < 0)
+            continue;
+        if (count == cap) {
+            uint64_t *more = realloc(ids, cap * 2 * sizeof(*ids));
+            if (more == NULL) {
+                free(ids);
+                ids = NULL;
+                break;
+            }
+            ids = more;
+            cap *= 2;
+        }
+        ids[count++] = id;
+    }
+    closedir(d);
+    if (ids == NULL)
+        return -ENOMEM;
+    qsort(ids, count, sizeof(*ids), compare_u64);
+    *out = ids;
+    *n = count;
+    return 0;
+}
+
+static void seg_path(const cal_bucket_t *b, uint64_t id, char *out, size_t cap)
+{
+    char name[FW_SEG_NAME_LEN + 1];
+    fw_seg_name(name, id);
+    snprintf(out, cap, "%s/%s", b->dir, name);
+}
+
+/* Learns every block's (producer, sequence) of one segment. */
+static int learn_segment(cal_bucket_t *b, const char *path)
+{
+    fw_segr_t *r;
+    int rc = fw_segr_open(path, &r);
+    if (rc < 0)
+        return rc;
+    fw_seg_block_t blk;
+    int64_t now = wall_ms();
+    while ((rc = fw_segr_next(r, &blk)) == FW_SEGR_BLOCK) {
+        rc = cal_dedup_learn(&b->dedup, blk.header.producer_id, blk.header.sequence, now);
+        if (rc < 0)
+            break;
+    }
+    fw_segr_close(r);
+    /* Recovery sealed it: anything else than the seal at the end is an error. */
+    return rc == FW_SEGR_SEALED ? 0 : (rc < 0 ? rc : FW_ESEG_DAMAGED);
+}
+
+static void open_work(cal_disk_job_t *dj)
+{
+    cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
+    cal_bucket_t *b = dj->data;
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    int rc = fw_mkdir_p(b->dir);
+    if (rc == 0)
+        rc = list_segments(b->dir, &ids, &n);
+    int removed = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char path[4096];
+        fw_seg_scan_t s;
+        seg_path(b, ids[i], path, sizeof(path));
+        rc = fw_seg_recover_seal(path, wall_ms(), &s);
+        if (rc == -EAGAIN || rc == FW_ESEG_HEADER) {
+            /* A segment whose header never became durable was never acked into:
+             * the writer syncs the header and the directory before the first ack.
+             * A bad header with data behind it is left for an operator. */
+            struct stat st;
+            if (stat(path, &st) == 0 && (size_t)st.st_size <= FW_SEG_HEADER_MAX) {
+                fw_log_warn("calligraphus", "%s: removing a segment with a torn header", path);
+                rc = unlink(path) < 0 ? -errno : 0;
+                removed = 1;
+                ids[i] = 0;
+            }
+        } else if (rc == 0 && s.truncated > 0) {
+            fw_log_warn("calligraphus", "%s: cut a torn tail of %llu bytes after %llu blocks", path,
+                        (unsigned long long)s.truncated, (unsigned long long)s.blocks);
+        }
+    }
+    if (rc == 0 && removed)
+        rc = fw_fsync_dir(b->dir);
+    /* The newest segments hold every sequence a producer may still retry. */
+    size_t first = n > (size_t)b->cfg.dedup_segments ? n - (size_t)b->cfg.dedup_segments : 0;
+    for (size_t i = first; rc == 0 && i < n; i++) {
+        if (ids[i] == 0)
+            continue;
+        char path[4096];
+        seg_path(b, ids[i], path, sizeof(path));
+        rc = learn_segment(b, path);
+    }
+    job->max_segment_id = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] > job->max_segment_id)
+            job->max_segment_id = ids[i];
+    free(ids);
+    job->open_rc = rc;
+}
+
+/* ---- appending: the job body, on the disk thread ------------------------- */
+
+static void append_work(cal_disk_job_t *dj)
+{
+    cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
+    cal_bucket_t *b = dj->data;
+    job->write_rc = job->sync_rc = 0;
+    if (job->new_segment_id != 0) {
+        if (b->seg != NULL) {
+            int rc = b->seg->failed ? 0 : fw_segw_seal(b->seg, wall_ms());
+            fw_segw_close(b->seg);
+            b->seg = NULL;
+            if (rc < 0) {
+                job->write_rc = rc;
+                return;
+            }
+        }
+        fw_seg_header_t h = {
+            .segment_id = job->new_segment_id,
+            .epoch = b->epoch,
+            .created_ms = wall_ms(),
+            .bucket = b->bucket,
+        };
+        memcpy(h.category, b->category, sizeof(h.category));
+        int rc = fw_segw_create(b->dir, &h, &b->seg);
+        if (rc < 0) {
+            job->write_rc = rc;
+            return;
+        }
+    }
+    job->write_rc =
+        fw_segw_append(b->seg, job->iov, job->iovcnt, job->nblocks, job->nrecords, &job->offset);
+    if (job->write_rc < 0)
+        return;
+    cal_disk_progress(dj);
+    int64_t t0 = mono_ns();
+    job->sync_rc = fw_segw_sync(b->seg);
+    job->sync_ns = mono_ns() - t0;
+}
+
+static void close_work(cal_disk_job_t *dj)
+{
+    cal_bucket_t *b = dj->data;
+    cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
+    job->write_rc = 0;
+    if (b->seg != NULL) {
+        if (!b->seg->failed)
+            job->write_rc = fw_segw_seal(b->seg, wall_ms());
+        fw_segw_close(b->seg);
+        b->seg = NULL;
+    }
+}
+
+/* ---- the loop side ----------------------------------------------------------- */
+
+static void flush(cal_bucket_t *b);
+static void start_close(cal_bucket_t *b);
+
+/* Answers a list of appends with status, rolling back their producers' accepted sequences. */
+static void fail_list(cal_bucket_t *b, cal_append_t *a, int status)
+{
+    while (a != NULL) {
+        cal_append_t *next = a->next;
+        cal_dedup_abort(&b->dedup, a->header.producer_id);
+        if (!a->acked) {
+            a->acked = 1;
+            a->cb(a, status);
+        }
+        a = next;
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    flush(t->data);
+}
+
+static void schedule(cal_bucket_t *b)
+{
+    if (b->job_busy || b->pending_head == NULL)
+        return;
+    if (b->pending_bytes >= b->cfg.batch_bytes || b->cfg.sync_interval_ms == 0 ||
+        b->state == CAL_BUCKET_CLOSING) {
+        flush(b);
+        return;
+    }
+    if (!uv_is_active((uv_handle_t *)&b->timer))
+        uv_timer_start(&b->timer, on_timer, b->cfg.sync_interval_ms, 0);
+}
+
+/* Space left in the open segment before it reaches roll_bytes (0 if it must roll). */
+static uint64_t room_left(const cal_bucket_t *b)
+{
+    if (b->seg == NULL)
+        return 0;
+    uint64_t used = b->seg->end - b->seg->header.header_len;
+    if (used > 0 && wall_ms() - b->seg_opened_ms >= b->cfg.roll_age_ms)
+        return 0;
+    return b->seg->end < b->cfg.roll_bytes ? b->cfg.roll_bytes - b->seg->end : 0;
+}
+
+static void on_written(cal_disk_job_t *dj)
+{
+    cal_bucket_t *b = dj->data;
+    cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
+    uint64_t off = job->offset;
+    for (cal_append_t *a = b->inflight, *next; a != NULL; a = next) {
+        next = a->next;
+        a->segment_id = b->seg->header.segment_id;
+        a->offset = off;
+        off += a->len;
+        if (a->ack == CAL_ACK_WRITTEN && !a->acked) {
+            a->acked = 1;
+            a->cb(a, 0);
+        }
+    }
+}
+
+static void on_appended(cal_disk_job_t *dj)
+{
+    cal_bucket_t *b = dj->data;
+    cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
+    cal_append_t *done = b->inflight;
+    b->inflight = NULL;
+    b->job_busy = 0;
+    if (job->new_segment_id != 0 && b->seg != NULL &&
+        b->seg->header.segment_id == job->new_segment_id)
+        b->seg_opened_ms = wall_ms();
+
+    if (job->write_rc < 0 || job->sync_rc < 0) {
+        int rc = job->write_rc < 0 ? job->write_rc : job->sync_rc;
+        /* Later blocks may not overtake the failed ones: fail what waits too. */
+        cal_append_t *pending = b->pending_head;
+        b->pending_head = b->pending_tail = NULL;
+        b->pending_bytes = 0;
+        fail_list(b, done, FW_ERETRY_LATER);
+        fail_list(b, pending, FW_ERETRY_LATER);
+        if (job->sync_rc < 0 || (b->seg != NULL && b->seg->failed)) {
+            /* fsyncgate: after a failed sync nothing written since the last good
+             * one can be trusted. Stop here; ownership moves to another writer. */
+            fw_log_error("calligraphus", "%s/%u: sync failed (%s); bucket stops accepting",
+                         b->category, b->bucket, fw_strerror(rc));
+            b->state = CAL_BUCKET_FAILED;
+        } else {
+            fw_log_warn("calligraphus", "%s/%u: write failed (%s); producers retry later",
+                        b->category, b->bucket, fw_strerror(rc));
+        }
+    } else {
+        b->syncs++;
+        b->last_sync_ns = job->sync_ns;
+        b->appended_blocks += job->nblocks;
+        b->appended_records += job->nrecords;
+        b->appended_bytes += job->bytes;
+        for (cal_append_t *a = done, *next; a != NULL; a = next) {
+            next = a->next;
+            cal_dedup_stored(&b->dedup, a->header.producer_id, a->header.sequence);
+            if (!a->acked) {
+                a->acked = 1;
+                a->cb(a, 0);
+            }
+        }
+    }
+    if (b->state == CAL_BUCKET_CLOSING && b->pending_head == NULL)
+        start_close(b);
+    else
+        schedule(b);
+}
+
+static void flush(cal_bucket_t *b)
+{
+    if (b->job_busy || b->pending_head == NULL)
+        return;
+    uv_timer_stop(&b->timer);
+    int n = 0;
+    for (cal_append_t *a = b->pending_head; a != NULL; a = a->next)
+        n++;
+    if (n > b->iov_cap) {
+        struct iovec *iov = realloc(b->iov, (size_t)n * sizeof(*iov));
+        if (iov == NULL) {
+            cal_append_t *all = b->pending_head;
+            b->pending_head = b->pending_tail = NULL;
+            b->pending_bytes = 0;
+            fail_list(b, all, FW_ERETRY_LATER);
+            return;
+        }
+        b->iov = iov;
+        b->iov_cap = n;
+    }
+    cal_bucket_job_t *job = &b->job;
+    memset(job, 0, sizeof(*job));
+    job->kind = JOB_APPEND;
+    job->iov = b->iov;
+    /* Take what fits the open segment; roll first if not even one block fits.
+     * A segment exceeds roll_bytes only to hold a single block larger than it. */
+    uint64_t room = room_left(b);
+    int fresh = b->seg != NULL && b->seg->end == b->seg->header.header_len;
+    if (room < b->pending_head->len && !fresh) {
+        job->new_segment_id = b->next_segment_id++;
+        room = b->cfg.roll_bytes > FW_SEG_HEADER_MAX ? b->cfg.roll_bytes - FW_SEG_HEADER_MAX : 0;
+    }
+    cal_append_t *last = NULL;
+    for (cal_append_t *a = b->pending_head; a != NULL; a = a->next) {
+        if (job->iovcnt > 0 && job->bytes + a->len > room)
+            break;
+        b->iov[job->iovcnt].iov_base = (void *)a->data;
+        b->iov[job->iovcnt].iov_len = a->len;
+        job->iovcnt++;
+        job->nblocks++;
+        job->nrecords += a->header.record_count;
+        job->bytes += a->len;
+        last = a;
+    }
+    b->inflight = b->pending_head;
+    b->pending_head = last->next;
+    if (b->pending_head == NULL)
+        b->pending_tail = NULL;
+    last->next = NULL;
+    b->pending_bytes -= job->bytes;
+    b->job_busy = 1;
+    job->disk.work = append_work;
+    job->disk.progress_cb = on_written;
+    job->disk.done_cb = on_appended;
+    job->disk.data = b;
+    cal_disk_submit(b->disk, &job->disk);
+}
+
+void cal_bucket_append(cal_bucket_t *b, cal_append_t *a)
+{
+    a->next = NULL;
+    a->acked = 0;
+    a->duplicate = 0;
+    if (b->state != CAL_BUCKET_READY) {
+        a->acked = 1;
+        a->cb(a, FW_ERETRY_LATER);
+        return;
+    }
+    uint64_t expected = 0;
+    switch (cal_dedup_check(&b->dedup, a->header.producer_id, a->header.sequence, &expected)) {
+    case CAL_SEQ_DUPLICATE:
+        b->duplicates++;
+        a->duplicate = 1;
+        a->acked = 1;
+        a->cb(a, 0);
+        return;
+    case CAL_SEQ_IN_FLIGHT:
+        a->acked = 1;
+        a->cb(a, FW_ERETRY_LATER);
+        return;
+    case CAL_SEQ_GAP:
+        a->expected_seq = expected;
+        a->acked = 1;
+        a->cb(a, FW_ESEQUENCE_GAP);
+        return;
+    case CAL_SEQ_ACCEPT:
+        break;
+    }
+    if (cal_dedup_accept(&b->dedup, a->header.producer_id, a->header.sequence, wall_ms()) < 0) {
+        a->acked = 1;
+        a->cb(a, FW_ERETRY_LATER);
+        return;
+    }
+    if (b->pending_tail != NULL)
+        b->pending_tail->next = a;
+    else
+        b->pending_head = a;
+    b->pending_tail = a;
+    b->pending_bytes += a->len;
+    schedule(b);
+}
+
+static void on_opened(cal_disk_job_t *dj)
+{
+    cal_bucket_t *b = dj->data;
+    cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
+    b->job_busy = 0;
+    if (job->max_segment_id >= b->next_segment_id)
+        b->next_segment_id = job->max_segment_id + 1;
+    if (b->state == CAL_BUCKET_CLOSING) {
+        start_close(b);
+        return;
+    }
+    b->state = job->open_rc == 0 ? CAL_BUCKET_READY : CAL_BUCKET_FAILED;
+    if (job->open_rc < 0)
+        fw_log_error("calligraphus", "%s: cannot recover: %s", b->dir, fw_strerror(job->open_rc));
+    if (b->open_cb != NULL)
+        b->open_cb(b, job->open_rc);
+}
+
+int cal_bucket_open(cal_bucket_t *b, uv_loop_t *loop, cal_disk_t *disk, const char *root,
+                    const char *category, uint32_t bucket, uint64_t epoch,
+                    uint64_t first_segment_id, const cal_bucket_config_t *cfg,
+                    cal_bucket_cb open_cb)
+{
+    memset(b, 0, sizeof(*b));
+    char dir[4096];
+    int rc = fw_seg_bucket_dir(dir, sizeof(dir), root, category, bucket);
+    if (rc < 0)
+        return rc;
+    if ((b->dir = strdup(dir)) == NULL)
+        return -ENOMEM;
+    snprintf(b->category, sizeof(b->category), "%s", category);
+    b->bucket = bucket;
+    b->epoch = epoch;
+    b->cfg = *cfg;
+    b->loop = loop;
+    b->disk = disk;
+    b->next_segment_id = first_segment_id ? first_segment_id : 1;
+    b->open_cb = open_cb;
+    b->state = CAL_BUCKET_OPENING;
+    cal_dedup_init(&b->dedup, cfg->max_producers);
+    uv_timer_init(loop, &b->timer);
+    b->timer.data = b;
+    b->job_busy = 1;
+    b->job.kind = JOB_OPEN;
+    b->job.disk.work = open_work;
+    b->job.disk.progress_cb = NULL;
+    b->job.disk.done_cb = on_opened;
+    b->job.disk.data = b;
+    cal_disk_submit(disk, &b->job.disk);
+    return 0;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    cal_bucket_t *b = h->data;
+    int rc = b->job.write_rc;
+    b->state = CAL_BUCKET_CLOSED;
+    cal_dedup_free(&b->dedup);
+    free(b->dir);
+    free(b->iov);
+    b->dir = NULL;
+    b->iov = NULL;
+    if (b->close_cb != NULL)
+        b->close_cb(b, rc);
+}
+
+static void on_sealed(cal_disk_job_t *dj)
+{
+    cal_bucket_t *b = dj->data;
+    b->job_busy = 0;
+    uv_close((uv_handle_t *)&b->timer, on_timer_closed);
+}
+
+static void start_close(cal_bucket_t *b)
+{
+    uv_timer_stop(&b->timer);
+    cal_bucket_job_t *job = &b->job;
+    memset(job, 0, sizeof(*job));
+    job->kind = JOB_CLOSE;
+    job->disk.work = close_work;
+    job->disk.done_cb = on_sealed;
+    job->disk.data = b;
+    b->job_busy = 1;
+    cal_disk_submit(b->disk, &job->disk);
+}
+
+void cal_bucket_close(cal_bucket_t *b, cal_bucket_cb close_cb)
+{
+    if (b->state == CAL_BUCKET_CLOSING || b->state == CAL_BUCKET_CLOSED)
+        return;
+    int was_failed = b->state == CAL_BUCKET_FAILED;
+    b->state = CAL_BUCKET_CLOSING;
+    b->close_cb = close_cb;
+    if (b->job_busy)
+        return; /* the running job's done handler continues the close */
+    if (b->pending_head != NULL && !was_failed)
+        flush(b);
+    else
+        start_close(b);
+}

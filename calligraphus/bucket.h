@@ -1,0 +1,158 @@
+/*
+ * cal_bucket: one owned bucket of a writer. It takes verified blocks from the
+ * loop, drops retries (cal_dedup), batches what arrives within the sync
+ * interval into one write and one fdatasync on the disk thread (group
+ * commit), acks each block at its level once the write or the sync covers
+ * it, rolls segments by size and age, and seals on close.
+ *
+ * Opening a bucket recovers it first: every unsealed segment left by an
+ * earlier owner or a crash is cut after its last whole block and sealed, the
+ * sequence table is rebuilt from the segments, and new data always goes to a
+ * new segment with a higher id (never appended to a recovered file).
+ *
+ * Everything here runs on the loop thread except the job bodies, which run
+ * on the disk thread and touch only the job and the open segment; the loop
+ * does not touch the segment while a job is in flight.
+ */
+#ifndef CAL_BUCKET_H
+#define CAL_BUCKET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <uv.h>
+
+#include "block.h"
+#include "dedup.h"
+#include "disk.h"
+#include "names.h"
+#include "segment.h"
+
+typedef struct cal_bucket_config_s {
+    uint64_t roll_bytes;       /* roll when a segment would grow past this */
+    int64_t roll_age_ms;       /* ... or is older than this */
+    uint32_t sync_interval_ms; /* group-commit window; 0 = write at once */
+    size_t batch_bytes;        /* write at once when this much is waiting */
+    size_t max_producers;      /* sequence table cap */
+    int dedup_segments;        /* rebuild the table from this many newest segments */
+} cal_bucket_config_t;
+
+typedef enum {
+    CAL_ACK_DURABLE = 0, /* after the fdatasync that covers the block */
+    CAL_ACK_WRITTEN = 1, /* after the write */
+    CAL_ACK_NONE = 2,    /* the callback still runs, when durable, for accounting */
+} cal_ack_t;
+
+typedef struct cal_append_s cal_append_t;
+
+/*
+ * A block's outcome: status 0 (stored; duplicate says it was stored by an
+ * earlier try), FW_ERETRY_LATER, FW_ESEQUENCE_GAP (expected_seq says what
+ * the writer wants next) or another negative code.
+ */
+typedef void (*cal_append_cb)(cal_append_t *a, int status);
+
+/* One block on its way to disk. The submitter owns it and the block bytes until cb. */
+struct cal_append_s {
+    const uint8_t *data;
+    size_t len;
+    fw_block_header_t header; /* verified by the caller */
+    cal_ack_t ack;
+    cal_append_cb cb;
+    void *arg;
+    /* results */
+    int duplicate;
+    uint64_t segment_id;
+    uint64_t offset;
+    uint64_t expected_seq;
+    /* private */
+    cal_append_t *next;
+    int acked;
+};
+
+typedef enum {
+    CAL_BUCKET_OPENING,
+    CAL_BUCKET_READY,
+    CAL_BUCKET_FAILED, /* a sync failed: nothing more is accepted here */
+    CAL_BUCKET_CLOSING,
+    CAL_BUCKET_CLOSED,
+} cal_bucket_state_t;
+
+typedef struct cal_bucket_s cal_bucket_t;
+typedef void (*cal_bucket_cb)(cal_bucket_t *b, int status);
+
+/* The job the bucket has on the disk thread (one at a time). */
+typedef struct cal_bucket_job_s {
+    cal_disk_job_t disk;
+    int kind; /* open, append, close */
+    /* append */
+    struct iovec *iov;
+    int iovcnt;
+    uint32_t nblocks, nrecords;
+    size_t bytes;
+    uint64_t new_segment_id; /* roll to this id first; 0 = no roll */
+    int write_rc, sync_rc;
+    uint64_t offset;
+    int64_t sync_ns;
+    /* open */
+    uint64_t max_segment_id;
+    int open_rc;
+} cal_bucket_job_t;
+
+struct cal_bucket_s {
+    char category[FW_CATEGORY_MAX + 1];
+    uint32_t bucket;
+    uint64_t epoch;
+    char *dir;
+    cal_bucket_config_t cfg;
+    cal_bucket_state_t state;
+    uv_loop_t *loop;
+    cal_disk_t *disk;
+    uv_timer_t timer;
+    cal_dedup_t dedup;
+
+    fw_segw_t *seg; /* the open segment (touched by the disk thread during a job) */
+    int64_t seg_opened_ms;
+    uint64_t next_segment_id;
+
+    cal_append_t *pending_head, *pending_tail; /* waiting for the next write */
+    size_t pending_bytes;
+    cal_append_t *inflight; /* in the job on the disk thread */
+    int job_busy;
+    cal_bucket_job_t job;
+    struct iovec *iov;
+    int iov_cap;
+
+    cal_bucket_cb open_cb;
+    cal_bucket_cb close_cb;
+    void *data; /* the owner's */
+
+    /* counters for metrics */
+    uint64_t appended_blocks, appended_records, appended_bytes, duplicates, syncs;
+    int64_t last_sync_ns;
+};
+
+/*
+ * Starts recovering bucket dir (ROOT/<category>/<bucket>, created if
+ * missing) on the disk thread; open_cb(b, status) follows on the loop. New
+ * segments get ids from first_segment_id up (and above any on disk).
+ */
+int cal_bucket_open(cal_bucket_t *b, uv_loop_t *loop, cal_disk_t *disk, const char *root,
+                    const char *category, uint32_t bucket, uint64_t epoch,
+                    uint64_t first_segment_id, const cal_bucket_config_t *cfg,
+                    cal_bucket_cb open_cb);
+
+/* Takes a verified block. Its cb runs exactly once, maybe before this returns. */
+void cal_bucket_append(cal_bucket_t *b, cal_append_t *a);
+
+/*
+ * Writes what is pending, seals the open segment, and calls close_cb; every
+ * append's cb has run by then. Further appends get FW_ERETRY_LATER.
+ */
+void cal_bucket_close(cal_bucket_t *b, cal_bucket_cb close_cb);
+
+/* Defaults for a category with no explicit settings. */
+void cal_bucket_config_default(cal_bucket_config_t *cfg);
+
+#endif
