@@ -191,7 +191,7 @@ $(FB)/obj/%.o: %.c | $(PROTO_GEN_H)
 $(FB)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) $(ZK_LIBS) -lm
 
 -include $(shell find $(FB)/obj -name '*.d' 2>/dev/null)
 
@@ -206,8 +206,13 @@ $(B)/tools/seedgen: $(B)/obj/tests/fuzz/seedgen.o $(LIB_PROTO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
+# Only the corpora seedgen writes are replaced; hand-made ones (fuzz_http, fuzz_pbtext)
+# and regression inputs (regress-*) stay.
+SEEDGEN_TARGETS := fuzz_block fuzz_frame fuzz_segment fuzz_checkpoint
 fuzz-seeds: $(B)/tools/seedgen
-	$(Q)rm -rf tests/fuzz/corpus && $(B)/tools/seedgen tests/fuzz/corpus
+	$(Q)for t in $(SEEDGEN_TARGETS); do \
+		find tests/fuzz/corpus/$$t -type f ! -name 'regress-*' -delete 2>/dev/null; done
+	$(Q)$(B)/tools/seedgen tests/fuzz/corpus
 
 # ---- demo, bench ----------------------------------------------------------------
 

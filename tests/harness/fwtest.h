@@ -23,7 +23,11 @@ void fwt_register(const char *name, fwt_fn fn);
 __attribute__((noreturn, format(printf, 3, 4))) void fwt_fail(const char *file, int line,
                                                               const char *fmt, ...);
 
-/* Registers fn(arg) to run when the test ends, pass or fail, in reverse order. */
+/*
+ * Registers fn(arg) to run when the test ends, pass or fail, in reverse
+ * order. Cleanups run after the test function has returned (or at exit on
+ * failure), so arg must not point into the test's stack.
+ */
 void fwt_defer(fwt_cleanup_fn fn, void *arg);
 /* Runs the registered cleanups now (the harness calls it at exit). */
 void fwt_run_cleanups(void);
