@@ -173,6 +173,32 @@ static int set_value(const fw_option_t *o, void *cfg, const char *text, const ch
     return rc;
 }
 
+int fw_config_split_line(char *line, char **name, char **value)
+{
+    char *p = line;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p == '\0' || *p == '#')
+        return 0;
+    char *eq = strchr(p, '=');
+    if (eq == NULL)
+        return -EINVAL;
+    char *name_end = eq;
+    while (name_end > p && isspace((unsigned char)name_end[-1]))
+        name_end--;
+    *name_end = '\0';
+    char *v = eq + 1;
+    while (isspace((unsigned char)*v))
+        v++;
+    char *v_end = v + strlen(v);
+    while (v_end > v && isspace((unsigned char)v_end[-1]))
+        v_end--;
+    *v_end = '\0';
+    *name = p;
+    *value = v;
+    return 1;
+}
+
 static const fw_option_t *find(const fw_option_t *opts, const char *name, size_t len)
 {
     for (const fw_option_t *o = opts; o->name != NULL; o++) {
@@ -203,30 +229,18 @@ static int load_file(const fw_option_t *opts, void *cfg, const char *path, char 
             rc = -EINVAL;
             break;
         }
-        char *p = line;
-        while (isspace((unsigned char)*p))
-            p++;
-        if (*p == '\0' || *p == '#')
+        char *name, *value;
+        int kind = fw_config_split_line(line, &name, &value);
+        if (kind == 0)
             continue;
-        char *eq = strchr(p, '=');
-        if (eq == NULL) {
+        if (kind < 0) {
             set_err(err, errlen, "%s: expected `name = value`", where);
             rc = -EINVAL;
             break;
         }
-        char *name_end = eq;
-        while (name_end > p && isspace((unsigned char)name_end[-1]))
-            name_end--;
-        char *value = eq + 1;
-        while (isspace((unsigned char)*value))
-            value++;
-        char *value_end = value + strlen(value);
-        while (value_end > value && isspace((unsigned char)value_end[-1]))
-            value_end--;
-        *value_end = '\0';
-        const fw_option_t *o = find(opts, p, (size_t)(name_end - p));
+        const fw_option_t *o = find(opts, name, strlen(name));
         if (o == NULL || strcmp(o->name, "config") == 0) {
-            set_err(err, errlen, "%s: unknown option \"%.*s\"", where, (int)(name_end - p), p);
+            set_err(err, errlen, "%s: unknown option \"%s\"", where, name);
             rc = -EINVAL;
             break;
         }

@@ -67,4 +67,12 @@ int fw_parse_duration(const char *text, int64_t *ms);
 /* "4096", "64K", "256M", "1G" to bytes; 0 or -EINVAL. */
 int fw_parse_size(const char *text, uint64_t *bytes);
 
+/*
+ * Splits one `name = value` line in place (the syntax of config files and of
+ * ZooKeeper metadata): trims blanks around both, NUL-terminates them.
+ * Returns 1 with *name and *value set, 0 for a blank or # comment line,
+ * -EINVAL if the line has no '='.
+ */
+int fw_config_split_line(char *line, char **name, char **value);
+
 #endif

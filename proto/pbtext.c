@@ -1,6 +1,8 @@
 /* Text form of ZooKeeper metadata, driven by protobuf-c descriptors (see pbtext.h). */
 #include "pbtext.h"
 
+#include "config.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -259,27 +261,14 @@ int fw_pbtext_parse(const ProtobufCMessageDescriptor *desc, const char *text, si
             rc = fail(err, errlen, lineno, "control character in line");
             break;
         }
-        char *p = line;
-        while (isspace((unsigned char)*p))
-            p++;
-        if (*p == '\0' || *p == '#')
+        char *p, *value;
+        int kind = fw_config_split_line(line, &p, &value);
+        if (kind == 0)
             continue;
-        char *eq = strchr(p, '=');
-        if (eq == NULL) {
+        if (kind < 0) {
             rc = fail(err, errlen, lineno, "expected `name = value`");
             break;
         }
-        char *name_end = eq;
-        while (name_end > p && isspace((unsigned char)name_end[-1]))
-            name_end--;
-        *name_end = '\0';
-        char *value = eq + 1;
-        while (isspace((unsigned char)*value))
-            value++;
-        char *value_end = value + strlen(value);
-        while (value_end > value && isspace((unsigned char)value_end[-1]))
-            value_end--;
-        *value_end = '\0';
         const ProtobufCFieldDescriptor *f =
             protobuf_c_message_descriptor_get_field_by_name(desc, p);
         if (f == NULL || !supported(f)) {
