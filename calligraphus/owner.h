@@ -1,0 +1,71 @@
+/*
+ * cal_owner: bucket ownership in ZooKeeper, fenced by the bucket's epoch.
+ *
+ *   buckets/<category>/<bucket>        persistent: epoch, next_segment_id (BucketMeta)
+ *   buckets/<category>/<bucket>/owner  ephemeral: node id, address, epoch (OwnerInfo)
+ *
+ * Taking a bucket is one atomic multi: check(bucket node, version read),
+ * create(owner, ephemeral), set(bucket node: epoch + 1). Every later write
+ * the owner makes to the bucket node (reserving segment ids) is conditional
+ * on the version its own last write produced, so a writer that lost the
+ * bucket (paused, partitioned, expired) can change nothing: the check on
+ * the ephemeral owner node alone would not fence, since every new owner
+ * node starts at version 0 (engineering-notes 1.6).
+ */
+#ifndef CAL_OWNER_H
+#define CAL_OWNER_H
+
+#include <stdint.h>
+
+#include "names.h"
+#include "zk.h"
+
+typedef struct cal_owner_s cal_owner_t;
+
+/*
+ * status: 0 (owned: epoch and next_segment_id are set), FW_ENOT_OWNER
+ * (another node owns it; owner_node / owner_address say who, if readable),
+ * FW_EUNKNOWN_CATEGORY (no bucket node), FW_ERETRY_LATER (ZooKeeper did
+ * not answer), or a negative errno.
+ */
+typedef void (*cal_owner_cb)(cal_owner_t *o, int status);
+
+struct cal_owner_s {
+    char category[FW_CATEGORY_MAX + 1];
+    uint32_t bucket;
+    char node_id[128];
+    char address[128];
+    fw_zk_t *zk;
+    /* what we hold */
+    int owned;
+    uint64_t epoch;
+    uint64_t next_segment_id;
+    int version; /* of the bucket node, after our last write */
+    /* who holds it, after FW_ENOT_OWNER */
+    char owner_node[128];
+    char owner_address[128];
+    /* private */
+    cal_owner_cb cb;
+    int attempts;
+    uint64_t reserved_id;
+    void *data; /* the caller's */
+};
+
+/* Fills in who we are; no ZooKeeper traffic yet. */
+void cal_owner_init(cal_owner_t *o, fw_zk_t *zk, const char *category, uint32_t bucket,
+                    const char *node_id, const char *address);
+
+/* Tries to take the bucket; cb follows on the loop. 0 or a negative errno (then no cb). */
+int cal_owner_take(cal_owner_t *o, cal_owner_cb cb);
+
+/*
+ * Reserves a segment id for a new segment: writes next_segment_id + 1 to the
+ * bucket node, fenced by our version. On 0, o->reserved_id is the id to use;
+ * FW_ENOT_OWNER means we were replaced (stop writing at once).
+ */
+int cal_owner_reserve_segment(cal_owner_t *o, cal_owner_cb cb);
+
+/* Gives the bucket up (deletes the owner node if it is still ours). */
+int cal_owner_release(cal_owner_t *o, cal_owner_cb cb);
+
+#endif
