@@ -108,18 +108,26 @@ static int parse_bool(const char *text, int *out)
     return -EINVAL;
 }
 
-static int parse_int(const char *text, int64_t *out)
+int fw_parse_u64(const char *text, uint64_t max, uint64_t *out)
 {
     const char *p = text;
-    int neg = 0;
-    if (*p == '-') {
-        neg = 1;
-        p++;
-    }
     uint64_t v;
-    if (parse_uint_prefix(&p, &v) < 0 || *p != '\0' || v > (uint64_t)INT64_MAX)
+    if (parse_uint_prefix(&p, &v) < 0 || *p != '\0' || v > max)
         return -EINVAL;
-    *out = neg ? -(int64_t)v : (int64_t)v;
+    *out = v;
+    return 0;
+}
+
+int fw_parse_i64(const char *text, int64_t min, int64_t max, int64_t *out)
+{
+    int neg = *text == '-';
+    uint64_t mag;
+    if (fw_parse_u64(text + neg, neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, &mag) < 0)
+        return -EINVAL;
+    int64_t v = neg ? (int64_t)(0 - mag) : (int64_t)mag;
+    if (v < min || v > max)
+        return -EINVAL;
+    *out = v;
     return 0;
 }
 
@@ -156,7 +164,7 @@ static int set_value(const fw_option_t *o, void *cfg, const char *text, const ch
         break;
     }
     case FW_OPT_INT:
-        rc = parse_int(text, (int64_t *)(void *)field);
+        rc = fw_parse_i64(text, -INT64_MAX, INT64_MAX, (int64_t *)(void *)field);
         break;
     case FW_OPT_BOOL:
         rc = parse_bool(text, (int *)(void *)field);

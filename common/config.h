@@ -67,6 +67,11 @@ int fw_parse_duration(const char *text, int64_t *ms);
 /* "4096", "64K", "256M", "1G" to bytes; 0 or -EINVAL. */
 int fw_parse_size(const char *text, uint64_t *bytes);
 
+/* A whole string of decimal digits, at most max; 0 or -EINVAL. */
+int fw_parse_u64(const char *text, uint64_t max, uint64_t *out);
+/* The same with an optional leading '-', within [min, max]. */
+int fw_parse_i64(const char *text, int64_t min, int64_t max, int64_t *out);
+
 /*
  * Splits one `name = value` line in place (the syntax of config files and of
  * ZooKeeper metadata): trims blanks around both, NUL-terminates them.

@@ -135,36 +135,15 @@ static int fail(char *err, size_t errlen, int line, const char *fmt, ...)
     return -EINVAL;
 }
 
+/* At most 20 digits: metadata numbers are not zero-padded past uint64's width. */
 static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
-    if (*s == '\0' || strlen(s) > 20)
-        return -EINVAL;
-    uint64_t v = 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return -EINVAL;
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -EINVAL;
-        v = v * 10 + d;
-    }
-    if (v > max)
-        return -EINVAL;
-    *out = v;
-    return 0;
+    return strlen(s) > 20 ? -EINVAL : fw_parse_u64(s, max, out);
 }
 
 static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
-    uint64_t mag;
-    int neg = *s == '-';
-    if (parse_u64(s + neg, neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, &mag) < 0)
-        return -EINVAL;
-    int64_t v = neg ? (int64_t)(0 - mag) : (int64_t)mag;
-    if (v < min || v > max)
-        return -EINVAL;
-    *out = v;
-    return 0;
+    return strlen(s + (*s == '-')) > 20 ? -EINVAL : fw_parse_i64(s, min, max, out);
 }
 
 static int set_field(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f, const char *value)
