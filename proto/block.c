@@ -41,6 +41,11 @@ static void header_put(uint8_t *p, const fw_block_header_t *h)
     fw_store_u32(p + OFF_HEADER_CRC, fw_crc32c(0, p, OFF_HEADER_CRC));
 }
 
+int fw_block_magic_prefix(const uint8_t *buf, size_t len)
+{
+    return memcmp(buf, block_magic, len < 4 ? len : 4) == 0;
+}
+
 int fw_block_header_parse(const uint8_t *buf, size_t len, fw_block_header_t *h)
 {
     if (len < FW_BLOCK_HEADER_SIZE)

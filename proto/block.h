@@ -97,6 +97,12 @@ static inline int fw_block_is_seal(const fw_block_header_t *h)
 }
 
 /*
+ * 1 if buf[0..len) could begin a block: its first min(len, 4) bytes are the
+ * block magic. Lets a reader call a partial header garbage before it is whole.
+ */
+int fw_block_magic_prefix(const uint8_t *buf, size_t len);
+
+/*
  * Parses and checks a header from buf[0..len) (len >= 64): magic, version,
  * header CRC, and that the lengths and counts are consistent. 0 or
  * FW_EBLOCK_HEADER / FW_EBLOCK_TOO_LARGE (-EAGAIN if len < 64).

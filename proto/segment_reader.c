@@ -153,8 +153,6 @@ void fw_segr_damage(const fw_segr_t *r, uint64_t *offset, int *why)
     *why = r->damage_why;
 }
 
-static const uint8_t block_magic[4] = {'F', 'W', 'B', 'K'};
-
 int fw_segr_next(fw_segr_t *r, fw_seg_block_t *b)
 {
     fw_block_header_t h;
@@ -169,7 +167,7 @@ int fw_segr_next(fw_segr_t *r, fw_seg_block_t *b)
     const uint8_t *p = r->buf + (r->pos - r->buf_off);
     if (have < FW_BLOCK_HEADER_SIZE) {
         /* A partial header can still be told from garbage by its magic. */
-        if (memcmp(p, block_magic, (size_t)have < 4 ? (size_t)have : 4) != 0)
+        if (!fw_block_magic_prefix(p, (size_t)have))
             return damaged(r, r->pos, FW_EBLOCK_HEADER);
         forget_from_pos(r);
         return FW_SEGR_AGAIN;
