@@ -44,7 +44,7 @@ LDFLAGS_asan := -fsanitize=address,undefined
 
 B := build/$(MODE)
 GEN := build/gen
-INCLUDES := -I. -I$(GEN) -Icommon -Iproto -Icalligraphus -Itests/harness -Itests/fuzz
+INCLUDES := -I. -I$(GEN) -Icommon -Iproto -Icalligraphus -Iclient -Itests/harness -Itests/fuzz
 ALL_CFLAGS := $(BASE_CFLAGS) $(CFLAGS_$(MODE)) $(INCLUDES) $(PKG_CFLAGS) $(ZK_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS := -pthread $(LDFLAGS_$(MODE)) $(LDFLAGS)
 LIBS := $(PKG_LIBS) $(ZK_LIBS) -lm
@@ -58,6 +58,7 @@ PROTO_GEN_H := $(PROTO_GEN_C:.c=.h)
 COMMON_SRCS := $(wildcard common/*.c)
 PROTO_SRCS := $(wildcard proto/*.c)
 CAL_SRCS := $(filter-out calligraphus/main.c,$(wildcard calligraphus/*.c))
+CLIENT_SRCS := $(wildcard client/*.c)
 HARNESS_SRCS := $(wildcard tests/harness/*.c)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 INTEG_SRCS := $(wildcard tests/integration/*.c)
@@ -69,10 +70,13 @@ COMMON_OBJS := $(call obj,$(COMMON_SRCS))
 PROTO_OBJS := $(call obj,$(PROTO_SRCS)) $(patsubst $(GEN)/%.c,$(B)/obj/gen/%.o,$(PROTO_GEN_C))
 HARNESS_OBJS := $(call obj,$(HARNESS_SRCS))
 CAL_OBJS := $(call obj,$(CAL_SRCS))
+CLIENT_OBJS := $(call obj,$(CLIENT_SRCS))
 
 LIB_COMMON := $(B)/lib/libfwcommon.a
 LIB_PROTO := $(B)/lib/libfwproto.a
 LIB_CAL := $(B)/lib/libcal.a
+# libfreeway: what applications link (producer, later consumer).
+LIB_CLIENT := $(B)/lib/libfreeway.a
 
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 INTEG_BINS := $(patsubst tests/integration/%.c,$(B)/tests/%,$(INTEG_SRCS))
@@ -90,7 +94,9 @@ CLI_BIN := $(B)/bin/freeway
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRCS))
 
-all: $(LIB_COMMON) $(LIB_PROTO) $(CLI_BIN) $(TEST_BINS) $(TOOL_BINS)
+DAEMON_BINS := $(patsubst %/main.c,$(B)/bin/%,$(wildcard calligraphus/main.c))
+
+all: $(LIB_COMMON) $(LIB_PROTO) $(LIB_CLIENT) $(CLI_BIN) $(DAEMON_BINS) $(TEST_BINS) $(TOOL_BINS)
 
 # ---- rebuild when flags change ------------------------------------------------
 
@@ -107,7 +113,8 @@ $(GEN)/proto/%.pb-c.c $(GEN)/proto/%.pb-c.h: proto/%.proto
 	$(Q)protoc-c --c_out=$(GEN) $<
 
 # Every object may include a generated header, so generate them first.
-$(COMMON_OBJS) $(PROTO_OBJS) $(HARNESS_OBJS) $(CLI_OBJS) $(CAL_OBJS): | $(PROTO_GEN_H)
+$(COMMON_OBJS) $(PROTO_OBJS) $(HARNESS_OBJS) $(CLI_OBJS) $(CAL_OBJS) $(CLIENT_OBJS) \
+	$(B)/obj/calligraphus/main.o: | $(PROTO_GEN_H)
 
 # ---- objects, libraries, binaries ------------------------------------------------
 
@@ -134,8 +141,17 @@ $(LIB_CAL): $(CAL_OBJS)
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+$(LIB_CLIENT): $(CLIENT_OBJS)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(B)/bin/calligraphus: $(B)/obj/calligraphus/main.o $(LIB_CAL) $(LIB_PROTO) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
 # Tests link the daemons' libraries too, so a unit test can reach any module.
-TEST_LIBS := $(LIB_CAL) $(LIB_PROTO) $(LIB_COMMON)
+TEST_LIBS := $(LIB_CLIENT) $(LIB_CAL) $(LIB_PROTO) $(LIB_COMMON)
 
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(HARNESS_OBJS) $(TEST_LIBS)
 	@mkdir -p $(dir $@)
@@ -147,7 +163,7 @@ $(B)/tests/%: $(B)/obj/tests/integration/%.o $(HARNESS_OBJS) $(TEST_LIBS)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-$(CLI_BIN): $(CLI_OBJS) $(LIB_PROTO) $(LIB_COMMON)
+$(CLI_BIN): $(CLI_OBJS) $(LIB_CLIENT) $(LIB_PROTO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)

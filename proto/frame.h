@@ -44,7 +44,9 @@ typedef enum {
     FW_FRAME_STREAM = 6,       /* fwpb.StreamMessage, body = blocks (records) */
     FW_FRAME_CREDIT = 7,       /* fwpb.Credit */
     FW_FRAME_ERROR = 8,        /* fwpb.ErrorReply; the sender closes after it */
-    FW_FRAME_TYPE_MAX = 8
+    FW_FRAME_METADATA_REQ = 9, /* fwpb.MetadataRequest */
+    FW_FRAME_METADATA_RESP = 10, /* fwpb.MetadataResponse */
+    FW_FRAME_TYPE_MAX = 10
 } fw_frame_type_t;
 
 typedef struct fw_frame_s {
