@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +30,12 @@ static int64_t mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* 1 while this writer may still act as the bucket's owner. Any thread. */
+static int lease_ok(const cal_bucket_t *b)
+{
+    return b->lease_ns == NULL || mono_ns() < atomic_load(b->lease_ns);
 }
 
 void cal_bucket_config_default(cal_bucket_config_t *cfg)
@@ -122,7 +130,19 @@ static void open_work(cal_disk_job_t *dj)
         char path[4096];
         fw_seg_scan_t s;
         seg_path(b, ids[i], path, sizeof(path));
+        /* An earlier owner that still has the segment open holds its lock:
+         * wait for it to let go (it stops once it sees it lost the bucket)
+         * rather than recover under its feet. */
+        int lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (lock_fd >= 0 && flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+            rc = errno == EWOULDBLOCK ? FW_ERETRY_LATER : -errno;
+            close(lock_fd);
+            fw_log_warn("calligraphus", "%s: still held by its previous writer; retrying", path);
+            break;
+        }
         rc = fw_seg_recover_seal(path, wall_ms(), &s);
+        if (lock_fd >= 0)
+            close(lock_fd);
         if (rc == -EAGAIN || rc == FW_ESEG_HEADER) {
             /* A segment whose header never became durable was never acked into:
              * the writer syncs the header and the directory before the first ack.
@@ -165,6 +185,12 @@ static void append_work(cal_disk_job_t *dj)
     cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
     cal_bucket_t *b = dj->data;
     job->write_rc = job->sync_rc = 0;
+    /* Checked here, just before the write: a writer resumed from a long
+     * pause must not append to a bucket that may have a new owner. */
+    if (!lease_ok(b)) {
+        job->write_rc = FW_ENOT_OWNER;
+        return;
+    }
     if (job->new_segment_id != 0) {
         if (b->seg != NULL) {
             int rc = b->seg->failed ? 0 : fw_segw_seal(b->seg, wall_ms());
@@ -204,7 +230,7 @@ static void close_work(cal_disk_job_t *dj)
     cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
     job->write_rc = 0;
     if (b->seg != NULL) {
-        if (!b->seg->failed)
+        if (!b->seg->failed && !b->abandon && lease_ok(b))
             job->write_rc = fw_segw_seal(b->seg, wall_ms());
         fw_segw_close(b->seg);
         b->seg = NULL;
@@ -237,7 +263,7 @@ static void on_timer(uv_timer_t *t)
 
 static void schedule(cal_bucket_t *b)
 {
-    if (b->job_busy || b->pending_head == NULL)
+    if (b->job_busy || b->pending_head == NULL || b->paused)
         return;
     if (b->pending_bytes >= b->cfg.batch_bytes || b->cfg.sync_interval_ms == 0 ||
         b->state == CAL_BUCKET_CLOSING) {
@@ -269,7 +295,7 @@ static void on_written(cal_disk_job_t *dj)
         a->segment_id = b->seg->header.segment_id;
         a->offset = off;
         off += a->len;
-        if (a->ack == CAL_ACK_WRITTEN && !a->acked) {
+        if (a->ack == CAL_ACK_WRITTEN && !a->acked && lease_ok(b)) {
             a->acked = 1;
             a->cb(a, 0);
         }
@@ -287,7 +313,18 @@ static void on_appended(cal_disk_job_t *dj)
         b->seg->header.segment_id == job->new_segment_id)
         b->seg_opened_ms = wall_ms();
 
-    if (job->write_rc < 0 || job->sync_rc < 0) {
+    if (job->write_rc == 0 && job->sync_rc == 0 && !lease_ok(b))
+        job->write_rc = FW_ENOT_OWNER; /* stored perhaps, but not ours to ack */
+    if (job->write_rc == FW_ENOT_OWNER) {
+        cal_append_t *pending = b->pending_head;
+        b->pending_head = b->pending_tail = NULL;
+        b->pending_bytes = 0;
+        fail_list(b, done, FW_ERETRY_LATER);
+        fail_list(b, pending, FW_ERETRY_LATER);
+        fw_log_warn("calligraphus", "%s/%u: lease lapsed; appending stops", b->category, b->bucket);
+        if (b->state == CAL_BUCKET_READY)
+            b->state = CAL_BUCKET_FAILED;
+    } else if (job->write_rc < 0 || job->sync_rc < 0) {
         int rc = job->write_rc < 0 ? job->write_rc : job->sync_rc;
         /* Later blocks may not overtake the failed ones: fail what waits too. */
         cal_append_t *pending = b->pending_head;
@@ -331,6 +368,22 @@ static void flush(cal_bucket_t *b)
     if (b->job_busy || b->pending_head == NULL)
         return;
     uv_timer_stop(&b->timer);
+    uint64_t room = room_left(b);
+    int fresh = b->seg != NULL && b->seg->end == b->seg->header.header_len;
+    int roll = room < b->pending_head->len && !fresh;
+    if (roll && b->next_segment_id == 0) {
+        /* The id for the next segment is still being reserved in ZooKeeper;
+         * cal_bucket_give_segment_id flushes again. A bucket being closed or
+         * abandoned does not wait. */
+        if (b->state == CAL_BUCKET_CLOSING) {
+            cal_append_t *all = b->pending_head;
+            b->pending_head = b->pending_tail = NULL;
+            b->pending_bytes = 0;
+            fail_list(b, all, FW_ERETRY_LATER);
+            start_close(b);
+        }
+        return;
+    }
     int n = 0;
     for (cal_append_t *a = b->pending_head; a != NULL; a = a->next)
         n++;
@@ -352,10 +405,14 @@ static void flush(cal_bucket_t *b)
     job->iov = b->iov;
     /* Take what fits the open segment; roll first if not even one block fits.
      * A segment exceeds roll_bytes only to hold a single block larger than it. */
-    uint64_t room = room_left(b);
-    int fresh = b->seg != NULL && b->seg->end == b->seg->header.header_len;
-    if (room < b->pending_head->len && !fresh) {
-        job->new_segment_id = b->next_segment_id++;
+    if (roll) {
+        job->new_segment_id = b->next_segment_id;
+        if (b->need_segment_id != NULL) {
+            b->next_segment_id = 0;
+            b->need_segment_id(b); /* reserve the one after, before it is needed */
+        } else {
+            b->next_segment_id++;
+        }
         room = b->cfg.roll_bytes > FW_SEG_HEADER_MAX ? b->cfg.roll_bytes - FW_SEG_HEADER_MAX : 0;
     }
     cal_append_t *last = NULL;
@@ -389,7 +446,7 @@ void cal_bucket_append(cal_bucket_t *b, cal_append_t *a)
     a->next = NULL;
     a->acked = 0;
     a->duplicate = 0;
-    if (b->state != CAL_BUCKET_READY) {
+    if (b->state != CAL_BUCKET_READY || b->paused) {
         a->acked = 1;
         a->cb(a, FW_ERETRY_LATER);
         return;
@@ -433,8 +490,14 @@ static void on_opened(cal_disk_job_t *dj)
     cal_bucket_t *b = dj->data;
     cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
     b->job_busy = 0;
-    if (job->max_segment_id >= b->next_segment_id)
+    if (job->max_segment_id >= b->next_segment_id) {
+        /* Only if ZooKeeper's counter was reset: files on disk are the truth. */
+        if (b->need_segment_id != NULL)
+            fw_log_warn("calligraphus", "%s: segment %llu on disk is past the reserved id %llu",
+                        b->dir, (unsigned long long)job->max_segment_id,
+                        (unsigned long long)b->next_segment_id);
         b->next_segment_id = job->max_segment_id + 1;
+    }
     if (b->state == CAL_BUCKET_CLOSING) {
         start_close(b);
         return;
@@ -527,4 +590,47 @@ void cal_bucket_close(cal_bucket_t *b, cal_bucket_cb close_cb)
         flush(b);
     else
         start_close(b);
+}
+
+void cal_bucket_pause(cal_bucket_t *b)
+{
+    if (b->paused)
+        return;
+    b->paused = 1;
+    uv_timer_stop(&b->timer);
+    cal_append_t *all = b->pending_head;
+    b->pending_head = b->pending_tail = NULL;
+    b->pending_bytes = 0;
+    fail_list(b, all, FW_ERETRY_LATER);
+}
+
+void cal_bucket_resume(cal_bucket_t *b)
+{
+    b->paused = 0;
+    schedule(b);
+}
+
+void cal_bucket_abandon(cal_bucket_t *b, cal_bucket_cb close_cb)
+{
+    b->abandon = 1;
+    uv_timer_stop(&b->timer);
+    cal_append_t *all = b->pending_head;
+    b->pending_head = b->pending_tail = NULL;
+    b->pending_bytes = 0;
+    fail_list(b, all, FW_ERETRY_LATER);
+    if (b->state == CAL_BUCKET_CLOSING || b->state == CAL_BUCKET_CLOSED)
+        return; /* a close is under way; it now skips the seal */
+    b->state = CAL_BUCKET_CLOSING;
+    b->close_cb = close_cb;
+    if (!b->job_busy)
+        start_close(b);
+}
+
+void cal_bucket_give_segment_id(cal_bucket_t *b, uint64_t id)
+{
+    b->next_segment_id = id;
+    if (b->state == CAL_BUCKET_CLOSING && !b->job_busy && b->pending_head != NULL)
+        flush(b);
+    else
+        schedule(b);
 }

@@ -17,6 +17,7 @@
 #ifndef CAL_BUCKET_H
 #define CAL_BUCKET_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -81,6 +82,8 @@ typedef enum {
 
 typedef struct cal_bucket_s cal_bucket_t;
 typedef void (*cal_bucket_cb)(cal_bucket_t *b, int status);
+/* The bucket used its spare segment id: reserve another, then cal_bucket_give_segment_id. */
+typedef void (*cal_bucket_id_cb)(cal_bucket_t *b);
 
 /* The job the bucket has on the disk thread (one at a time). */
 typedef struct cal_bucket_job_s {
@@ -114,7 +117,14 @@ struct cal_bucket_s {
 
     fw_segw_t *seg; /* the open segment (touched by the disk thread during a job) */
     int64_t seg_opened_ms;
-    uint64_t next_segment_id;
+    uint64_t next_segment_id; /* the id the next roll uses; 0 = reserved, not here yet */
+    /* Set by the owner after open; NULL ids are allocated locally (tests). */
+    cal_bucket_id_cb need_segment_id;
+    /* CLOCK_MONOTONIC ns until which this writer may still act as the owner
+     * (see calligraphus/lease.h); NULL = no lease. Read by the disk thread. */
+    const _Atomic int64_t *lease_ns;
+    int paused;  /* ownership in doubt: append nothing, answer retry-later */
+    int abandon; /* closing without a seal: the bucket belongs to someone else now */
 
     cal_append_t *pending_head, *pending_tail; /* waiting for the next write */
     size_t pending_bytes;
@@ -151,6 +161,25 @@ void cal_bucket_append(cal_bucket_t *b, cal_append_t *a);
  * append's cb has run by then. Further appends get FW_ERETRY_LATER.
  */
 void cal_bucket_close(cal_bucket_t *b, cal_bucket_cb close_cb);
+
+/*
+ * The owner's lease lapsed or its ZooKeeper connection broke: append
+ * nothing until resumed, fail what waits with FW_ERETRY_LATER and answer new
+ * appends so. A write already on the disk thread completes; its acks follow
+ * the lease.
+ */
+void cal_bucket_pause(cal_bucket_t *b);
+void cal_bucket_resume(cal_bucket_t *b);
+
+/*
+ * The bucket was lost to another writer: like cal_bucket_close, but what
+ * waits fails with FW_ERETRY_LATER and the open segment is closed without a
+ * seal (the new owner recovers and seals it; we may append nothing more).
+ */
+void cal_bucket_abandon(cal_bucket_t *b, cal_bucket_cb close_cb);
+
+/* Hands the bucket the segment id it asked for through need_segment_id. */
+void cal_bucket_give_segment_id(cal_bucket_t *b, uint64_t id);
 
 /* Defaults for a category with no explicit settings. */
 void cal_bucket_config_default(cal_bucket_config_t *cfg);

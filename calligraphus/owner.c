@@ -152,8 +152,10 @@ static void on_take_read(fw_zk_t *zk, int rc, const char *data, size_t len, cons
         finish(o, -EINVAL);
         return;
     }
+    /* The takeover also reserves the id of the first segment we will write. */
     o->epoch = meta->epoch + 1;
-    o->next_segment_id = meta->next_segment_id;
+    o->reserved_id = meta->next_segment_id ? meta->next_segment_id : 1;
+    o->next_segment_id = o->reserved_id + 1;
     protobuf_c_message_free_unpacked(&meta->base, NULL);
 
     fw_buf_t bucket_text = FW_BUF_INIT, owner_text = FW_BUF_INIT;

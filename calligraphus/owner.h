@@ -55,7 +55,11 @@ struct cal_owner_s {
 void cal_owner_init(cal_owner_t *o, fw_zk_t *zk, const char *category, uint32_t bucket,
                     const char *node_id, const char *address);
 
-/* Tries to take the bucket; cb follows on the loop. 0 or a negative errno (then no cb). */
+/*
+ * Tries to take the bucket; cb follows on the loop. On success the takeover
+ * has also reserved one segment id: o->reserved_id. 0 or a negative errno
+ * (then no cb).
+ */
 int cal_owner_take(cal_owner_t *o, cal_owner_cb cb);
 
 /*

@@ -78,8 +78,10 @@ typedef struct fw_segw_s {
 /*
  * Creates dir/<segment-id>.seg (it must not exist), writes the header,
  * fdatasyncs it and fsyncs dir, so the segment survives a crash before its
- * first ack. On error nothing is left behind. 0 or -errno, FW_EBAD_CATEGORY,
- * FW_EBUCKET_RANGE.
+ * first ack. The writer holds an exclusive flock(2) on the file until
+ * fw_segw_close, so another process can tell an abandoned open segment from
+ * one still being written (see calligraphus/bucket.c). On error nothing is
+ * left behind. 0 or -errno, FW_EBAD_CATEGORY, FW_EBUCKET_RANGE.
  */
 int fw_segw_create(const char *dir, const fw_seg_header_t *h, fw_segw_t **out);
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #define WINDOW 64
@@ -84,6 +85,12 @@ int fw_segw_create(const char *dir, const fw_seg_header_t *h, fw_segw_t **out)
     if (w->fd < 0) {
         rc = -errno;
         goto fail;
+    }
+    /* Held while the segment is open: a writer taking the bucket over on a
+     * shared root recovers the file only once this writer has let go of it. */
+    if (flock(w->fd, LOCK_EX | LOCK_NB) < 0) {
+        rc = -errno;
+        goto fail_unlink;
     }
     struct iovec iov = {hdr, w->header.header_len};
     if ((rc = pwritev_all(w->fd, &iov, 1, 0)) < 0)

@@ -139,15 +139,16 @@ FWT_TEST(race_takeover_and_fencing)
     FWT_ASSERT_STR_EQ(lose->own.owner_node, win->own.node_id);
     FWT_ASSERT_STR_EQ(lose->own.owner_address, win->own.address);
     FWT_ASSERT_UINT_EQ(win->own.epoch, 1);
-    FWT_ASSERT_UINT_EQ(win->own.next_segment_id, 1);
+    FWT_ASSERT_UINT_EQ(win->own.reserved_id, 1); /* the takeover reserves the first id */
+    FWT_ASSERT_UINT_EQ(win->own.next_segment_id, 2);
 
     /* The owner reserves segment ids; they rise. */
     win->done = 0;
     FWT_ASSERT_OK(cal_owner_reserve_segment(&win->own, on_owner));
     run_until(done, win, "a reservation");
     FWT_ASSERT_OK(win->status);
-    FWT_ASSERT_UINT_EQ(win->own.reserved_id, 1);
-    FWT_ASSERT_UINT_EQ(win->own.next_segment_id, 2);
+    FWT_ASSERT_UINT_EQ(win->own.reserved_id, 2);
+    FWT_ASSERT_UINT_EQ(win->own.next_segment_id, 3);
 
     /* The winner's session ends; its ephemeral owner node goes with it. */
     clientid_t cid;
@@ -158,7 +159,7 @@ FWT_TEST(race_takeover_and_fencing)
     run_until(done, lose, "the takeover after expiry");
     FWT_ASSERT_OK(lose->status);
     FWT_ASSERT_UINT_EQ(lose->own.epoch, 2);
-    FWT_ASSERT_UINT_EQ(lose->own.next_segment_id, 2); /* ids keep rising across owners */
+    FWT_ASSERT_UINT_EQ(lose->own.reserved_id, 3); /* ids keep rising across owners */
 
     /* The old owner still thinks it owns the bucket: its writes are fenced. */
     run_until(connected, win, "the old owner's new session");
