@@ -206,6 +206,19 @@ int fw_record_next(fw_record_iter_t *it, fw_record_t *rec)
     return 1;
 }
 
+int fw_block_set_sequence(uint8_t *block, size_t len, uint64_t seq)
+{
+    fw_block_header_t h;
+    int rc = fw_block_header_parse(block, len, &h);
+    if (rc < 0)
+        return rc;
+    if (fw_block_is_seal(&h))
+        return -EINVAL;
+    fw_store_u64(block + 32, seq);
+    fw_store_u32(block + OFF_HEADER_CRC, fw_crc32c(0, block, OFF_HEADER_CRC));
+    return 0;
+}
+
 int fw_seal_parse(const uint8_t *block, const fw_block_header_t *h, fw_seal_t *seal)
 {
     if (!fw_block_is_seal(h) || h->stored_len != FW_SEAL_PAYLOAD_SIZE)

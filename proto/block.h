@@ -127,6 +127,14 @@ int fw_block_decode(const uint8_t *buf, size_t len, uint32_t max_record, fw_buf_
 /* Yields the next record: 1, or 0 at the end. */
 int fw_record_next(fw_record_iter_t *it, fw_record_t *rec);
 
+/*
+ * Rewrites the sequence number of the data block at block[0..len) in place and
+ * re-signs its header CRC; the payload and its CRC are untouched. A producer
+ * renumbers blocks a writer has confirmed it does not hold. 0, -EINVAL for a
+ * seal block, or what fw_block_header_parse returns for a bad header.
+ */
+int fw_block_set_sequence(uint8_t *block, size_t len, uint64_t seq);
+
 /* Reads a seal block's payload (block already verified). 0 or FW_EBLOCK_CORRUPT. */
 int fw_seal_parse(const uint8_t *block, const fw_block_header_t *h, fw_seal_t *seal);
 

@@ -401,3 +401,46 @@ FWT_TEST(seal_round_trip)
     resign(blk);
     FWT_ASSERT_INT_EQ(fw_block_header_parse(blk, sizeof(blk), &h), FW_EBLOCK_HEADER);
 }
+
+FWT_TEST(set_sequence_rewrites_header_only)
+{
+    fw_block_builder_t b;
+    fw_block_builder_init(&b, 0);
+    FWT_ASSERT_OK(fw_block_builder_add(&b, 1000, "k", 1, 1, "hello", 5));
+    FWT_ASSERT_OK(fw_block_builder_add(&b, 1001, NULL, 0, 0, "world", 5));
+    const uint8_t *out;
+    size_t len;
+    FWT_ASSERT_OK(fw_block_builder_finish(&b, FW_CODEC_LZ4, 77, 5, &out, &len));
+    uint8_t *blk = malloc(len);
+    FWT_ASSERT(blk != NULL);
+    memcpy(blk, out, len);
+    fw_block_builder_free(&b);
+
+    FWT_ASSERT_OK(fw_block_set_sequence(blk, len, 123456789012ULL));
+    fw_block_header_t h;
+    fw_buf_t scratch = FW_BUF_INIT;
+    fw_record_iter_t it;
+    FWT_ASSERT_OK(fw_block_decode(blk, len, 0, &scratch, &h, &it));
+    FWT_ASSERT_UINT_EQ(h.sequence, 123456789012ULL);
+    FWT_ASSERT_UINT_EQ(h.producer_id, 77);
+    FWT_ASSERT_UINT_EQ(h.record_count, 2);
+    fw_record_t rec;
+    FWT_ASSERT(fw_record_next(&it, &rec));
+    FWT_ASSERT_MEM_EQ(rec.value, "hello", 5);
+
+    /* A short buffer or a damaged header is refused, and nothing is written. */
+    FWT_ASSERT_INT_EQ(fw_block_set_sequence(blk, 10, 1), -EAGAIN);
+    blk[0] ^= 1;
+    FWT_ASSERT_INT_EQ(fw_block_set_sequence(blk, len, 1), FW_EBLOCK_HEADER);
+    blk[0] ^= 1;
+    FWT_ASSERT_OK(fw_block_verify(blk, len, &h));
+    FWT_ASSERT_UINT_EQ(h.sequence, 123456789012ULL);
+
+    /* Seal blocks carry no sequence. */
+    uint8_t seal[FW_BLOCK_HEADER_SIZE + FW_SEAL_PAYLOAD_SIZE];
+    fw_seal_t s = {1, 2, 3};
+    fw_seal_encode(seal, &s, 1);
+    FWT_ASSERT_INT_EQ(fw_block_set_sequence(seal, sizeof(seal), 9), -EINVAL);
+    fw_buf_free(&scratch);
+    free(blk);
+}
