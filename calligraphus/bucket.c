@@ -345,6 +345,12 @@ static void on_appended(cal_disk_job_t *dj)
     } else {
         b->syncs++;
         b->last_sync_ns = job->sync_ns;
+        if (b->sync_seconds != NULL)
+            fw_metric_observe(b->sync_seconds, (double)job->sync_ns / 1e9);
+        if (b->records_appended != NULL) {
+            fw_metric_add(b->records_appended, job->nrecords);
+            fw_metric_add(b->bytes_appended, job->bytes);
+        }
         b->appended_blocks += job->nblocks;
         b->appended_records += job->nrecords;
         b->appended_bytes += job->bytes;

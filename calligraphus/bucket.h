@@ -27,6 +27,7 @@
 #include "block.h"
 #include "dedup.h"
 #include "disk.h"
+#include "metrics.h"
 #include "names.h"
 #include "segment.h"
 
@@ -138,6 +139,9 @@ struct cal_bucket_s {
     cal_bucket_cb close_cb;
     void *data; /* the owner's */
 
+    /* metrics, when the owner sets them (NULL in tests) */
+    fw_metric_histogram_t *sync_seconds;
+    fw_metric_counter_t *records_appended, *bytes_appended;
     /* counters for metrics */
     uint64_t appended_blocks, appended_records, appended_bytes, duplicates, syncs;
     int64_t last_sync_ns;

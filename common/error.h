@@ -31,7 +31,8 @@
     XX(NOT_OWNER, 18, "this node does not own the bucket")                                         \
     XX(RETRY_LATER, 19, "temporarily unable to accept; retry later")                               \
     XX(SEQUENCE_GAP, 20, "block sequence number skips ahead of the last stored one")               \
-    XX(PROTOCOL, 21, "protocol violation")
+    XX(PROTOCOL, 21, "protocol violation")                                                         \
+    XX(SHUTTING_DOWN, 22, "the node is shutting down; send elsewhere")
 
 typedef enum {
 #define FW_ERROR_ENUM(name, off, msg) FW_E##name = FW_ERR_BASE - (off),

@@ -1,0 +1,877 @@
+/* The writer in its cluster: session, lease, slots, balance (see node.h). */
+#include "node.h"
+
+#include "crc32c.h"
+#include "error.h"
+#include "log.h"
+#include "pbtext.h"
+#include "proto/meta.pb-c.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TICK_MS         500
+#define KICK_MS         20
+#define RETRY_MS        500
+#define MAX_SLOTS_TOTAL (1u << 22)
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void kick(cal_node_t *n);
+static void slot_release(cal_slot_t *s);
+static void slot_drop(cal_slot_t *s);
+static void maybe_finish_stop(cal_node_t *n);
+
+static const char *slot_name(const cal_slot_t *s, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%" PRIu32, s->cs->c->name, s->bucket);
+    return buf;
+}
+
+static int slot_is_ours(const cal_slot_t *s)
+{
+    return s->state == CAL_SLOT_OPENING || s->state == CAL_SLOT_OWNED;
+}
+
+static void set_owned_gauge(cal_node_t *n)
+{
+    fw_metric_set(n->stats->owned_buckets, n->owned_count);
+}
+
+/* ---- the lease ---------------------------------------------------------------------- */
+
+typedef struct beat_s {
+    cal_node_t *node;
+    int64_t sent_ns;
+    int64_t session;
+} beat_t;
+
+static void on_beat(fw_zk_t *zk, int rc, const struct Stat *stat, void *arg)
+{
+    (void)stat;
+    beat_t *beat = arg;
+    cal_node_t *n = beat->node;
+    /* Any answer within the same session proves it was alive when we asked. */
+    if ((rc == ZOK || rc == ZNONODE) && beat->session == fw_zk_session_id(zk) &&
+        fw_zk_connected(zk) && beat->session == n->session) {
+        int64_t timeout_ns = (int64_t)fw_zk_session_timeout(zk) * 1000000;
+        int64_t until = beat->sent_ns + timeout_ns * 3 / 4;
+        if (until > atomic_load(&n->lease_ns))
+            atomic_store(&n->lease_ns, until);
+    }
+    free(beat);
+}
+
+static void send_beat(cal_node_t *n)
+{
+    if (!fw_zk_connected(&n->zk))
+        return;
+    beat_t *beat = malloc(sizeof(*beat));
+    if (beat == NULL)
+        return;
+    beat->node = n;
+    beat->sent_ns = now_ns();
+    beat->session = fw_zk_session_id(&n->zk);
+    if (fw_zk_exists(&n->zk, "/nodes/calligraphus", NULL, NULL, on_beat, beat) < 0)
+        free(beat);
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    send_beat(t->data);
+}
+
+/* ---- slots ------------------------------------------------------------------------- */
+
+static uint32_t slot_weight(const char *category, uint32_t bucket, const char *id)
+{
+    char key[512];
+    int len = snprintf(key, sizeof(key), "%s/%" PRIu32 "@%s", category, bucket, id);
+    return fw_crc32c(0, key, (size_t)len);
+}
+
+static void watch_owner(cal_slot_t *s);
+
+static void on_owner_noop(cal_owner_t *o, int status)
+{
+    (void)o;
+    (void)status;
+}
+
+static void on_owner_watch(fw_zk_t *zk, int rc, int type, const char *path, void *arg)
+{
+    (void)zk;
+    (void)type;
+    (void)path;
+    cal_slot_t *s = arg;
+    s->owner_watch = 0;
+    if (rc == ZOK && !s->node->stopping)
+        watch_owner(s);
+}
+
+/* The owner node says the bucket is someone else's (or nobody's) while we
+ * think it is ours: we lost it (an expired session, an operator). */
+static void check_lost(cal_slot_t *s)
+{
+    if (!slot_is_ours(s))
+        return;
+    int ours = strcmp(s->owner_id, s->node->cfg.id) == 0 &&
+               s->owner_session == fw_zk_session_id(&s->node->zk);
+    if (!ours) {
+        char name[200];
+        fw_log_warn("calligraphus", "%s: lost ownership (owner now %s)",
+                    slot_name(s, name, sizeof(name)), s->owner_id[0] ? s->owner_id : "none");
+        slot_drop(s);
+    }
+}
+
+static void on_stale_owner_deleted(fw_zk_t *zk, int rc, void *arg)
+{
+    (void)zk;
+    (void)rc;
+    cal_slot_t *s = arg;
+    kick(s->node);
+}
+
+static void on_owner_read(fw_zk_t *zk, int rc, const char *data, size_t len,
+                          const struct Stat *stat, void *arg);
+
+static void on_owner_exists(fw_zk_t *zk, int rc, const struct Stat *stat, void *arg)
+{
+    (void)stat;
+    cal_slot_t *s = arg;
+    if (rc == ZNONODE) {
+        s->owner_known = 1;
+        s->owner_id[0] = s->owner_address[0] = '\0';
+        s->owner_session = 0;
+        check_lost(s);
+        kick(s->node);
+        return;
+    }
+    if (rc != ZOK) {
+        s->owner_watch = 0;
+        return;
+    }
+    /* Created between our get and our exists: the watch is set, read it. */
+    char path[300];
+    snprintf(path, sizeof(path), "/buckets/%s/%" PRIu32 "/owner", s->cs->c->name, s->bucket);
+    fw_zk_get(zk, path, NULL, NULL, on_owner_read, s);
+}
+
+static void on_owner_read(fw_zk_t *zk, int rc, const char *data, size_t len,
+                          const struct Stat *stat, void *arg)
+{
+    cal_slot_t *s = arg;
+    cal_node_t *n = s->node;
+    char path[300];
+    snprintf(path, sizeof(path), "/buckets/%s/%" PRIu32 "/owner", s->cs->c->name, s->bucket);
+    if (rc == ZNONODE) {
+        /* No owner: watch for one being created. */
+        if (fw_zk_exists(zk, path, on_owner_watch, s, on_owner_exists, s) < 0)
+            s->owner_watch = 0;
+        return;
+    }
+    if (rc != ZOK) {
+        s->owner_watch = 0;
+        return;
+    }
+    ProtobufCMessage *m;
+    char err[128];
+    s->owner_known = 1;
+    s->owner_session = stat->ephemeralOwner;
+    if (fw_pbtext_parse(&fwpb__owner_info__descriptor, data, len, &m, err, sizeof(err)) == 0) {
+        Fwpb__OwnerInfo *info = (Fwpb__OwnerInfo *)m;
+        snprintf(s->owner_id, sizeof(s->owner_id), "%s", info->node_id);
+        snprintf(s->owner_address, sizeof(s->owner_address), "%s", info->address);
+        protobuf_c_message_free_unpacked(m, NULL);
+    } else {
+        snprintf(s->owner_id, sizeof(s->owner_id), "?");
+        s->owner_address[0] = '\0';
+    }
+    check_lost(s);
+    /* Our own id from an earlier life of this process (kill -9, restart): that
+     * session is dead to us; do not wait for ZooKeeper to expire it. */
+    if (s->state == CAL_SLOT_FREE && strcmp(s->owner_id, n->cfg.id) == 0 &&
+        s->owner_session != fw_zk_session_id(zk) && !n->stopping) {
+        char name[200];
+        fw_log_info("calligraphus", "%s: removing the owner node of our previous session",
+                    slot_name(s, name, sizeof(name)));
+        fw_zk_delete(zk, path, stat->version, on_stale_owner_deleted, s);
+    } else if (s->state == CAL_SLOT_FREE && strcmp(s->owner_id, n->cfg.id) == 0 &&
+               s->owner_session == fw_zk_session_id(zk) && s->owner.cb == NULL) {
+        /* Still ours in ZooKeeper, but we let the bucket go (a long suspension,
+         * a failed bucket): hand it back so that it is recovered afresh. */
+        cal_owner_release(&s->owner, on_owner_noop);
+    }
+    kick(n);
+}
+
+static void watch_owner(cal_slot_t *s)
+{
+    if (s->owner_watch || !fw_zk_connected(&s->node->zk))
+        return;
+    char path[300];
+    snprintf(path, sizeof(path), "/buckets/%s/%" PRIu32 "/owner", s->cs->c->name, s->bucket);
+    s->owner_watch = 1;
+    if (fw_zk_get(&s->node->zk, path, on_owner_watch, s, on_owner_read, s) < 0)
+        s->owner_watch = 0;
+}
+
+/* ---- the bucket of an owned slot -------------------------------------------------- */
+
+static void on_reserved(cal_owner_t *o, int status)
+{
+    cal_slot_t *s = o->data;
+    s->reserving = 0;
+    if (s->b == NULL)
+        return;
+    if (status == 0) {
+        cal_bucket_give_segment_id(s->b, o->reserved_id);
+    } else if (status == FW_ENOT_OWNER) {
+        char name[200];
+        fw_log_warn("calligraphus", "%s: fenced while reserving a segment id",
+                    slot_name(s, name, sizeof(name)));
+        if (slot_is_ours(s))
+            slot_drop(s);
+    } else {
+        s->retry_at_ms = now_ms() + RETRY_MS; /* the tick asks again */
+    }
+}
+
+static void reserve_id(cal_slot_t *s)
+{
+    if (s->reserving || s->b == NULL || s->b->next_segment_id != 0)
+        return;
+    s->owner.data = s;
+    if (cal_owner_reserve_segment(&s->owner, on_reserved) == 0)
+        s->reserving = 1;
+}
+
+static void on_need_id(cal_bucket_t *b)
+{
+    reserve_id(b->data);
+}
+
+static void bucket_config(const cal_node_t *n, const cal_category_t *c, cal_bucket_config_t *cfg)
+{
+    cal_bucket_config_default(cfg);
+    if (c->roll_bytes)
+        cfg->roll_bytes = c->roll_bytes;
+    if (c->roll_age_ms)
+        cfg->roll_age_ms = c->roll_age_ms;
+    cfg->sync_interval_ms = c->sync_interval_ms;
+    if (n->cfg.batch_bytes)
+        cfg->batch_bytes = n->cfg.batch_bytes;
+    if (n->cfg.max_producers)
+        cfg->max_producers = n->cfg.max_producers;
+    if (n->cfg.dedup_segments)
+        cfg->dedup_segments = n->cfg.dedup_segments;
+}
+
+static void on_bucket_closed(cal_bucket_t *b, int status);
+
+static void on_bucket_open(cal_bucket_t *b, int status)
+{
+    cal_slot_t *s = b->data;
+    char name[200];
+    if (s->state != CAL_SLOT_OPENING)
+        return; /* a drop or release already took over */
+    if (status < 0) {
+        /* The previous writer still holds a segment (it has not yet seen it
+         * lost the bucket), or recovery failed: let go and try again later. */
+        fw_log_warn("calligraphus", "%s: cannot open yet (%s)", slot_name(s, name, sizeof(name)),
+                    fw_strerror(status));
+        s->retry_at_ms = now_ms() + RETRY_MS;
+        slot_release(s);
+        return;
+    }
+    s->state = CAL_SLOT_OWNED;
+    fw_log_info("calligraphus", "%s: open at epoch %" PRIu64, slot_name(s, name, sizeof(name)),
+                s->owner.epoch);
+    if (s->node->suspended)
+        cal_bucket_pause(b);
+    reserve_id(s);
+}
+
+static void open_bucket(cal_slot_t *s)
+{
+    cal_node_t *n = s->node;
+    cal_bucket_config_t cfg;
+    bucket_config(n, s->cs->c, &cfg);
+    cal_bucket_t *b = calloc(1, sizeof(*b));
+    char name[200];
+    int rc = b == NULL ? -ENOMEM
+                       : cal_bucket_open(b, n->loop, &n->disk, n->cfg.root, s->cs->c->name,
+                                         s->bucket, s->owner.epoch, s->owner.reserved_id, &cfg,
+                                         on_bucket_open);
+    if (rc < 0) {
+        fw_log_error("calligraphus", "%s: cannot open: %s", slot_name(s, name, sizeof(name)),
+                     fw_strerror(rc));
+        free(b);
+        s->retry_at_ms = now_ms() + RETRY_MS;
+        s->state = CAL_SLOT_OWNED; /* so that release runs its normal path */
+        s->b = NULL;
+        slot_release(s);
+        return;
+    }
+    b->data = s;
+    b->need_segment_id = on_need_id;
+    b->lease_ns = &n->lease_ns;
+    b->sync_seconds = n->stats->fsync_seconds;
+    if (s->cs->stats != NULL) {
+        b->records_appended = s->cs->stats->records_appended;
+        b->bytes_appended = s->cs->stats->bytes_appended;
+    }
+    s->b = b;
+    s->state = CAL_SLOT_OPENING;
+    n->owned_count++;
+    set_owned_gauge(n);
+}
+
+/* ---- taking, handing back, dropping ------------------------------------------------ */
+
+static void on_taken(cal_owner_t *o, int status)
+{
+    cal_slot_t *s = o->data;
+    cal_node_t *n = s->node;
+    if (s->state != CAL_SLOT_TAKING)
+        return;
+    s->state = CAL_SLOT_FREE;
+    if (status == 0) {
+        if (n->stopping || fw_zk_session_id(&n->zk) != n->session) {
+            cal_owner_release(o, on_owner_noop);
+        } else {
+            snprintf(s->owner_id, sizeof(s->owner_id), "%s", n->cfg.id);
+            snprintf(s->owner_address, sizeof(s->owner_address), "%s", n->cfg.address);
+            s->owner_session = n->session;
+            s->owner_known = 1;
+            open_bucket(s);
+        }
+    } else {
+        if (status == FW_ENOT_OWNER) {
+            snprintf(s->owner_id, sizeof(s->owner_id), "%s", o->owner_node);
+            snprintf(s->owner_address, sizeof(s->owner_address), "%s", o->owner_address);
+        }
+        s->retry_at_ms = now_ms() + RETRY_MS;
+    }
+    maybe_finish_stop(n);
+    kick(n);
+}
+
+static void slot_take(cal_slot_t *s)
+{
+    s->owner.data = s;
+    if (cal_owner_take(&s->owner, on_taken) == 0)
+        s->state = CAL_SLOT_TAKING;
+    else
+        s->retry_at_ms = now_ms() + RETRY_MS;
+}
+
+static void on_released(cal_owner_t *o, int status)
+{
+    cal_slot_t *s = o->data;
+    char name[200];
+    if (status < 0)
+        fw_log_warn("calligraphus", "%s: could not delete the owner node (%s); it goes with our "
+                    "session", slot_name(s, name, sizeof(name)), fw_strerror(status));
+    if (s->state == CAL_SLOT_RELEASING)
+        s->state = CAL_SLOT_FREE;
+    maybe_finish_stop(s->node);
+    kick(s->node);
+}
+
+static void after_bucket(cal_slot_t *s)
+{
+    cal_node_t *n = s->node;
+    if (s->state == CAL_SLOT_CLOSING && !n->stopping && s->owner.owned &&
+        fw_zk_session_id(&n->zk) == n->session) {
+        s->state = CAL_SLOT_RELEASING;
+        s->owner.data = s;
+        if (cal_owner_release(&s->owner, on_released) == 0)
+            return;
+    }
+    s->state = CAL_SLOT_FREE;
+    maybe_finish_stop(n);
+    kick(n);
+}
+
+static void on_bucket_closed(cal_bucket_t *b, int status)
+{
+    cal_slot_t *s = b->data;
+    char name[200];
+    if (status < 0)
+        fw_log_warn("calligraphus", "%s: close: %s", slot_name(s, name, sizeof(name)),
+                    fw_strerror(status));
+    else
+        fw_log_info("calligraphus", "%s: %s", slot_name(s, name, sizeof(name)),
+                    s->state == CAL_SLOT_DROPPING ? "dropped" : "sealed and closed");
+    free(b);
+    s->b = NULL;
+    after_bucket(s);
+}
+
+/* Hands the bucket back: seal, then delete our owner node. */
+static void slot_release(cal_slot_t *s)
+{
+    cal_node_t *n = s->node;
+    if (!slot_is_ours(s))
+        return;
+    n->owned_count--;
+    set_owned_gauge(n);
+    s->state = CAL_SLOT_CLOSING;
+    if (s->b != NULL)
+        cal_bucket_close(s->b, on_bucket_closed);
+    else
+        after_bucket(s);
+}
+
+/* The bucket is someone else's now: close without a seal, delete nothing. */
+static void slot_drop(cal_slot_t *s)
+{
+    cal_node_t *n = s->node;
+    if (slot_is_ours(s)) {
+        n->owned_count--;
+        set_owned_gauge(n);
+    }
+    s->owner.owned = 0;
+    if (s->b == NULL) {
+        if (slot_is_ours(s))
+            s->state = CAL_SLOT_FREE;
+        return;
+    }
+    s->state = CAL_SLOT_DROPPING;
+    cal_bucket_abandon(s->b, on_bucket_closed);
+}
+
+/* ---- the catalog's categories as slots ----------------------------------------------- */
+
+static cal_cat_state_t *cat_state(cal_node_t *n, cal_category_t *c)
+{
+    if (c->data != NULL)
+        return c->data;
+    cal_cat_state_t *cs = calloc(1, sizeof(*cs));
+    if (cs == NULL)
+        return NULL;
+    cs->c = c;
+    cs->stats = cal_stats_category(n->stats, c->name);
+    c->data = cs;
+    return cs;
+}
+
+/* Grows the category's slots to its bucket count. */
+static void sync_slots(cal_node_t *n, cal_category_t *c)
+{
+    cal_cat_state_t *cs = cat_state(n, c);
+    if (cs == NULL || !c->loaded || c->buckets <= cs->nslots || c->buckets > FW_BUCKETS_MAX)
+        return;
+    cal_slot_t **slots = realloc(cs->slots, c->buckets * sizeof(*slots));
+    if (slots == NULL)
+        return;
+    cs->slots = slots;
+    for (uint32_t i = cs->nslots; i < c->buckets; i++) {
+        cal_slot_t *s = calloc(1, sizeof(*s));
+        if (s == NULL)
+            break;
+        s->node = n;
+        s->cs = cs;
+        s->bucket = i;
+        s->weight = slot_weight(c->name, i, n->cfg.id);
+        cal_owner_init(&s->owner, &n->zk, c->name, i, n->cfg.id, n->cfg.address);
+        s->owner.data = s;
+        cs->slots[i] = s;
+        cs->nslots = i + 1;
+    }
+}
+
+static void on_catalog_changed(cal_catalog_t *cat, void *arg)
+{
+    cal_node_t *n = arg;
+    for (int i = 0; i < cat->count; i++)
+        sync_slots(n, cat->items[i]);
+    kick(n);
+}
+
+static void on_members_changed(cal_members_t *m, void *arg)
+{
+    (void)m;
+    kick(arg);
+}
+
+/* ---- balance ------------------------------------------------------------------------------ */
+
+typedef void (*slot_fn)(cal_slot_t *s, void *arg);
+
+static void each_slot(cal_node_t *n, slot_fn fn, void *arg)
+{
+    for (int i = 0; i < n->catalog.count; i++) {
+        cal_cat_state_t *cs = n->catalog.items[i]->data;
+        if (cs == NULL)
+            continue;
+        for (uint32_t b = 0; b < cs->nslots; b++)
+            fn(cs->slots[b], arg);
+    }
+}
+
+typedef struct census_s {
+    int64_t now;
+    uint32_t total, mine, moving;
+    cal_slot_t *best_free;   /* the unowned slot we weigh highest */
+    cal_slot_t *worst_owned; /* the owned slot we weigh lowest */
+} census_t;
+
+static void count_slot(cal_slot_t *s, void *arg)
+{
+    census_t *c = arg;
+    cal_node_t *n = s->node;
+    if (s->cs->c->deleted) {
+        if (slot_is_ours(s))
+            slot_release(s);
+        return;
+    }
+    c->total++;
+    watch_owner(s);
+    if (s->state == CAL_SLOT_OWNED && s->b != NULL && s->b->state == CAL_BUCKET_FAILED) {
+        slot_release(s); /* unusable (a failed sync, a lapsed lease): recover afresh */
+        return;
+    }
+    if (s->state == CAL_SLOT_OWNED && s->b != NULL && s->b->next_segment_id == 0 &&
+        c->now >= s->retry_at_ms)
+        reserve_id(s);
+    if (slot_is_ours(s) || s->state == CAL_SLOT_TAKING)
+        c->mine++;
+    if (s->state != CAL_SLOT_FREE && s->state != CAL_SLOT_OWNED && s->state != CAL_SLOT_OPENING)
+        c->moving++;
+    if (s->state == CAL_SLOT_FREE && s->owner_known && s->owner_id[0] == '\0' &&
+        c->now >= s->retry_at_ms && (c->best_free == NULL || s->weight > c->best_free->weight))
+        c->best_free = s;
+    if (s->state == CAL_SLOT_OWNED &&
+        (c->worst_owned == NULL || s->weight < c->worst_owned->weight))
+        c->worst_owned = s;
+    (void)n;
+}
+
+static void rebalance(cal_node_t *n)
+{
+    if (n->stopping || n->suspended || !fw_zk_connected(&n->zk) ||
+        fw_zk_session_id(&n->zk) != n->session || !cal_members_registered(&n->members) ||
+        !n->members.listed || !n->catalog.listed)
+        return;
+    int limit = n->cfg.max_parallel_moves > 0 ? n->cfg.max_parallel_moves : 4;
+    for (int round = 0; round < limit; round++) {
+        census_t c = {.now = now_ms()};
+        each_slot(n, count_slot, &c);
+        uint32_t live = (uint32_t)n->members.count;
+        if (cal_members_find(&n->members, n->cfg.id) == NULL)
+            live++;
+        uint32_t target = live ? (c.total + live - 1) / live : c.total;
+        if ((int)c.moving >= limit)
+            return;
+        if (c.mine > target && c.worst_owned != NULL) {
+            char name[200];
+            fw_log_info("calligraphus", "%s: handing back (own %u, share %u of %u over %u writers)",
+                        slot_name(c.worst_owned, name, sizeof(name)), c.mine, target, c.total,
+                        live);
+            slot_release(c.worst_owned);
+        } else if (c.mine < target && c.best_free != NULL) {
+            slot_take(c.best_free);
+        } else {
+            return;
+        }
+    }
+}
+
+static void on_kick(uv_timer_t *t)
+{
+    rebalance(t->data);
+}
+
+static void kick(cal_node_t *n)
+{
+    if (!n->stopping && !uv_is_active((uv_handle_t *)&n->kick))
+        uv_timer_start(&n->kick, on_kick, KICK_MS, 0);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    cal_node_t *n = t->data;
+    if (n->stopping)
+        return;
+    cal_members_sync(&n->members);
+    cal_catalog_sync(&n->catalog);
+    rebalance(n);
+}
+
+/* ---- the session ------------------------------------------------------------------------ */
+
+static void each_pause(cal_slot_t *s, void *arg)
+{
+    int pause = *(int *)arg;
+    if (s->b != NULL && s->state == CAL_SLOT_OWNED) {
+        if (pause)
+            cal_bucket_pause(s->b);
+        else
+            cal_bucket_resume(s->b);
+    }
+}
+
+static void each_drop(cal_slot_t *s, void *arg)
+{
+    (void)arg;
+    if (slot_is_ours(s) || s->state == CAL_SLOT_CLOSING)
+        slot_drop(s);
+}
+
+static void on_suspend_timeout(uv_timer_t *t)
+{
+    cal_node_t *n = t->data;
+    if (!n->suspended)
+        return;
+    /* The session has surely expired on the server by now: free the files
+     * for whoever takes the buckets. */
+    fw_log_warn("calligraphus", "ZooKeeper unreachable for a session timeout; dropping buckets");
+    atomic_store(&n->lease_ns, 0);
+    each_slot(n, each_drop, NULL);
+}
+
+static void on_path(fw_zk_t *zk, int rc, void *arg)
+{
+    (void)zk;
+    cal_node_t *n = arg;
+    if (rc == ZOK && !n->stopping) {
+        cal_members_sync(&n->members);
+        cal_catalog_sync(&n->catalog);
+    }
+}
+
+static void on_zk_state(fw_zk_t *zk, fw_zk_state_t state, int64_t session_id, void *arg)
+{
+    cal_node_t *n = arg;
+    int pause = 1, resume = 0;
+    switch (state) {
+    case FW_ZK_CONNECTED:
+        if (session_id != n->session) {
+            /* A new session: nothing from the old one is ours any more. */
+            atomic_store(&n->lease_ns, 0);
+            each_slot(n, each_drop, NULL);
+            n->session = session_id;
+        }
+        n->suspended = 0;
+        uv_timer_stop(&n->suspend_timer);
+        send_beat(n);
+        uv_timer_start(&n->heartbeat, on_heartbeat, (uint64_t)fw_zk_session_timeout(zk) / 4,
+                       (uint64_t)fw_zk_session_timeout(zk) / 4);
+        each_slot(n, each_pause, &resume);
+        fw_log_info("calligraphus", "ZooKeeper session 0x%" PRIx64 " up", (uint64_t)session_id);
+        /* The tree exists on a fresh ensemble only once someone made it. */
+        fw_zk_ensure_path(zk, "/categories", on_path, n);
+        fw_zk_ensure_path(zk, "/buckets", on_path, n);
+        fw_zk_ensure_path(zk, "/nodes/calligraphus", on_path, n);
+        kick(n);
+        break;
+    case FW_ZK_SUSPENDED:
+        fw_log_warn("calligraphus", "ZooKeeper connection lost; appends pause");
+        n->suspended = 1;
+        uv_timer_stop(&n->heartbeat);
+        each_slot(n, each_pause, &pause);
+        uv_timer_start(&n->suspend_timer, on_suspend_timeout,
+                       (uint64_t)(fw_zk_session_timeout(zk) ? fw_zk_session_timeout(zk)
+                                                            : n->cfg.session_timeout_ms),
+                       0);
+        break;
+    case FW_ZK_EXPIRED:
+        fw_log_warn("calligraphus", "ZooKeeper session expired; dropping every bucket");
+        n->suspended = 1;
+        atomic_store(&n->lease_ns, 0);
+        uv_timer_stop(&n->heartbeat);
+        each_slot(n, each_drop, NULL);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- routing ------------------------------------------------------------------------------ */
+
+int cal_node_route(cal_node_t *n, const char *category, uint32_t bucket, cal_route_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (n->stopping)
+        return FW_ESHUTTING_DOWN;
+    cal_category_t *c = cal_catalog_find(&n->catalog, category);
+    if (c == NULL || !c->loaded || c->deleted || c->data == NULL)
+        return FW_EUNKNOWN_CATEGORY;
+    r->cs = c->data;
+    if (bucket >= c->buckets || bucket >= r->cs->nslots)
+        return FW_EBUCKET_RANGE;
+    cal_slot_t *s = r->cs->slots[bucket];
+    if (s->state == CAL_SLOT_OWNED && s->b != NULL && s->b->state == CAL_BUCKET_READY &&
+        !s->b->paused) {
+        r->bucket = s->b;
+        return 0;
+    }
+    if (s->state != CAL_SLOT_FREE)
+        return FW_ERETRY_LATER; /* ours, or moving: soon settled */
+    if (s->owner_known && s->owner_id[0] != '\0' && s->owner_address[0] != '\0' &&
+        strcmp(s->owner_id, n->cfg.id) != 0)
+        r->owner_address = s->owner_address;
+    return FW_ENOT_OWNER;
+}
+
+int cal_node_ready(cal_node_t *n, char *reason, size_t cap)
+{
+    if (n->stopping) {
+        snprintf(reason, cap, "shutting down");
+        return 0;
+    }
+    if (!fw_zk_connected(&n->zk)) {
+        snprintf(reason, cap, "ZooKeeper session %s", fw_zk_state_name(fw_zk_state(&n->zk)));
+        return 0;
+    }
+    if (!cal_members_registered(&n->members)) {
+        snprintf(reason, cap, "not registered yet");
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- life cycle ----------------------------------------------------------------------------- */
+
+int cal_node_init(cal_node_t *n, uv_loop_t *loop, const cal_node_config_t *cfg, cal_stats_t *stats)
+{
+    memset(n, 0, sizeof(*n));
+    n->loop = loop;
+    n->cfg = *cfg;
+    n->stats = stats;
+    int rc = cal_disk_init(&n->disk, loop);
+    if (rc < 0)
+        return rc;
+    fw_zk_options_t zo = {
+        .connect = cfg->zk_connect,
+        .session_timeout_ms = cfg->session_timeout_ms,
+        .state_cb = on_zk_state,
+        .state_arg = n,
+        .loop_watchdog = 1,
+    };
+    cal_catalog_init(&n->catalog, &n->zk, on_catalog_changed, n);
+    cal_members_init(&n->members, &n->zk, cfg->id, cfg->address, cfg->metrics_address, cfg->root,
+                     on_members_changed, n);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    n->members.started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    uv_timer_t *timers[] = {&n->tick, &n->kick, &n->heartbeat, &n->suspend_timer};
+    for (size_t i = 0; i < 4; i++) {
+        uv_timer_init(loop, timers[i]);
+        timers[i]->data = n;
+    }
+    rc = fw_zk_init(&n->zk, loop, &zo);
+    if (rc < 0) {
+        for (size_t i = 0; i < 4; i++)
+            uv_close((uv_handle_t *)timers[i], NULL);
+        cal_disk_close(&n->disk, NULL);
+        return rc;
+    }
+    n->zk.data = n;
+    uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
+    return 0;
+}
+
+static void each_close(cal_slot_t *s, void *arg)
+{
+    (void)arg;
+    if (slot_is_ours(s))
+        slot_release(s);
+}
+
+typedef struct busy_s {
+    int busy;
+} busy_t;
+
+static void each_busy(cal_slot_t *s, void *arg)
+{
+    busy_t *b = arg;
+    if (s->b != NULL || s->state == CAL_SLOT_TAKING || s->state == CAL_SLOT_CLOSING ||
+        s->state == CAL_SLOT_DROPPING)
+        b->busy = 1;
+}
+
+static void each_free(cal_slot_t *s, void *arg)
+{
+    (void)arg;
+    free(s);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    cal_node_t *n = h->data;
+    if (--n->closing_handles > 0)
+        return;
+    each_slot(n, each_free, NULL);
+    for (int i = 0; i < n->catalog.count; i++) {
+        cal_cat_state_t *cs = n->catalog.items[i]->data;
+        if (cs == NULL)
+            continue;
+        free(cs->slots);
+        free(cs->stats);
+        free(cs);
+    }
+    cal_catalog_free(&n->catalog);
+    cal_members_free(&n->members);
+    if (n->stopped_cb != NULL)
+        n->stopped_cb(n);
+}
+
+static void on_disk_closed(cal_disk_t *disk)
+{
+    cal_node_t *n = (cal_node_t *)((char *)disk - offsetof(cal_node_t, disk));
+    uv_timer_t *timers[] = {&n->tick, &n->kick, &n->heartbeat, &n->suspend_timer};
+    n->closing_handles = 4;
+    for (size_t i = 0; i < 4; i++)
+        uv_close((uv_handle_t *)timers[i], on_handle_closed);
+}
+
+static void on_zk_closed(fw_zk_t *zk)
+{
+    cal_node_t *n = zk->data;
+    cal_disk_close(&n->disk, on_disk_closed);
+}
+
+static void maybe_finish_stop(cal_node_t *n)
+{
+    if (!n->stopping || n->stopping == 2)
+        return;
+    busy_t b = {0};
+    each_slot(n, each_busy, &b);
+    if (b.busy)
+        return;
+    n->stopping = 2;
+    fw_log_info("calligraphus", "every bucket sealed; closing the ZooKeeper session");
+    uv_timer_stop(&n->heartbeat);
+    fw_zk_close(&n->zk, on_zk_closed);
+}
+
+void cal_node_stop(cal_node_t *n, cal_node_cb cb)
+{
+    if (n->stopping)
+        return;
+    n->stopping = 1;
+    n->stopped_cb = cb;
+    uv_timer_stop(&n->tick);
+    uv_timer_stop(&n->kick);
+    each_slot(n, each_close, NULL);
+    maybe_finish_stop(n);
+}

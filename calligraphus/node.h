@@ -1,0 +1,141 @@
+/*
+ * cal_node: one writer's place in the cluster. It owns the ZooKeeper
+ * session, the disk thread, the catalog of categories, the membership, and
+ * one slot per bucket of every category: who owns the bucket (watched in
+ * ZooKeeper) and, for the buckets this writer owns, the open cal_bucket.
+ *
+ * Balance. Every writer aims at ceil(buckets / live writers) buckets: it
+ * takes unowned buckets while below that (trying them in its own
+ * rendezvous-hash order, so writers rarely race for the same one) and
+ * gracefully hands back the excess (seal, then delete the owner node) when
+ * writers join. A writer that dies loses its ephemeral owner nodes with its
+ * session, and the survivors take its buckets.
+ *
+ * Safety. Appends need a lease: a monotonic deadline renewed by a ZooKeeper
+ * round trip every quarter of the session timeout, reaching 3/4 of the
+ * timeout past the request. A writer whose session may have ended (paused,
+ * partitioned) stops writing and acking when the lease lapses, before the
+ * server can expire the session and hand the bucket on. On SUSPENDED the
+ * buckets pause at once; on EXPIRED they are abandoned unsealed (the next
+ * owner recovers and seals them: the segment's flock keeps it from doing so
+ * while we still hold the file).
+ */
+#ifndef CAL_NODE_H
+#define CAL_NODE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "bucket.h"
+#include "catalog.h"
+#include "disk.h"
+#include "members.h"
+#include "owner.h"
+#include "stats.h"
+#include "zk.h"
+
+typedef struct cal_node_s cal_node_t;
+
+typedef struct cal_node_config_s {
+    const char *id;
+    const char *address; /* host:port producers and peers reach us at */
+    const char *metrics_address;
+    const char *root;
+    const char *zk_connect;
+    int session_timeout_ms;
+    size_t batch_bytes;
+    size_t max_producers;
+    int dedup_segments;
+    int max_parallel_moves; /* takes or hand-backs under way at once */
+} cal_node_config_t;
+
+typedef enum {
+    CAL_SLOT_FREE = 0,  /* not ours */
+    CAL_SLOT_TAKING,    /* the takeover multi is in flight */
+    CAL_SLOT_OPENING,   /* ours in ZooKeeper; the bucket is recovering */
+    CAL_SLOT_OWNED,     /* ours, open for appends */
+    CAL_SLOT_CLOSING,   /* handing back: sealing first */
+    CAL_SLOT_RELEASING, /* handing back: deleting the owner node */
+    CAL_SLOT_DROPPING,  /* lost: closing the bucket without a seal */
+} cal_slot_state_t;
+
+typedef struct cal_cat_state_s cal_cat_state_t;
+
+typedef struct cal_slot_s {
+    cal_node_t *node;
+    cal_cat_state_t *cs;
+    uint32_t bucket;
+    cal_slot_state_t state;
+    cal_owner_t owner; /* the ZooKeeper recipe; also remembers our epoch */
+    cal_bucket_t *b;   /* while OPENING .. DROPPING */
+    uint32_t weight;   /* rendezvous hash of (category, bucket, our id) */
+    int64_t retry_at_ms;
+    int reserving;
+    /* the owner node as last read */
+    int owner_watch;
+    int owner_known;
+    char owner_id[CAL_ID_MAX];
+    char owner_address[CAL_ADDR_MAX];
+    int64_t owner_session;
+} cal_slot_t;
+
+struct cal_cat_state_s {
+    cal_category_t *c;
+    cal_slot_t **slots;
+    uint32_t nslots;
+    cal_cat_stats_t *stats;
+};
+
+typedef void (*cal_node_cb)(cal_node_t *n);
+
+struct cal_node_s {
+    uv_loop_t *loop;
+    cal_node_config_t cfg;
+    fw_zk_t zk;
+    cal_disk_t disk;
+    cal_catalog_t catalog;
+    cal_members_t members;
+    cal_stats_t *stats;
+    _Atomic int64_t lease_ns;
+    int64_t session; /* the session the lease and the owned buckets belong to */
+    uv_timer_t tick;
+    uv_timer_t kick;
+    uv_timer_t heartbeat;
+    uv_timer_t suspend_timer;
+    int suspended;
+    int stopping;
+    int closing_handles;
+    cal_node_cb stopped_cb;
+    int owned_count; /* slots OPENING or OWNED */
+};
+
+/* Starts the node: session, disk thread, watches. 0 or a negative errno. */
+int cal_node_init(cal_node_t *n, uv_loop_t *loop, const cal_node_config_t *cfg, cal_stats_t *stats);
+
+/*
+ * Seals and closes every owned bucket (every append's callback runs), closes
+ * the session (so the owner nodes and our registration vanish at once),
+ * stops the disk thread, then calls cb; n may be freed then.
+ */
+void cal_node_stop(cal_node_t *n, cal_node_cb cb);
+
+/* Where a block for (category, bucket) goes. */
+typedef struct cal_route_s {
+    cal_cat_state_t *cs;  /* set unless FW_EUNKNOWN_CATEGORY */
+    cal_bucket_t *bucket; /* 0: the open bucket to append to */
+    const char *owner_address; /* FW_ENOT_OWNER: the owner, or NULL if unknown */
+} cal_route_t;
+
+/*
+ * 0 (ours and open), FW_EUNKNOWN_CATEGORY, FW_EBUCKET_RANGE, FW_ENOT_OWNER
+ * (someone else's, or nobody's yet: owner_address says), FW_ERETRY_LATER
+ * (ours but not ready: opening, paused), FW_ESHUTTING_DOWN.
+ */
+int cal_node_route(cal_node_t *n, const char *category, uint32_t bucket, cal_route_t *r);
+
+/* For /readyz: 1 when the session is up and registered. */
+int cal_node_ready(cal_node_t *n, char *reason, size_t cap);
+
+#endif

@@ -1,0 +1,92 @@
+/* calligraphus's metrics (see stats.h). */
+#include "stats.h"
+
+#include "error.h"
+
+#include <stdlib.h>
+
+static const double FSYNC_BOUNDS[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                      0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
+
+cal_stats_t *cal_stats_create(fw_metrics_t *reg)
+{
+    cal_stats_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->reg = reg;
+    int rc = 0;
+    rc |= fw_metrics_histogram(reg, &s->fsync_seconds, "freeway_calligraphus_fsync_seconds",
+                               "Latency of each group-commit fdatasync.", FSYNC_BOUNDS,
+                               sizeof(FSYNC_BOUNDS) / sizeof(FSYNC_BOUNDS[0]), NULL);
+    rc |= fw_metrics_gauge(reg, &s->inflight_bytes, "freeway_calligraphus_inflight_bytes",
+                           "Block bytes received and not yet answered.", NULL);
+    rc |= fw_metrics_gauge(reg, &s->owned_buckets, "freeway_calligraphus_owned_buckets",
+                           "Buckets this writer owns and has open.", NULL);
+    rc |= fw_metrics_gauge(reg, &s->connections, "freeway_calligraphus_connections",
+                           "Open client and peer connections.", NULL);
+    rc |= fw_metrics_counter(reg, &s->frames_bad, "freeway_calligraphus_bad_frames_total",
+                             "Malformed frames (each closed its connection).", NULL);
+    rc |= fw_metrics_counter(reg, &s->reads_paused, "freeway_calligraphus_reads_paused_total",
+                             "Times a connection stopped being read for backpressure.", NULL);
+    rc |= fw_metrics_add_log_counters(reg);
+    if (rc != 0) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void cal_stats_destroy(cal_stats_t *s)
+{
+    free(s);
+}
+
+cal_cat_stats_t *cal_stats_category(cal_stats_t *s, const char *category)
+{
+    cal_cat_stats_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    const char *l = "category";
+    int rc = 0;
+    rc |= fw_metrics_counter(s->reg, &c->records_received,
+                             "freeway_calligraphus_records_received_total",
+                             "Records received from producers.", l, category, NULL);
+    rc |= fw_metrics_counter(s->reg, &c->bytes_received, "freeway_calligraphus_bytes_received_total",
+                             "Block bytes received from producers.", l, category, NULL);
+    rc |= fw_metrics_counter(s->reg, &c->records_appended,
+                             "freeway_calligraphus_records_appended_total",
+                             "Records appended to this writer's segments.", l, category, NULL);
+    rc |= fw_metrics_counter(s->reg, &c->bytes_appended, "freeway_calligraphus_bytes_appended_total",
+                             "Block bytes appended to this writer's segments.", l, category, NULL);
+    rc |= fw_metrics_counter(s->reg, &c->records_acked, "freeway_calligraphus_records_acked_total",
+                             "Records acked to producers as stored.", l, category, NULL);
+    rc |= fw_metrics_counter(s->reg, &c->blocks_duplicate,
+                             "freeway_calligraphus_blocks_duplicate_total",
+                             "Retried blocks acked again without being stored twice.", l, category,
+                             NULL);
+    rc |= fw_metrics_counter(s->reg, &c->blocks_forwarded,
+                             "freeway_calligraphus_blocks_forwarded_total",
+                             "Blocks relayed to the bucket's owner.", l, category, NULL);
+    rc |= fw_metrics_counter(s->reg, &c->blocks_throttled,
+                             "freeway_calligraphus_blocks_throttled_total",
+                             "Blocks answered retry-later because the category was over its "
+                             "share of memory.",
+                             l, category, NULL);
+    rc |= fw_metrics_gauge(s->reg, &c->inflight_bytes, "freeway_calligraphus_category_inflight_bytes",
+                           "Block bytes of the category received and not yet answered.", l,
+                           category, NULL);
+    if (rc != 0) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void cal_stats_error(cal_stats_t *s, int code)
+{
+    fw_metric_counter_t *c;
+    if (fw_metrics_counter(s->reg, &c, "freeway_calligraphus_errors_total",
+                           "Errors answered to clients, by code.", "code", fw_err_name(code),
+                           NULL) == 0)
+        fw_metric_inc(c);
+}
