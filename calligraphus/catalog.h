@@ -21,8 +21,8 @@ typedef struct cal_catalog_s cal_catalog_t;
 typedef struct cal_category_s {
     cal_catalog_t *catalog;
     char name[FW_CATEGORY_MAX + 1];
-    int loaded;  /* the config below was read at least once */
-    int deleted; /* the node is gone; the entry stays until the owner drops it */
+    int loaded;     /* the config below was read at least once */
+    int deleted;    /* the node is gone; the entry stays until the owner drops it */
     int data_watch; /* a watch on categories/<name> is asked for or set */
     /* CategoryConfig */
     uint32_t buckets;

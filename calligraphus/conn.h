@@ -21,13 +21,14 @@ struct cal_conn_s {
     cal_server_t *server;
     cal_conn_t *prev, *next;
     char peer[64];
-    fw_buf_t in;        /* bytes read, not yet consumed as frames */
-    size_t need;        /* bytes the frame being read will span */
-    uint64_t inflight;  /* request bytes not yet answered */
+    fw_buf_t in;       /* bytes read, not yet consumed as frames */
+    size_t need;       /* bytes the frame being read will span */
+    uint64_t inflight; /* request bytes not yet answered */
     int reading;
+    int processing;
     int closing;
-    int refs;           /* requests still holding the connection */
-    int writes;         /* writes not yet completed */
+    int refs;   /* requests still holding the connection */
+    int writes; /* writes not yet completed */
 };
 
 /* Accepts a connection from the listener. 0 or a negative errno. */

@@ -148,8 +148,7 @@ static void on_member_read(fw_zk_t *zk, int rc, const char *data, size_t len,
     if (rc == ZOK && r->gen == m->list_gen) {
         ProtobufCMessage *msg;
         char err[128];
-        if (fw_pbtext_parse(&fwpb__node_info__descriptor, data, len, &msg, err, sizeof(err)) ==
-            0) {
+        if (fw_pbtext_parse(&fwpb__node_info__descriptor, data, len, &msg, err, sizeof(err)) == 0) {
             Fwpb__NodeInfo *info = (Fwpb__NodeInfo *)msg;
             for (int i = 0; i < m->count; i++)
                 if (strcmp(m->list[i].id, r->id) == 0 &&
@@ -226,8 +225,7 @@ static void list_members(cal_members_t *m)
 {
     int watch = !m->children_watch;
     m->children_watch = 1;
-    if (fw_zk_get_children(m->zk, NODES, watch ? on_children_watch : NULL, m, on_children, m) <
-            0 &&
+    if (fw_zk_get_children(m->zk, NODES, watch ? on_children_watch : NULL, m, on_children, m) < 0 &&
         watch)
         m->children_watch = 0;
 }

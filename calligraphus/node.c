@@ -315,10 +315,10 @@ static void open_bucket(cal_slot_t *s)
     bucket_config(n, s->cs->c, &cfg);
     cal_bucket_t *b = calloc(1, sizeof(*b));
     char name[200];
-    int rc = b == NULL ? -ENOMEM
-                       : cal_bucket_open(b, n->loop, &n->disk, n->cfg.root, s->cs->c->name,
-                                         s->bucket, s->owner.epoch, s->owner.reserved_id, &cfg,
-                                         on_bucket_open);
+    int rc = b == NULL
+                 ? -ENOMEM
+                 : cal_bucket_open(b, n->loop, &n->disk, n->cfg.root, s->cs->c->name, s->bucket,
+                                   s->owner.epoch, s->owner.reserved_id, &cfg, on_bucket_open);
     if (rc < 0) {
         fw_log_error("calligraphus", "%s: cannot open: %s", slot_name(s, name, sizeof(name)),
                      fw_strerror(rc));
@@ -387,8 +387,10 @@ static void on_released(cal_owner_t *o, int status)
     cal_slot_t *s = o->data;
     char name[200];
     if (status < 0)
-        fw_log_warn("calligraphus", "%s: could not delete the owner node (%s); it goes with our "
-                    "session", slot_name(s, name, sizeof(name)), fw_strerror(status));
+        fw_log_warn("calligraphus",
+                    "%s: could not delete the owner node (%s); it goes with our "
+                    "session",
+                    slot_name(s, name, sizeof(name)), fw_strerror(status));
     if (s->state == CAL_SLOT_RELEASING)
         s->state = CAL_SLOT_FREE;
     maybe_finish_stop(s->node);

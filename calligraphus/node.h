@@ -123,8 +123,8 @@ void cal_node_stop(cal_node_t *n, cal_node_cb cb);
 
 /* Where a block for (category, bucket) goes. */
 typedef struct cal_route_s {
-    cal_cat_state_t *cs;  /* set unless FW_EUNKNOWN_CATEGORY */
-    cal_bucket_t *bucket; /* 0: the open bucket to append to */
+    cal_cat_state_t *cs;       /* set unless FW_EUNKNOWN_CATEGORY */
+    cal_bucket_t *bucket;      /* 0: the open bucket to append to */
     const char *owner_address; /* FW_ENOT_OWNER: the owner, or NULL if unknown */
 } cal_route_t;
 

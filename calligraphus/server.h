@@ -14,6 +14,7 @@
 
 #include <uv.h>
 
+#include "buf.h"
 #include "node.h"
 #include "stats.h"
 
@@ -22,9 +23,9 @@ typedef struct cal_peer_s cal_peer_t;
 typedef struct cal_server_s cal_server_t;
 
 typedef struct cal_server_limits_s {
-    uint32_t max_frame;            /* bytes; bounds one request */
-    uint64_t conn_inflight_bytes;  /* stop reading a connection past this */
-    uint64_t total_inflight_bytes; /* stop reading every connection past this */
+    uint32_t max_frame;               /* bytes; bounds one request */
+    uint64_t conn_inflight_bytes;     /* stop reading a connection past this */
+    uint64_t total_inflight_bytes;    /* stop reading every connection past this */
     uint64_t category_inflight_bytes; /* answer a category retry-later past this */
     uint32_t forward_timeout_ms;
     uint32_t max_conns;
@@ -45,7 +46,10 @@ struct cal_server_s {
     uint64_t inflight; /* bytes received and not answered, all connections */
     int paused_all;    /* reading stopped everywhere: the global bound */
     int stopping;
-    int handles;       /* open uv handles of ours (listener, connections) */
+    int closing_conns; /* cal_server_close: a connection closes after its last write */
+    uv_idle_t close_idle;
+    fw_buf_t scratch; /* decoding blocks to check them (loop thread) */
+    int handles;      /* open uv handles of ours (listener, connections) */
     cal_server_cb closed_cb;
     uint64_t next_forward_id;
 };

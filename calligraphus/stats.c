@@ -51,19 +51,20 @@ cal_cat_stats_t *cal_stats_category(cal_stats_t *s, const char *category)
     rc |= fw_metrics_counter(s->reg, &c->records_received,
                              "freeway_calligraphus_records_received_total",
                              "Records received from producers.", l, category, NULL);
-    rc |= fw_metrics_counter(s->reg, &c->bytes_received, "freeway_calligraphus_bytes_received_total",
-                             "Block bytes received from producers.", l, category, NULL);
+    rc |=
+        fw_metrics_counter(s->reg, &c->bytes_received, "freeway_calligraphus_bytes_received_total",
+                           "Block bytes received from producers.", l, category, NULL);
     rc |= fw_metrics_counter(s->reg, &c->records_appended,
                              "freeway_calligraphus_records_appended_total",
                              "Records appended to this writer's segments.", l, category, NULL);
-    rc |= fw_metrics_counter(s->reg, &c->bytes_appended, "freeway_calligraphus_bytes_appended_total",
-                             "Block bytes appended to this writer's segments.", l, category, NULL);
+    rc |=
+        fw_metrics_counter(s->reg, &c->bytes_appended, "freeway_calligraphus_bytes_appended_total",
+                           "Block bytes appended to this writer's segments.", l, category, NULL);
     rc |= fw_metrics_counter(s->reg, &c->records_acked, "freeway_calligraphus_records_acked_total",
                              "Records acked to producers as stored.", l, category, NULL);
-    rc |= fw_metrics_counter(s->reg, &c->blocks_duplicate,
-                             "freeway_calligraphus_blocks_duplicate_total",
-                             "Retried blocks acked again without being stored twice.", l, category,
-                             NULL);
+    rc |= fw_metrics_counter(
+        s->reg, &c->blocks_duplicate, "freeway_calligraphus_blocks_duplicate_total",
+        "Retried blocks acked again without being stored twice.", l, category, NULL);
     rc |= fw_metrics_counter(s->reg, &c->blocks_forwarded,
                              "freeway_calligraphus_blocks_forwarded_total",
                              "Blocks relayed to the bucket's owner.", l, category, NULL);
@@ -72,9 +73,9 @@ cal_cat_stats_t *cal_stats_category(cal_stats_t *s, const char *category)
                              "Blocks answered retry-later because the category was over its "
                              "share of memory.",
                              l, category, NULL);
-    rc |= fw_metrics_gauge(s->reg, &c->inflight_bytes, "freeway_calligraphus_category_inflight_bytes",
-                           "Block bytes of the category received and not yet answered.", l,
-                           category, NULL);
+    rc |= fw_metrics_gauge(
+        s->reg, &c->inflight_bytes, "freeway_calligraphus_category_inflight_bytes",
+        "Block bytes of the category received and not yet answered.", l, category, NULL);
     if (rc != 0) {
         free(c);
         return NULL;
