@@ -36,15 +36,15 @@
 
 /* The frame types; the meta message of each is named beside it. */
 typedef enum {
-    FW_FRAME_PRODUCE_REQ = 1,  /* fwpb.ProduceRequest, body = blocks */
-    FW_FRAME_PRODUCE_RESP = 2, /* fwpb.ProduceResponse */
-    FW_FRAME_FORWARD_REQ = 3,  /* fwpb.ForwardRequest, body = blocks */
-    FW_FRAME_FORWARD_RESP = 4, /* fwpb.ProduceResponse */
-    FW_FRAME_SUBSCRIBE = 5,    /* fwpb.SubscribeRequest */
-    FW_FRAME_STREAM = 6,       /* fwpb.StreamMessage, body = blocks (records) */
-    FW_FRAME_CREDIT = 7,       /* fwpb.Credit */
-    FW_FRAME_ERROR = 8,        /* fwpb.ErrorReply; the sender closes after it */
-    FW_FRAME_METADATA_REQ = 9, /* fwpb.MetadataRequest */
+    FW_FRAME_PRODUCE_REQ = 1,    /* fwpb.ProduceRequest, body = blocks */
+    FW_FRAME_PRODUCE_RESP = 2,   /* fwpb.ProduceResponse */
+    FW_FRAME_FORWARD_REQ = 3,    /* fwpb.ForwardRequest, body = blocks */
+    FW_FRAME_FORWARD_RESP = 4,   /* fwpb.ProduceResponse */
+    FW_FRAME_SUBSCRIBE = 5,      /* fwpb.SubscribeRequest */
+    FW_FRAME_STREAM = 6,         /* fwpb.StreamMessage, body = blocks (records) */
+    FW_FRAME_CREDIT = 7,         /* fwpb.Credit */
+    FW_FRAME_ERROR = 8,          /* fwpb.ErrorReply; the sender closes after it */
+    FW_FRAME_METADATA_REQ = 9,   /* fwpb.MetadataRequest */
     FW_FRAME_METADATA_RESP = 10, /* fwpb.MetadataResponse */
     FW_FRAME_TYPE_MAX = 10
 } fw_frame_type_t;
