@@ -1,0 +1,191 @@
+/* Starting, stopping and observing calligraphus in tests (see fwt_cal.h). */
+#include "fwt_cal.h"
+
+#include "fwtest.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Copies the address after `marker` in the log (up to a blank or ')') into out. */
+static int log_address(const char *log, long from, const char *marker, char *out, size_t cap)
+{
+    FILE *f = fopen(log, "r");
+    if (f == NULL)
+        return 0;
+    fseek(f, from, SEEK_SET);
+    char line[1024];
+    int found = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *p = strstr(line, marker);
+        if (p == NULL)
+            continue;
+        p += strlen(marker);
+        size_t n = strcspn(p, " )/\n");
+        if (n > 0 && n < cap) {
+            memcpy(out, p, n);
+            out[n] = '\0';
+            found = 1;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static int listening(void *arg)
+{
+    fwt_cal_t *c = arg;
+    if (!fwt_proc_running(&c->proc)) {
+        char tail[2048];
+        FWT_FAIL("calligraphus %s exited at start:\n%s", c->id,
+                 fwt_file_tail(c->log_path, 20, tail, sizeof(tail)));
+    }
+    return log_address(c->log_path, c->log_offset, " listening on ", c->address,
+                       sizeof(c->address)) &&
+           log_address(c->log_path, c->log_offset, "metrics on http://", c->metrics,
+                       sizeof(c->metrics));
+}
+
+static void spawn(fwt_cal_t *c)
+{
+    const char *argv[40];
+    int n = 0;
+    argv[n++] = fwt_bin("calligraphus");
+    argv[n++] = "--id";
+    argv[n++] = c->id;
+    argv[n++] = "--zk";
+    argv[n++] = c->zk;
+    argv[n++] = "--root";
+    argv[n++] = c->root;
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--metrics";
+    argv[n++] = "127.0.0.1:0";
+    for (int i = 0; c->extra[i] != NULL && n < 38; i++)
+        argv[n++] = c->extra[i];
+    argv[n] = NULL;
+    /* A restart must not find the previous life's address in the log. */
+    FILE *f = fopen(c->log_path, "a");
+    if (f != NULL) {
+        fprintf(f, "---- start ----\n");
+        c->log_offset = ftell(f);
+        fclose(f);
+    }
+    c->address[0] = c->metrics[0] = '\0';
+    fwt_proc_spawn(&c->proc, c->id, (char *const *)argv, c->log_path);
+    fwt_wait_until(listening, c, 20000, "calligraphus to listen");
+}
+
+void fwt_cal_start(fwt_cal_t *c, const char *id, const char *zk, const char *root,
+                   const char *const *extra)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    snprintf(c->zk, sizeof(c->zk), "%s", zk);
+    snprintf(c->root, sizeof(c->root), "%s", root);
+    snprintf(c->log_path, sizeof(c->log_path), "%s/%s.log", fwt_tmpdir(), id);
+    for (int i = 0; extra != NULL && extra[i] != NULL && i < 15; i++)
+        c->extra[i] = extra[i];
+    spawn(c);
+}
+
+void fwt_cal_restart(fwt_cal_t *c)
+{
+    spawn(c); /* the log keeps every life; only this one's lines are read */
+}
+
+void fwt_cal_stop(fwt_cal_t *c)
+{
+    fwt_proc_signal(&c->proc, SIGTERM);
+    int status = 0;
+    if (fwt_proc_wait(&c->proc, 20000, &status) < 0) {
+        fwt_proc_signal(&c->proc, SIGKILL);
+        fwt_proc_wait(&c->proc, 5000, &status);
+        FWT_FAIL("calligraphus %s did not stop within 20 s of SIGTERM", c->id);
+    }
+    const char *reports[] = {"AddressSanitizer", "LeakSanitizer", "runtime error:"};
+    for (size_t i = 0; i < 3; i++)
+        if (fwt_file_contains(c->log_path, reports[i]))
+            FWT_FAIL("calligraphus %s: %s report in %s", c->id, reports[i], c->log_path);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char tail[2048];
+        FWT_FAIL("calligraphus %s ended with status 0x%x:\n%s", c->id, status,
+                 fwt_file_tail(c->log_path, 20, tail, sizeof(tail)));
+    }
+}
+
+void fwt_cal_kill(fwt_cal_t *c)
+{
+    fwt_proc_signal(&c->proc, SIGKILL);
+    fwt_proc_wait(&c->proc, 10000, NULL);
+}
+
+double fwt_cal_metric(const fwt_cal_t *c, const char *series)
+{
+    char host[64];
+    snprintf(host, sizeof(host), "%s", c->metrics);
+    char *colon = strrchr(host, ':');
+    if (colon == NULL)
+        return -1;
+    *colon = '\0';
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    inet_pton(AF_INET, host, &sa.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        return -1;
+    }
+    const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+    if (write(fd, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1) {
+        close(fd);
+        return -1;
+    }
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap);
+    ssize_t n;
+    while (buf != NULL && len + 1 < cap && (n = read(fd, buf + len, cap - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    if (buf == NULL)
+        return -1;
+    buf[len] = '\0';
+    double value = -1;
+    size_t slen = strlen(series);
+    for (char *line = buf; line != NULL && *line != '\0';) {
+        char *next = strchr(line, '\n');
+        if (strncmp(line, series, slen) == 0 && line[slen] == ' ') {
+            value = strtod(line + slen + 1, NULL);
+            break;
+        }
+        line = next ? next + 1 : NULL;
+    }
+    free(buf);
+    return value;
+}
+
+void fwt_category_create(const char *zk, const char *name, int buckets, const char *const *extra)
+{
+    char nb[16];
+    snprintf(nb, sizeof(nb), "%d", buckets);
+    const char *argv[32] = {fwt_bin("freeway"), "category", "create", name, "--buckets", nb,
+                            "--zk", zk};
+    int n = 8;
+    for (int i = 0; extra != NULL && extra[i] != NULL && n < 31; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    char *out = NULL;
+    int rc = fwt_run((char *const *)argv, 30000, &out);
+    if (rc != 0)
+        FWT_FAIL("freeway category create %s failed (%d):\n%s", name, rc, out ? out : "");
+    free(out);
+}

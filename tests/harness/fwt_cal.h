@@ -1,0 +1,52 @@
+/*
+ * Test helpers for calligraphus: start a real daemon as a child process on
+ * free loopback ports, learn the addresses it bound from its log, read its
+ * Prometheus metrics, stop it with SIGTERM (expecting exit 0), and create
+ * categories with the real `freeway category` command.
+ */
+#ifndef FWT_CAL_H
+#define FWT_CAL_H
+
+#include "fwt_proc.h"
+
+typedef struct fwt_cal_s {
+    fwt_proc_t proc;
+    char id[64];
+    char zk[128];
+    char root[FWT_PATH_MAX];
+    /** host:port for produce requests, as the daemon logged it. */
+    char address[64];
+    /** host:port of /metrics. */
+    char metrics[64];
+    char log_path[FWT_PATH_MAX];
+    /** Where this life's lines start in the log. */
+    long log_offset;
+    /** Extra flags, kept for fwt_cal_restart. */
+    const char *extra[16];
+} fwt_cal_t;
+
+/*
+ * Starts calligraphus --id ID --zk ZK --root ROOT --listen 127.0.0.1:0
+ * --metrics 127.0.0.1:0 plus extra (NULL-terminated, may be NULL), logging to
+ * TMPDIR/ID.log, and waits until it says where it listens.
+ */
+void fwt_cal_start(fwt_cal_t *c, const char *id, const char *zk, const char *root,
+                   const char *const *extra);
+/* Starts it again with the same flags (after a kill or a stop). */
+void fwt_cal_restart(fwt_cal_t *c);
+/* SIGTERM; fails the test unless it exits 0 within 20 s. */
+void fwt_cal_stop(fwt_cal_t *c);
+/* SIGKILL and reap. */
+void fwt_cal_kill(fwt_cal_t *c);
+
+/*
+ * The value of the series `series` (the text before the value on its
+ * /metrics line, e.g. "freeway_calligraphus_owned_buckets"), or -1 if it
+ * cannot be read.
+ */
+double fwt_cal_metric(const fwt_cal_t *c, const char *series);
+
+/* Runs `freeway category create NAME --buckets N --zk ZK` plus extra flags; fails on error. */
+void fwt_category_create(const char *zk, const char *name, int buckets, const char *const *extra);
+
+#endif
