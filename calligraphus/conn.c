@@ -170,8 +170,9 @@ static void process_input(cal_conn_t *c)
             break;
         }
         if (n < 0) {
-            cal_conn_fail(c, (int)n, n == FW_EFRAME_TOO_LARGE ? "frame exceeds the size limit"
-                                                              : "malformed frame header");
+            cal_conn_fail(c, (int)n,
+                          n == FW_EFRAME_TOO_LARGE ? "frame exceeds the size limit"
+                                                   : "malformed frame header");
             break;
         }
         off += (size_t)n;

@@ -114,8 +114,8 @@ static int peer_write(cal_peer_t *p, fw_buf_t *frame)
 static void on_response(cal_peer_t *p, const fw_frame_t *f)
 {
     if (f->type != FW_FRAME_FORWARD_RESP) {
-        fw_log_warn("calligraphus", "peer %s answered with frame type %u; dropping it",
-                    p->address, f->type);
+        fw_log_warn("calligraphus", "peer %s answered with frame type %u; dropping it", p->address,
+                    f->type);
         peer_fail(p, FW_ERETRY_LATER);
         return;
     }
@@ -163,8 +163,8 @@ static void on_peer_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
     while (!p->dead) {
         fw_frame_t f;
         size_t need;
-        ssize_t n = fw_frame_decode(p->in.data + off, p->in.len - off, FW_FRAME_MAX_DEFAULT, &f,
-                                    &need);
+        ssize_t n =
+            fw_frame_decode(p->in.data + off, p->in.len - off, FW_FRAME_MAX_DEFAULT, &f, &need);
         if (n == 0)
             break;
         if (n < 0) {
@@ -254,8 +254,8 @@ int cal_forward(cal_server_t *s, const char *address, const char *category, uint
     if (op == NULL)
         return -ENOMEM;
     op->id = ++s->next_forward_id;
-    op->deadline_ms = now_ms() + (s->limits.forward_timeout_ms ? s->limits.forward_timeout_ms
-                                                                : 10000);
+    op->deadline_ms =
+        now_ms() + (s->limits.forward_timeout_ms ? s->limits.forward_timeout_ms : 10000);
     op->cb = cb;
     op->arg = arg;
 

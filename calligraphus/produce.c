@@ -203,8 +203,8 @@ static void dispatch_block(cal_request_t *r, cal_block_t *b, const Fwpb__BlockRe
      * CRCs, the records' structure and each record against the limit. */
     fw_block_header_t h;
     fw_record_iter_t it;
-    uint32_t max_record = b->cs->c->max_record_bytes ? b->cs->c->max_record_bytes
-                                                     : FW_RECORD_MAX_DEFAULT;
+    uint32_t max_record =
+        b->cs->c->max_record_bytes ? b->cs->c->max_record_bytes : FW_RECORD_MAX_DEFAULT;
     int vrc = fw_block_decode(b->data, b->len, max_record, &s->scratch, &h, &it);
     if (vrc == 0 && fw_block_size(&h) != b->len)
         vrc = FW_EBLOCK_CORRUPT;
@@ -249,8 +249,8 @@ static void dispatch_block(cal_request_t *r, cal_block_t *b, const Fwpb__BlockRe
     if (rc == FW_ENOT_OWNER && route.owner_address != NULL && !r->forwarded) {
         if (st != NULL)
             fw_metric_inc(st->blocks_forwarded);
-        if (cal_forward(s, route.owner_address, ref->category, ref->bucket, r->ack, b->data,
-                        b->len, on_forwarded, b) == 0)
+        if (cal_forward(s, route.owner_address, ref->category, ref->bucket, r->ack, b->data, b->len,
+                        on_forwarded, b) == 0)
             return;
         block_done(b, FW_ERETRY_LATER);
         return;
