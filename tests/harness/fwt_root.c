@@ -1,0 +1,147 @@
+/* Reading stored records back for end-to-end checks (see fwt_root.h). */
+#include "fwt_root.h"
+
+#include "fwtest.h"
+#include "names.h"
+#include "segment.h"
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int compare_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void read_bucket(const char *dir, uint32_t bucket, fwt_record_fn fn, void *arg,
+                        uint64_t *count)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    uint64_t ids[4096];
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        uint64_t id;
+        if (fw_seg_name_parse(e->d_name, &id) == 0 && n < 4096)
+            ids[n++] = id;
+    }
+    closedir(d);
+    qsort(ids, n, sizeof(ids[0]), compare_u64);
+    fw_buf_t scratch = FW_BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        char path[4096], name[FW_SEG_NAME_LEN + 1];
+        fw_seg_name(name, ids[i]);
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        fw_segr_t *r;
+        int rc = fw_segr_open(path, &r);
+        if (rc == -EAGAIN)
+            continue; /* a segment being created */
+        FWT_ASSERT_OK(rc);
+        fw_seg_block_t blk;
+        while ((rc = fw_segr_next(r, &blk)) == FW_SEGR_BLOCK) {
+            fw_block_header_t h;
+            fw_record_iter_t it;
+            FWT_ASSERT_OK(fw_block_decode(blk.data, blk.len, FW_RECORD_MAX_HARD, &scratch, &h,
+                                          &it));
+            fw_record_t rec;
+            while (fw_record_next(&it, &rec)) {
+                (*count)++;
+                if (fn != NULL)
+                    fn(arg, bucket, ids[i], &h, &rec);
+            }
+        }
+        if (rc < 0)
+            FWT_FAIL("%s: damaged (%d)", path, rc);
+        fw_segr_close(r);
+    }
+    fw_buf_free(&scratch);
+}
+
+uint64_t fwt_root_records(const char *root, const char *category, fwt_record_fn fn, void *arg)
+{
+    char cdir[4096];
+    snprintf(cdir, sizeof(cdir), "%s/%s", root, category);
+    uint64_t count = 0;
+    for (uint32_t b = 0; b < FW_BUCKETS_MAX; b++) {
+        char dir[4200];
+        snprintf(dir, sizeof(dir), "%s/%" PRIu32, cdir, b);
+        DIR *d = opendir(dir);
+        if (d == NULL) {
+            if (b > 1024)
+                break;
+            continue;
+        }
+        closedir(d);
+        read_bucket(dir, b, fn, arg, &count);
+    }
+    return count;
+}
+
+void fwt_lines_write(FILE *f, uint64_t first, uint64_t count, int nkeys)
+{
+    for (uint64_t n = first; n < first + count; n++)
+        fprintf(f, "k%03d %09" PRIu64 " freeway-log-line\n", (int)(n % (uint64_t)nkeys), n);
+}
+
+typedef struct check_s {
+    fwt_lines_report_t *r;
+    uint64_t n;
+    int nkeys;
+    uint8_t *seen;
+    int64_t *last; /* per key: the last line number seen, -1 before */
+} check_t;
+
+static void check_record(void *arg, uint32_t bucket, uint64_t segment_id,
+                         const fw_block_header_t *h, const fw_record_t *rec)
+{
+    (void)bucket;
+    (void)segment_id;
+    (void)h;
+    check_t *c = arg;
+    c->r->records++;
+    char value[64];
+    if (!rec->has_key || rec->value_len < 9 || rec->value_len >= sizeof(value)) {
+        c->r->foreign++;
+        return;
+    }
+    memcpy(value, rec->value, rec->value_len);
+    value[rec->value_len] = '\0';
+    char *end;
+    uint64_t n = strtoull(value, &end, 10);
+    int key = rec->key_len > 1 ? atoi((const char *)rec->key + 1) : -1;
+    if (end != value + 9 || n >= c->n || key != (int)(n % (uint64_t)c->nkeys)) {
+        c->r->foreign++;
+        return;
+    }
+    if (c->seen[n]++) {
+        if (c->r->dups++ == 0)
+            c->r->first_dup = n;
+        return;
+    }
+    if (c->last[key] >= (int64_t)n)
+        c->r->disorder++;
+    c->last[key] = (int64_t)n;
+}
+
+void fwt_lines_check(const char *root, const char *category, uint64_t n, int nkeys,
+                     fwt_lines_report_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    check_t c = {.r = r, .n = n, .nkeys = nkeys};
+    c.seen = calloc(n ? n : 1, 1);
+    c.last = malloc((size_t)nkeys * sizeof(*c.last));
+    FWT_ASSERT(c.seen != NULL && c.last != NULL);
+    for (int k = 0; k < nkeys; k++)
+        c.last[k] = -1;
+    fwt_root_records(root, category, check_record, &c);
+    for (uint64_t i = 0; i < n; i++)
+        if (!c.seen[i] && r->missing++ == 0)
+            r->first_missing = i;
+    free(c.seen);
+    free(c.last);
+}
