@@ -256,6 +256,8 @@ static int run(daemon_t *d)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    /* A file-size limit must fail the write (EFBIG), not kill the writer. */
+    signal(SIGXFSZ, SIG_IGN);
     static daemon_t d;
     char err[512];
     char **rest;

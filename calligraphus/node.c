@@ -285,6 +285,19 @@ static void bucket_config(const cal_node_t *n, const cal_category_t *c, cal_buck
 
 static void on_bucket_closed(cal_bucket_t *b, int status);
 
+static void after_bucket(cal_slot_t *s);
+
+static void on_failed_open_closed(cal_bucket_t *b, int status)
+{
+    (void)status;
+    cal_slot_t *s = b->data;
+    free(b);
+    s->b = NULL;
+    if (s->state != CAL_SLOT_OPENING)
+        after_bucket(s); /* released or dropped meanwhile */
+    /* else the tick opens it again after retry_at_ms */
+}
+
 static void on_bucket_open(cal_bucket_t *b, int status)
 {
     cal_slot_t *s = b->data;
@@ -293,11 +306,11 @@ static void on_bucket_open(cal_bucket_t *b, int status)
         return; /* a drop or release already took over */
     if (status < 0) {
         /* The previous writer still holds a segment (it has not yet seen it
-         * lost the bucket), or recovery failed: let go and try again later. */
+         * lost the bucket), or recovery failed: keep the bucket, try again. */
         fw_log_warn("calligraphus", "%s: cannot open yet (%s)", slot_name(s, name, sizeof(name)),
                     fw_strerror(status));
         s->retry_at_ms = now_ms() + RETRY_MS;
-        slot_release(s);
+        cal_bucket_close(b, on_failed_open_closed);
         return;
     }
     s->state = CAL_SLOT_OWNED;
@@ -319,14 +332,18 @@ static void open_bucket(cal_slot_t *s)
                  ? -ENOMEM
                  : cal_bucket_open(b, n->loop, &n->disk, n->cfg.root, s->cs->c->name, s->bucket,
                                    s->owner.epoch, s->owner.reserved_id, &cfg, on_bucket_open);
+    int counted = s->state == CAL_SLOT_OPENING;
+    if (!counted) {
+        n->owned_count++;
+        set_owned_gauge(n);
+    }
+    s->state = CAL_SLOT_OPENING;
     if (rc < 0) {
         fw_log_error("calligraphus", "%s: cannot open: %s", slot_name(s, name, sizeof(name)),
                      fw_strerror(rc));
         free(b);
-        s->retry_at_ms = now_ms() + RETRY_MS;
-        s->state = CAL_SLOT_OWNED; /* so that release runs its normal path */
         s->b = NULL;
-        slot_release(s);
+        s->retry_at_ms = now_ms() + RETRY_MS;
         return;
     }
     b->data = s;
@@ -338,9 +355,6 @@ static void open_bucket(cal_slot_t *s)
         b->bytes_appended = s->cs->stats->bytes_appended;
     }
     s->b = b;
-    s->state = CAL_SLOT_OPENING;
-    n->owned_count++;
-    set_owned_gauge(n);
 }
 
 /* ---- taking, handing back, dropping ------------------------------------------------ */
@@ -554,6 +568,8 @@ static void count_slot(cal_slot_t *s, void *arg)
     if (s->state == CAL_SLOT_OWNED && s->b != NULL && s->b->next_segment_id == 0 &&
         c->now >= s->retry_at_ms)
         reserve_id(s);
+    if (s->state == CAL_SLOT_OPENING && s->b == NULL && c->now >= s->retry_at_ms && !n->suspended)
+        open_bucket(s);
     if (slot_is_ours(s) || s->state == CAL_SLOT_TAKING)
         c->mine++;
     if (s->state != CAL_SLOT_FREE && s->state != CAL_SLOT_OWNED && s->state != CAL_SLOT_OPENING)

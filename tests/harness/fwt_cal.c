@@ -189,3 +189,25 @@ void fwt_category_create(const char *zk, const char *name, int buckets, const ch
         FWT_FAIL("freeway category create %s failed (%d):\n%s", name, rc, out ? out : "");
     free(out);
 }
+
+void fwt_send_spawn(fwt_proc_t *p, const char *zk, const char *category, const char *input,
+                    const char *log, const char *const *extra)
+{
+    /* The shell only redirects stdin (fwt_proc_spawn gives children /dev/null). */
+    char cmd[4096];
+    int n = snprintf(cmd, sizeof(cmd), "exec '%s' send -c '%s' --zk '%s' --key-sep ' '",
+                     fwt_bin("freeway"), category, zk);
+    for (int i = 0; extra != NULL && extra[i] != NULL; i++)
+        n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " '%s'", extra[i]);
+    snprintf(cmd + n, sizeof(cmd) - (size_t)n, " < '%s'", input);
+    char *const argv[] = {"/bin/sh", "-c", cmd, NULL};
+    fwt_proc_spawn(p, "send", argv, log);
+}
+
+int fwt_send_wait(fwt_proc_t *p, int timeout_ms)
+{
+    int status = 0;
+    if (fwt_proc_wait(p, timeout_ms, &status) < 0)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

@@ -49,4 +49,14 @@ double fwt_cal_metric(const fwt_cal_t *c, const char *series);
 /* Runs `freeway category create NAME --buckets N --zk ZK` plus extra flags; fails on error. */
 void fwt_category_create(const char *zk, const char *name, int buckets, const char *const *extra);
 
+/*
+ * Starts `freeway send -c CATEGORY --zk ZK --key-sep ' '` plus extra flags
+ * with stdin from the file `input` and output to log; returns at once.
+ */
+void fwt_send_spawn(fwt_proc_t *p, const char *zk, const char *category, const char *input,
+                    const char *log, const char *const *extra);
+
+/* Waits up to timeout_ms for a `freeway send` to exit; returns its exit code (or -1). */
+int fwt_send_wait(fwt_proc_t *p, int timeout_ms);
+
 #endif
