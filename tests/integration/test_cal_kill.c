@@ -1,0 +1,79 @@
+/*
+ * Guarantee 6 at the writer: kill -9 one of two calligraphus writers while a
+ * producer sends, and start it again. The producer finishes with every
+ * record acked, and each record is stored exactly once across the segments
+ * of the survivor and of the restarted writer, in order per key. A dead
+ * writer's stored-but-unacked blocks are found by whoever recovers its
+ * segments, so the producer's retries of them are dropped as duplicates.
+ */
+#include "fwt_cal.h"
+#include "fwt_root.h"
+#include "fwt_zk.h"
+#include "fwtest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define LINES 300000
+#define KEYS  64
+
+static fwt_cal_t w1, w2;
+
+static int balanced(void *arg)
+{
+    (void)arg;
+    return fwt_cal_metric(&w1, "freeway_calligraphus_owned_buckets") == 4 &&
+           fwt_cal_metric(&w2, "freeway_calligraphus_owned_buckets") == 4;
+}
+
+static int w1_busy(void *arg)
+{
+    (void)arg;
+    return fwt_cal_metric(&w1, "freeway_calligraphus_records_acked_total{category=\"web\"}") >
+           LINES / 10;
+}
+
+FWT_TEST(kill_9_a_writer_mid_stream)
+{
+    fwt_zk_t zk;
+    fwt_zk_start(&zk);
+    char spec[128], root[FWT_PATH_MAX], input[FWT_PATH_MAX], log[FWT_PATH_MAX];
+    snprintf(spec, sizeof(spec), "%s/freeway", zk.connect);
+    snprintf(root, sizeof(root), "%s/root", fwt_tmpdir_mem());
+    snprintf(input, sizeof(input), "%s/lines", fwt_tmpdir());
+    snprintf(log, sizeof(log), "%s/send.log", fwt_tmpdir());
+    fwt_category_create(spec, "web", 8, NULL);
+    const char *flags[] = {"--session-timeout", "3s", NULL};
+    fwt_cal_start(&w1, "w1", spec, root, flags);
+    fwt_cal_start(&w2, "w2", spec, root, flags);
+    fwt_wait_until(balanced, NULL, 30000, "4 buckets on each writer");
+
+    FILE *f = fopen(input, "w");
+    FWT_ASSERT(f != NULL);
+    fwt_lines_write(f, 0, LINES, KEYS);
+    fclose(f);
+    /* Small batches: many requests in flight when the writer dies. */
+    const char *send_flags[] = {"--batch-bytes", "16K", "--timeout", "120s", NULL};
+    fwt_proc_t send;
+    fwt_send_spawn(&send, spec, "web", input, log, send_flags);
+    fwt_wait_until(w1_busy, NULL, 60000, "w1 to ack a tenth of the lines");
+    fwt_cal_kill(&w1);
+    fwt_cal_restart(&w1);
+
+    int rc = fwt_send_wait(&send, 240000);
+    char tail[4096];
+    if (rc != 0)
+        FWT_FAIL("freeway send exited %d:\n%s", rc, fwt_file_tail(log, 20, tail, sizeof(tail)));
+    fwt_cal_stop(&w1);
+    fwt_cal_stop(&w2);
+
+    fwt_lines_report_t r;
+    fwt_lines_check(root, "web", LINES, KEYS, &r);
+    if (r.dups || r.missing)
+        FWT_FAIL("%llu duplicates (first %llu), %llu missing (first %llu)",
+                 (unsigned long long)r.dups, (unsigned long long)r.first_dup,
+                 (unsigned long long)r.missing, (unsigned long long)r.first_missing);
+    FWT_ASSERT_UINT_EQ(r.disorder, 0);
+    FWT_ASSERT_UINT_EQ(r.records, LINES);
+    fwt_zk_stop(&zk);
+}
