@@ -240,8 +240,14 @@ demo: deps
 demo-stop:
 	$(Q)scripts/demo stop
 
+# The ingest benchmark (bench/README.md): it installs fio and iperf3 and builds
+# the release binaries itself. bench-quick is the same at a smaller size (< 3 min).
+.PHONY: bench-quick
 bench:
-	@echo "bench: no benchmarks yet (the calligraphus and benchmark issues add them)"
+	$(Q)bench/ingest
+
+bench-quick:
+	$(Q)bench/ingest --quick
 
 # ---- formatting -------------------------------------------------------------------
 
