@@ -1,7 +1,9 @@
 /*
  * A writer's bucket on real files: group commit, acks at each level,
  * retries stored once, recovery of a torn segment left by a crash, rolls,
- * and a full disk. Driven on a real loop with the real disk thread.
+ * a full disk, segment ids handed in by the owner, the lease, pause and
+ * resume, abandon, and the lock an open segment holds against recovery.
+ * Driven on a real loop with the real disk thread.
  */
 #include "fwtest.h"
 #include "fwt_proc.h"
@@ -10,9 +12,15 @@
 #include "error.h"
 #include "fsutil.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <semaphore.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct blk_s {
@@ -26,10 +34,12 @@ static uv_loop_t loop;
 static uv_timer_t tick;
 static cal_disk_t disk;
 static int opened, open_status, closed;
+static int ticks;
 
 static void on_tick(uv_timer_t *t)
 {
     (void)t;
+    ticks++;
 }
 
 static void setup(void)
@@ -363,5 +373,664 @@ FWT_TEST(full_disk_means_retry_later_then_recovers)
     free_block(one);
     free_block(two);
     free_block(again);
+    teardown();
+}
+
+/* ---- helpers for ids, leases, pause, abandon and locks ------------------------ */
+
+/* Runs the loop through n heartbeats. Only to show that nothing happens: every
+ * wait for something that should happen is a run_until on its event. */
+static void run_ticks(int n)
+{
+    run_until(&ticks, ticks + n);
+}
+
+static void seg_file(const char *root, uint64_t id, char *path, size_t cap)
+{
+    char name[FW_SEG_NAME_LEN + 1];
+    fw_seg_name(name, id);
+    snprintf(path, cap, "%s/web_clicks/3/%s", root, name);
+}
+
+static uint64_t seg_size(const char *root, uint64_t id)
+{
+    char path[1024];
+    struct stat st;
+    seg_file(root, id, path, sizeof(path));
+    FWT_ASSERT_INT_EQ(stat(path, &st), 0);
+    return (uint64_t)st.st_size;
+}
+
+/* The segment ids in the bucket's directory, ascending; returns how many. */
+static int seg_ids(const char *root, uint64_t *ids, int cap)
+{
+    char dir[1024];
+    FWT_ASSERT_OK(fw_seg_bucket_dir(dir, sizeof(dir), root, "web_clicks", 3));
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        uint64_t id;
+        if (fw_seg_name_parse(e->d_name, &id) < 0)
+            continue;
+        FWT_ASSERT(n < cap);
+        int i = n++;
+        for (; i > 0 && ids[i - 1] > id; i--)
+            ids[i] = ids[i - 1];
+        ids[i] = id;
+    }
+    closedir(d);
+    return n;
+}
+
+/* The producer sequences stored in a segment, in file order; returns how many. */
+static int seg_sequences(const char *root, uint64_t id, uint64_t *seqs, int cap)
+{
+    char path[1024];
+    seg_file(root, id, path, sizeof(path));
+    fw_segr_t *r;
+    FWT_ASSERT_OK(fw_segr_open(path, &r));
+    fw_seg_block_t blk;
+    int n = 0, rc;
+    while ((rc = fw_segr_next(r, &blk)) == FW_SEGR_BLOCK) {
+        FWT_ASSERT(n < cap);
+        seqs[n++] = blk.header.sequence;
+    }
+    FWT_ASSERT_OK(rc);
+    fw_segr_close(r);
+    return n;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * A job that holds the disk thread until released. Jobs run in order, so a
+ * bucket job submitted after the gate stays in flight (job_busy) for as
+ * long as the test wants, and once the gate is entered every job submitted
+ * before it has done its work.
+ */
+typedef struct gate_s {
+    cal_disk_job_t job;
+    sem_t entered, go;
+    int done;
+} gate_t;
+
+static void gate_work(cal_disk_job_t *j)
+{
+    gate_t *g = j->data;
+    sem_post(&g->entered);
+    while (sem_wait(&g->go) < 0 && errno == EINTR)
+        ;
+}
+
+static void gate_done(cal_disk_job_t *j)
+{
+    gate_t *g = j->data;
+    g->done = 1;
+}
+
+static gate_t *gate_submit(void)
+{
+    gate_t *g = calloc(1, sizeof(*g));
+    sem_init(&g->entered, 0, 0);
+    sem_init(&g->go, 0, 0);
+    g->job.work = gate_work;
+    g->job.done_cb = gate_done;
+    g->job.data = g;
+    cal_disk_submit(&disk, &g->job);
+    return g;
+}
+
+/* Blocks the loop thread until the disk thread is inside the gate. */
+static void gate_wait_entered(gate_t *g)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    while (sem_timedwait(&g->entered, &until) < 0) {
+        if (errno != EINTR)
+            FWT_FAIL("the disk thread never reached the gate: %s", strerror(errno));
+    }
+}
+
+/* Lets the disk thread go on and waits until the gate's done_cb ran. */
+static void gate_release(gate_t *g)
+{
+    sem_post(&g->go);
+    run_until(&g->done, 1);
+    sem_destroy(&g->entered);
+    sem_destroy(&g->go);
+    free(g);
+}
+
+static void try_open(cal_bucket_t *b, const char *root, const cal_bucket_config_t *cfg)
+{
+    int before = opened;
+    FWT_ASSERT_OK(cal_bucket_open(b, &loop, &disk, root, "web_clicks", 3, 7, 1, cfg, on_open));
+    run_until(&opened, before + 1);
+}
+
+/* ---- segment ids from the owner --------------------------------------------- */
+
+static int id_asks;
+static uint64_t id_to_give; /* 0: the test gives ids itself, later */
+
+static void on_need_id(cal_bucket_t *b)
+{
+    id_asks++;
+    /* Nothing may be waiting for the id we are asked for: it is reserved ahead. */
+    FWT_ASSERT_UINT_EQ(b->next_segment_id, 0);
+    if (id_to_give != 0)
+        cal_bucket_give_segment_id(b, id_to_give++);
+}
+
+FWT_TEST(rolls_use_the_segment_ids_the_owner_gives)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.roll_bytes = 8192; /* one 5000-byte block per segment */
+    cfg.sync_interval_ms = 0;
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg);
+    b.need_segment_id = on_need_id;
+    id_asks = 0;
+    id_to_give = 0;
+    acked = 0;
+    enum { N = 3 };
+    blk_t *blks[N];
+    for (int i = 0; i < N; i++)
+        blks[i] = make_block(5, 1 + (uint64_t)i, 1, 5000, CAL_ACK_DURABLE);
+
+    /* The first segment takes the id the bucket was opened with and asks for the next. */
+    cal_bucket_append(&b, &blks[0]->a);
+    run_until(&acked, 1);
+    FWT_ASSERT_OK(blks[0]->status);
+    FWT_ASSERT_UINT_EQ(blks[0]->a.segment_id, 1);
+    FWT_ASSERT_INT_EQ(id_asks, 1);
+
+    /* The next block needs a roll and no id is here yet: it waits, unwritten. */
+    uint64_t size1 = seg_size(root, 1);
+    cal_bucket_append(&b, &blks[1]->a);
+    FWT_ASSERT(!b.job_busy);
+    run_ticks(3);
+    FWT_ASSERT(!blks[1]->done);
+    FWT_ASSERT_INT_EQ(acked, 1);
+    uint64_t ids[8];
+    FWT_ASSERT_INT_EQ(seg_ids(root, ids, 8), 1);
+    FWT_ASSERT_UINT_EQ(seg_size(root, 1), size1);
+    FWT_ASSERT_INT_EQ(id_asks, 1); /* asked once, not again while waiting */
+
+    /* The id arrives: the block goes to a segment of exactly that id. */
+    cal_bucket_give_segment_id(&b, 10);
+    run_until(&acked, 2);
+    FWT_ASSERT_OK(blks[1]->status);
+    FWT_ASSERT_UINT_EQ(blks[1]->a.segment_id, 10);
+    FWT_ASSERT_INT_EQ(id_asks, 2);
+
+    /* An id given before it is needed is used at the next roll, without a wait. */
+    cal_bucket_give_segment_id(&b, 25);
+    cal_bucket_append(&b, &blks[2]->a);
+    run_until(&acked, 3);
+    FWT_ASSERT_OK(blks[2]->status);
+    FWT_ASSERT_UINT_EQ(blks[2]->a.segment_id, 25);
+    FWT_ASSERT_INT_EQ(id_asks, 3);
+
+    close_bucket(&b);
+    FWT_ASSERT_INT_EQ(seg_ids(root, ids, 8), 3);
+    FWT_ASSERT_UINT_EQ(ids[0], 1);
+    FWT_ASSERT_UINT_EQ(ids[1], 10);
+    FWT_ASSERT_UINT_EQ(ids[2], 25);
+    for (int i = 0; i < 3; i++) {
+        fw_seg_scan_t s;
+        scan_dir(root, ids[i], &s);
+        FWT_ASSERT(s.sealed);
+        FWT_ASSERT_UINT_EQ(s.blocks, 1);
+        FWT_ASSERT_UINT_EQ(s.header.segment_id, ids[i]);
+    }
+    for (int i = 0; i < N; i++)
+        free_block(blks[i]);
+    teardown();
+}
+
+FWT_TEST(closing_while_waiting_for_an_id_fails_what_waits)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.roll_bytes = 8192;
+    cfg.sync_interval_ms = 0;
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg);
+    b.need_segment_id = on_need_id;
+    id_asks = 0;
+    id_to_give = 0;
+    acked = 0;
+    blk_t *one = make_block(5, 1, 1, 5000, CAL_ACK_DURABLE);
+    blk_t *two = make_block(5, 2, 1, 5000, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &one->a);
+    run_until(&acked, 1);
+    FWT_ASSERT_OK(one->status);
+    cal_bucket_append(&b, &two->a);
+    FWT_ASSERT(!two->done);
+    /* No id will come: the close does not wait for one. */
+    close_bucket(&b);
+    FWT_ASSERT(two->done);
+    FWT_ASSERT_INT_EQ(two->status, FW_ERETRY_LATER);
+    uint64_t ids[8];
+    FWT_ASSERT_INT_EQ(seg_ids(root, ids, 8), 1);
+    fw_seg_scan_t s;
+    scan_dir(root, 1, &s);
+    FWT_ASSERT(s.sealed);
+    FWT_ASSERT_UINT_EQ(s.blocks, 1);
+    free_block(one);
+    free_block(two);
+    teardown();
+}
+
+/* ---- the lease ------------------------------------------------------------------- */
+
+static _Atomic int64_t lease;
+
+FWT_TEST(a_lease_in_the_future_changes_nothing)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.sync_interval_ms = 1;
+    atomic_store(&lease, mono_ns() + 600 * (int64_t)1000000000);
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg);
+    b.lease_ns = &lease;
+    acked = 0;
+    enum { N = 20 };
+    blk_t *blks[N];
+    for (int i = 0; i < N; i++) {
+        blks[i] = make_block(4, 1 + (uint64_t)i, 2, 100, i % 2 ? CAL_ACK_WRITTEN : CAL_ACK_DURABLE);
+        cal_bucket_append(&b, &blks[i]->a);
+    }
+    run_until(&acked, N);
+    for (int i = 0; i < N; i++) {
+        FWT_ASSERT_OK(blks[i]->status);
+        FWT_ASSERT(!blks[i]->a.duplicate);
+    }
+    FWT_ASSERT_INT_EQ(b.state, CAL_BUCKET_READY);
+    close_bucket(&b);
+    fw_seg_scan_t s;
+    scan_dir(root, 1, &s);
+    FWT_ASSERT(s.sealed);
+    FWT_ASSERT_UINT_EQ(s.blocks, N);
+    for (int i = 0; i < N; i++)
+        free_block(blks[i]);
+    teardown();
+}
+
+FWT_TEST(a_lapsed_lease_writes_nothing_and_fails_the_bucket)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.sync_interval_ms = 0;
+    atomic_store(&lease, mono_ns() + 600 * (int64_t)1000000000);
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg);
+    b.lease_ns = &lease;
+    acked = 0;
+    blk_t *one = make_block(4, 1, 1, 100, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &one->a);
+    run_until(&acked, 1);
+    FWT_ASSERT_OK(one->status);
+    uint64_t size = seg_size(root, 1);
+
+    /* The lease ran out (a past deadline): the disk thread refuses the write. */
+    atomic_store(&lease, mono_ns() - 1);
+    blk_t *two = make_block(4, 2, 1, 100, CAL_ACK_WRITTEN);
+    cal_bucket_append(&b, &two->a);
+    run_until(&acked, 2);
+    FWT_ASSERT_INT_EQ(two->status, FW_ERETRY_LATER);
+    FWT_ASSERT_INT_EQ(b.state, CAL_BUCKET_FAILED);
+    FWT_ASSERT_UINT_EQ(seg_size(root, 1), size);
+    /* ... and takes nothing more. */
+    blk_t *three = make_block(4, 2, 1, 100, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &three->a);
+    FWT_ASSERT(three->done);
+    FWT_ASSERT_INT_EQ(three->status, FW_ERETRY_LATER);
+
+    /* Without the lease the close does not seal either: that is the next owner's. */
+    close_bucket(&b);
+    FWT_ASSERT_UINT_EQ(seg_size(root, 1), size);
+    fw_seg_scan_t s;
+    scan_dir(root, 1, &s);
+    FWT_ASSERT(!s.sealed);
+    FWT_ASSERT_UINT_EQ(s.blocks, 1);
+    FWT_ASSERT_INT_EQ(s.damage, 0);
+    free_block(one);
+    free_block(two);
+    free_block(three);
+    teardown();
+}
+
+FWT_TEST(a_lease_that_lapses_after_the_write_gives_no_ack)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    blk_t *written = make_block(4, 1, 1, 100, CAL_ACK_WRITTEN);
+    blk_t *durable = make_block(4, 2, 1, 100, CAL_ACK_DURABLE);
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.sync_interval_ms = 60000;
+    cfg.batch_bytes = written->a.len + durable->a.len; /* the second append flushes both */
+    atomic_store(&lease, mono_ns() + 600 * (int64_t)1000000000);
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg);
+    b.lease_ns = &lease;
+    acked = 0;
+    cal_bucket_append(&b, &written->a);
+    cal_bucket_append(&b, &durable->a);
+    FWT_ASSERT(b.job_busy);
+    /* Once the disk thread reaches the gate the job has written and synced, but
+     * the loop has not seen it yet; then the lease lapses. */
+    gate_t *g = gate_submit();
+    gate_wait_entered(g);
+    atomic_store(&lease, mono_ns() - 1);
+    gate_release(g);
+    run_until(&acked, 2);
+    FWT_ASSERT_INT_EQ(written->status, FW_ERETRY_LATER);
+    FWT_ASSERT_INT_EQ(durable->status, FW_ERETRY_LATER);
+    FWT_ASSERT_INT_EQ(b.state, CAL_BUCKET_FAILED);
+    close_bucket(&b);
+    /* The bytes are there (the write was allowed); only the acks were not. */
+    fw_seg_scan_t s;
+    scan_dir(root, 1, &s);
+    FWT_ASSERT_UINT_EQ(s.blocks, 2);
+    FWT_ASSERT(!s.sealed);
+    free_block(written);
+    free_block(durable);
+    teardown();
+}
+
+/* ---- pause and resume ------------------------------------------------------------ */
+
+FWT_TEST(pause_fails_what_waits_and_writes_nothing_until_resumed)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    enum { N = 7 };
+    blk_t *blks[N];
+    /* 1, 2 before the pause; 3 waiting at the pause; 3, 4 while paused; 3, 4 after. */
+    uint64_t seqs[N] = {1, 2, 3, 3, 4, 3, 4};
+    for (int i = 0; i < N; i++)
+        blks[i] = make_block(6, seqs[i], 1, 100, CAL_ACK_DURABLE);
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.sync_interval_ms = 60000;
+    cfg.batch_bytes = 2 * blks[0]->a.len; /* every second append flushes */
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg);
+    acked = 0;
+    cal_bucket_append(&b, &blks[0]->a);
+    cal_bucket_append(&b, &blks[1]->a);
+    run_until(&acked, 2);
+    FWT_ASSERT_OK(blks[0]->status);
+    FWT_ASSERT_OK(blks[1]->status);
+    uint64_t size = seg_size(root, 1);
+
+    cal_bucket_append(&b, &blks[2]->a);
+    FWT_ASSERT(!blks[2]->done);
+    cal_bucket_pause(&b);
+    FWT_ASSERT(blks[2]->done);
+    FWT_ASSERT_INT_EQ(blks[2]->status, FW_ERETRY_LATER);
+    cal_bucket_append(&b, &blks[3]->a);
+    cal_bucket_append(&b, &blks[4]->a);
+    FWT_ASSERT(blks[3]->done && blks[4]->done);
+    FWT_ASSERT_INT_EQ(blks[3]->status, FW_ERETRY_LATER);
+    FWT_ASSERT_INT_EQ(blks[4]->status, FW_ERETRY_LATER);
+    FWT_ASSERT(b.pending_head == NULL);
+    FWT_ASSERT(!b.job_busy);
+    run_ticks(3);
+    FWT_ASSERT_UINT_EQ(seg_size(root, 1), size);
+
+    /* Resumed: the producer's retries are taken as new, in order, once each. */
+    cal_bucket_resume(&b);
+    cal_bucket_append(&b, &blks[5]->a);
+    cal_bucket_append(&b, &blks[6]->a);
+    run_until(&acked, N);
+    FWT_ASSERT_OK(blks[5]->status);
+    FWT_ASSERT_OK(blks[6]->status);
+    FWT_ASSERT(!blks[5]->a.duplicate && !blks[6]->a.duplicate);
+    FWT_ASSERT(seg_size(root, 1) > size);
+    close_bucket(&b);
+    uint64_t got[8];
+    FWT_ASSERT_INT_EQ(seg_sequences(root, 1, got, 8), 4);
+    for (int i = 0; i < 4; i++)
+        FWT_ASSERT_UINT_EQ(got[i], i + 1);
+    for (int i = 0; i < N; i++)
+        free_block(blks[i]);
+    teardown();
+}
+
+/* ---- abandon ------------------------------------------------------------------------ */
+
+FWT_TEST(abandon_leaves_the_segment_for_the_next_owner)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    enum { N = 3 };
+    blk_t *blks[N];
+    for (int i = 0; i < N; i++)
+        blks[i] = make_block(11, 1 + (uint64_t)i, 2, 60, CAL_ACK_DURABLE);
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.sync_interval_ms = 60000;
+    cfg.batch_bytes = 2 * blks[0]->a.len;
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg);
+    acked = 0;
+    cal_bucket_append(&b, &blks[0]->a);
+    cal_bucket_append(&b, &blks[1]->a);
+    run_until(&acked, 2);
+    FWT_ASSERT_OK(blks[0]->status);
+    FWT_ASSERT_OK(blks[1]->status);
+    uint64_t size = seg_size(root, 1);
+    cal_bucket_append(&b, &blks[2]->a);
+    FWT_ASSERT(!blks[2]->done);
+
+    int before = closed;
+    cal_bucket_abandon(&b, on_close);
+    FWT_ASSERT(blks[2]->done);
+    FWT_ASSERT_INT_EQ(blks[2]->status, FW_ERETRY_LATER);
+    run_until(&closed, before + 1);
+    FWT_ASSERT_INT_EQ(b.state, CAL_BUCKET_CLOSED);
+    /* No seal and nothing else: the open segment is as the last write left it. */
+    FWT_ASSERT_UINT_EQ(seg_size(root, 1), size);
+    fw_seg_scan_t s;
+    scan_dir(root, 1, &s);
+    FWT_ASSERT(!s.sealed);
+    FWT_ASSERT_UINT_EQ(s.blocks, 2);
+    FWT_ASSERT_INT_EQ(s.damage, 0);
+
+    /* The next owner recovers and seals it and knows what it holds. */
+    cal_bucket_config_default(&cfg);
+    cfg.sync_interval_ms = 0;
+    cal_bucket_t next;
+    open_bucket(&next, root, &cfg);
+    scan_dir(root, 1, &s);
+    FWT_ASSERT(s.sealed);
+    FWT_ASSERT_UINT_EQ(s.blocks, 2);
+    blk_t *retry_two = make_block(11, 2, 2, 60, CAL_ACK_DURABLE);
+    blk_t *retry_three = make_block(11, 3, 2, 60, CAL_ACK_DURABLE);
+    cal_bucket_append(&next, &retry_two->a);
+    FWT_ASSERT(retry_two->done);
+    FWT_ASSERT_OK(retry_two->status);
+    FWT_ASSERT(retry_two->a.duplicate);
+    cal_bucket_append(&next, &retry_three->a);
+    run_until(&retry_three->done, 1);
+    FWT_ASSERT_OK(retry_three->status);
+    FWT_ASSERT(!retry_three->a.duplicate);
+    FWT_ASSERT_UINT_EQ(retry_three->a.segment_id, 2);
+    close_bucket(&next);
+    for (int i = 0; i < N; i++)
+        free_block(blks[i]);
+    free_block(retry_two);
+    free_block(retry_three);
+    teardown();
+}
+
+FWT_TEST(abandon_with_a_write_in_flight)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.sync_interval_ms = 0;
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg);
+    acked = 0;
+    gate_t *g = gate_submit();
+    blk_t *one = make_block(12, 1, 1, 100, CAL_ACK_DURABLE);
+    blk_t *two = make_block(12, 2, 1, 100, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &one->a); /* behind the gate */
+    cal_bucket_append(&b, &two->a); /* waiting */
+    int before = closed;
+    cal_bucket_abandon(&b, on_close);
+    FWT_ASSERT(two->done);
+    FWT_ASSERT_INT_EQ(two->status, FW_ERETRY_LATER);
+    FWT_ASSERT(!one->done);
+    FWT_ASSERT_INT_EQ(closed, before);
+    blk_t *late = make_block(12, 2, 1, 100, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &late->a);
+    FWT_ASSERT(late->done);
+    FWT_ASSERT_INT_EQ(late->status, FW_ERETRY_LATER);
+    gate_release(g);
+    run_until(&closed, before + 1);
+    /* The write under way finished (the lease allowed it) and was acked first. */
+    FWT_ASSERT(one->done);
+    FWT_ASSERT_OK(one->status);
+    fw_seg_scan_t s;
+    scan_dir(root, 1, &s);
+    FWT_ASSERT(!s.sealed);
+    FWT_ASSERT_UINT_EQ(s.blocks, 1);
+    free_block(one);
+    free_block(two);
+    free_block(late);
+    teardown();
+}
+
+FWT_TEST(abandon_during_a_close_skips_the_seal)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.sync_interval_ms = 0;
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg);
+    acked = 0;
+    blk_t *one = make_block(13, 1, 1, 100, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &one->a);
+    run_until(&acked, 1);
+    FWT_ASSERT_OK(one->status);
+    /* The close's seal job waits behind the gate when the bucket is lost. */
+    gate_t *g = gate_submit();
+    int before = closed;
+    cal_bucket_close(&b, on_close);
+    cal_bucket_abandon(&b, on_close);
+    gate_release(g);
+    run_until(&closed, before + 1);
+    run_ticks(2);
+    FWT_ASSERT_INT_EQ(closed, before + 1); /* one close_cb, not two */
+    fw_seg_scan_t s;
+    scan_dir(root, 1, &s);
+    FWT_ASSERT(!s.sealed);
+    FWT_ASSERT_UINT_EQ(s.blocks, 1);
+    free_block(one);
+    teardown();
+}
+
+FWT_TEST(abandon_while_opening)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    gate_t *g = gate_submit();
+    cal_bucket_t b;
+    int before = closed;
+    FWT_ASSERT_OK(cal_bucket_open(&b, &loop, &disk, root, "web_clicks", 3, 7, 1, &cfg, on_open));
+    cal_bucket_abandon(&b, on_close);
+    gate_release(g);
+    run_until(&closed, before + 1);
+    FWT_ASSERT_INT_EQ(b.state, CAL_BUCKET_CLOSED);
+    uint64_t ids[4];
+    FWT_ASSERT_INT_EQ(seg_ids(root, ids, 4), 0);
+    teardown();
+}
+
+/* ---- the lock of an open segment ---------------------------------------------------- */
+
+FWT_TEST(open_waits_while_another_writer_holds_a_segment)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    char dir[1024];
+    FWT_ASSERT_OK(fw_seg_bucket_dir(dir, sizeof(dir), root, "web_clicks", 3));
+    FWT_ASSERT_OK(fw_mkdir_p(dir));
+    /* The previous owner, still writing segment 5 (it has not seen it lost the bucket). */
+    fw_seg_header_t h = {.segment_id = 5, .epoch = 6, .created_ms = 1, .bucket = 3};
+    strcpy(h.category, "web_clicks");
+    fw_segw_t *w;
+    FWT_ASSERT_OK(fw_segw_create(dir, &h, &w));
+    blk_t *x = make_block(21, 1, 2, 20, CAL_ACK_DURABLE);
+    struct iovec iov = {x->bytes, x->a.len};
+    uint64_t off;
+    FWT_ASSERT_OK(fw_segw_append(w, &iov, 1, 1, 2, &off));
+    uint64_t size = seg_size(root, 5);
+
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cal_bucket_t b;
+    try_open(&b, root, &cfg);
+    FWT_ASSERT_INT_EQ(open_status, FW_ERETRY_LATER);
+    FWT_ASSERT_INT_EQ(b.state, CAL_BUCKET_FAILED);
+    close_bucket(&b);
+    /* Nothing touched under the writer's feet. */
+    FWT_ASSERT_UINT_EQ(seg_size(root, 5), size);
+    fw_seg_scan_t s;
+    scan_dir(root, 5, &s);
+    FWT_ASSERT(!s.sealed);
+    uint64_t ids[4];
+    FWT_ASSERT_INT_EQ(seg_ids(root, ids, 4), 1);
+
+    /* It lets go: the next open recovers, seals and learns the segment. */
+    fw_segw_close(w);
+    open_bucket(&b, root, &cfg);
+    scan_dir(root, 5, &s);
+    FWT_ASSERT(s.sealed);
+    FWT_ASSERT_UINT_EQ(s.blocks, 1);
+    acked = 0;
+    blk_t *retry = make_block(21, 1, 2, 20, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &retry->a);
+    FWT_ASSERT(retry->done);
+    FWT_ASSERT(retry->a.duplicate);
+    blk_t *two = make_block(21, 2, 2, 20, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &two->a);
+    run_until(&two->done, 1);
+    FWT_ASSERT_OK(two->status);
+    FWT_ASSERT_UINT_EQ(two->a.segment_id, 6);
+    close_bucket(&b);
+    free_block(x);
+    free_block(retry);
+    free_block(two);
     teardown();
 }
