@@ -413,12 +413,7 @@ static void flush(cal_bucket_t *b)
      * A segment exceeds roll_bytes only to hold a single block larger than it. */
     if (roll) {
         job->new_segment_id = b->next_segment_id;
-        if (b->need_segment_id != NULL) {
-            b->next_segment_id = 0;
-            b->need_segment_id(b); /* reserve the one after, before it is needed */
-        } else {
-            b->next_segment_id++;
-        }
+        b->next_segment_id = b->need_segment_id != NULL ? 0 : b->next_segment_id + 1;
         room = b->cfg.roll_bytes > FW_SEG_HEADER_MAX ? b->cfg.roll_bytes - FW_SEG_HEADER_MAX : 0;
     }
     cal_append_t *last = NULL;
@@ -445,6 +440,11 @@ static void flush(cal_bucket_t *b)
     job->disk.done_cb = on_appended;
     job->disk.data = b;
     cal_disk_submit(b->disk, &job->disk);
+    /* Reserve the id after this one before it is needed. Only now that the
+     * job is on its way: an owner that gives the id from inside the callback
+     * must find the bucket busy, not re-enter flush. */
+    if (roll && b->need_segment_id != NULL)
+        b->need_segment_id(b);
 }
 
 void cal_bucket_append(cal_bucket_t *b, cal_append_t *a)

@@ -601,6 +601,41 @@ FWT_TEST(rolls_use_the_segment_ids_the_owner_gives)
     teardown();
 }
 
+FWT_TEST(an_id_given_from_inside_need_segment_id)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.roll_bytes = 8192;
+    cfg.sync_interval_ms = 0;
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg);
+    b.need_segment_id = on_need_id;
+    id_asks = 0;
+    id_to_give = 100; /* an owner with an id at hand gives it at once */
+    acked = 0;
+    blk_t *one = make_block(5, 1, 1, 5000, CAL_ACK_DURABLE);
+    blk_t *two = make_block(5, 2, 1, 5000, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &one->a);
+    cal_bucket_append(&b, &two->a);
+    run_until(&acked, 2);
+    FWT_ASSERT_OK(one->status);
+    FWT_ASSERT_OK(two->status);
+    FWT_ASSERT_UINT_EQ(one->a.segment_id, 1);
+    FWT_ASSERT_UINT_EQ(two->a.segment_id, 100);
+    FWT_ASSERT_INT_EQ(id_asks, 2);
+    FWT_ASSERT_UINT_EQ(b.next_segment_id, 101);
+    id_to_give = 0;
+    close_bucket(&b);
+    uint64_t ids[8];
+    FWT_ASSERT_INT_EQ(seg_ids(root, ids, 8), 2);
+    FWT_ASSERT_UINT_EQ(ids[1], 100);
+    free_block(one);
+    free_block(two);
+    teardown();
+}
+
 FWT_TEST(closing_while_waiting_for_an_id_fails_what_waits)
 {
     setup();
