@@ -608,6 +608,11 @@ void cal_bucket_pause(cal_bucket_t *b)
     b->pending_head = b->pending_tail = NULL;
     b->pending_bytes = 0;
     fail_list(b, all, FW_ERETRY_LATER);
+    /* fail_list rolled those producers back to their last stored sequence,
+     * but a job may still be writing some of their blocks: accept those
+     * again, or a retry of one would be queued a second time after resume. */
+    for (cal_append_t *a = b->inflight; a != NULL; a = a->next)
+        (void)cal_dedup_accept(&b->dedup, a->header.producer_id, a->header.sequence, wall_ms());
 }
 
 void cal_bucket_resume(cal_bucket_t *b)

@@ -855,6 +855,54 @@ FWT_TEST(pause_fails_what_waits_and_writes_nothing_until_resumed)
     teardown();
 }
 
+FWT_TEST(pause_with_a_write_in_flight)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.sync_interval_ms = 0;
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg);
+    acked = 0;
+    gate_t *g = gate_submit();
+    blk_t *one = make_block(8, 1, 1, 100, CAL_ACK_DURABLE);
+    blk_t *two = make_block(8, 2, 1, 100, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &one->a); /* on the disk thread, behind the gate */
+    cal_bucket_append(&b, &two->a); /* waiting */
+    FWT_ASSERT(b.job_busy);
+    cal_bucket_pause(&b);
+    FWT_ASSERT(two->done);
+    FWT_ASSERT_INT_EQ(two->status, FW_ERETRY_LATER);
+    FWT_ASSERT(!one->done);
+    cal_bucket_resume(&b);
+    /* 1 is still being written: a retry of it must wait, not be queued a second time. */
+    blk_t *retry_one = make_block(8, 1, 1, 100, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &retry_one->a);
+    FWT_ASSERT(retry_one->done);
+    FWT_ASSERT_INT_EQ(retry_one->status, FW_ERETRY_LATER);
+    /* The write on the disk thread completes and is acked (the lease is fine). */
+    gate_release(g);
+    run_until(&one->done, 1);
+    FWT_ASSERT_OK(one->status);
+    /* The retry of the failed 2 is the next in line, not a gap. */
+    blk_t *retry_two = make_block(8, 2, 1, 100, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &retry_two->a);
+    run_until(&retry_two->done, 1);
+    FWT_ASSERT_OK(retry_two->status);
+    FWT_ASSERT(!retry_two->a.duplicate);
+    close_bucket(&b);
+    uint64_t got[8];
+    FWT_ASSERT_INT_EQ(seg_sequences(root, 1, got, 8), 2);
+    FWT_ASSERT_UINT_EQ(got[0], 1);
+    FWT_ASSERT_UINT_EQ(got[1], 2);
+    free_block(one);
+    free_block(two);
+    free_block(retry_one);
+    free_block(retry_two);
+    teardown();
+}
+
 /* ---- abandon ------------------------------------------------------------------------ */
 
 FWT_TEST(abandon_leaves_the_segment_for_the_next_owner)
