@@ -412,8 +412,17 @@ static void flush(cal_bucket_t *b)
     /* Take what fits the open segment; roll first if not even one block fits.
      * A segment exceeds roll_bytes only to hold a single block larger than it. */
     if (roll) {
-        job->new_segment_id = b->next_segment_id;
-        b->next_segment_id = b->need_segment_id != NULL ? 0 : b->next_segment_id + 1;
+        uint64_t id = b->next_segment_id;
+        if (id <= b->last_segment_id) {
+            /* ZooKeeper's counter is behind the files (it was reset). Readers
+             * take segments in id order: ids must keep rising. */
+            fw_log_warn("calligraphus", "%s: segment id %llu is not above %llu; using %llu", b->dir,
+                        (unsigned long long)id, (unsigned long long)b->last_segment_id,
+                        (unsigned long long)b->last_segment_id + 1);
+            id = b->last_segment_id + 1;
+        }
+        job->new_segment_id = b->last_segment_id = id;
+        b->next_segment_id = b->need_segment_id != NULL ? 0 : id + 1;
         room = b->cfg.roll_bytes > FW_SEG_HEADER_MAX ? b->cfg.roll_bytes - FW_SEG_HEADER_MAX : 0;
     }
     cal_append_t *last = NULL;
@@ -496,6 +505,7 @@ static void on_opened(cal_disk_job_t *dj)
     cal_bucket_t *b = dj->data;
     cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
     b->job_busy = 0;
+    b->last_segment_id = job->max_segment_id;
     if (job->max_segment_id >= b->next_segment_id) {
         /* Only if ZooKeeper's counter was reset: files on disk are the truth. */
         if (b->need_segment_id != NULL)

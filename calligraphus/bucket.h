@@ -119,6 +119,7 @@ struct cal_bucket_s {
     fw_segw_t *seg; /* the open segment (touched by the disk thread during a job) */
     int64_t seg_opened_ms;
     uint64_t next_segment_id; /* the id the next roll uses; 0 = reserved, not here yet */
+    uint64_t last_segment_id; /* the highest id on disk or used: new ones go above it */
     /* Set by the owner after open; NULL ids are allocated locally (tests). */
     cal_bucket_id_cb need_segment_id;
     /* CLOCK_MONOTONIC ns until which this writer may still act as the owner

@@ -636,6 +636,65 @@ FWT_TEST(an_id_given_from_inside_need_segment_id)
     teardown();
 }
 
+/* A sealed segment with one block, as an earlier owner left it. */
+static void put_sealed_segment(const char *root, uint64_t id, uint64_t producer, uint64_t seq)
+{
+    char dir[1024];
+    FWT_ASSERT_OK(fw_seg_bucket_dir(dir, sizeof(dir), root, "web_clicks", 3));
+    FWT_ASSERT_OK(fw_mkdir_p(dir));
+    fw_seg_header_t h = {.segment_id = id, .epoch = 6, .created_ms = 1, .bucket = 3};
+    strcpy(h.category, "web_clicks");
+    fw_segw_t *w;
+    FWT_ASSERT_OK(fw_segw_create(dir, &h, &w));
+    blk_t *x = make_block(producer, seq, 1, 20, CAL_ACK_DURABLE);
+    struct iovec iov = {x->bytes, x->a.len};
+    uint64_t off;
+    FWT_ASSERT_OK(fw_segw_append(w, &iov, 1, 1, 1, &off));
+    FWT_ASSERT_OK(fw_segw_seal(w, 2));
+    fw_segw_close(w);
+    free_block(x);
+}
+
+FWT_TEST(segment_ids_stay_above_the_files_on_disk)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    /* ZooKeeper's counter was reset: it hands out ids the directory already passed. */
+    put_sealed_segment(root, 10, 99, 1);
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.roll_bytes = 8192;
+    cfg.sync_interval_ms = 0;
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg); /* with first_segment_id 1 */
+    b.need_segment_id = on_need_id;
+    id_asks = 0;
+    id_to_give = 0;
+    acked = 0;
+    blk_t *one = make_block(5, 1, 1, 5000, CAL_ACK_DURABLE);
+    blk_t *two = make_block(5, 2, 1, 5000, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &one->a);
+    run_until(&acked, 1);
+    FWT_ASSERT_OK(one->status);
+    FWT_ASSERT_UINT_EQ(one->a.segment_id, 11);
+    cal_bucket_give_segment_id(&b, 2);
+    cal_bucket_append(&b, &two->a);
+    run_until(&acked, 2);
+    FWT_ASSERT_OK(two->status);
+    /* Segments are read in id order: a new one may never sort before an older one. */
+    FWT_ASSERT_INT_OP(two->a.segment_id, >, 11);
+    close_bucket(&b);
+    uint64_t ids[8];
+    int n = seg_ids(root, ids, 8);
+    FWT_ASSERT_INT_EQ(n, 3);
+    FWT_ASSERT_UINT_EQ(ids[0], 10);
+    FWT_ASSERT_UINT_EQ(ids[1], 11);
+    FWT_ASSERT_UINT_EQ(ids[2], two->a.segment_id);
+    free_block(one);
+    free_block(two);
+    teardown();
+}
+
 FWT_TEST(closing_while_waiting_for_an_id_fails_what_waits)
 {
     setup();
