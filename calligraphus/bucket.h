@@ -125,8 +125,10 @@ struct cal_bucket_s {
     /* CLOCK_MONOTONIC ns until which this writer may still act as the owner
      * (see calligraphus/lease.h); NULL = no lease. Read by the disk thread. */
     const _Atomic int64_t *lease_ns;
-    int paused;  /* ownership in doubt: append nothing, answer retry-later */
-    int abandon; /* closing without a seal: the bucket belongs to someone else now */
+    int paused; /* ownership in doubt: append nothing, answer retry-later */
+    /* Closing without a seal: the bucket belongs to someone else now. Read by
+     * the disk thread's close job, which may already be running when set. */
+    _Atomic int abandon;
 
     cal_append_t *pending_head, *pending_tail; /* waiting for the next write */
     size_t pending_bytes;

@@ -1100,6 +1100,37 @@ FWT_TEST(abandon_during_a_close_skips_the_seal)
     teardown();
 }
 
+/* No gate: the seal job runs on the disk thread while the loop abandons. The
+ * seal may or may not be written; the segment stays whole either way (and a
+ * TSAN build checks that the flag crossing threads is not a data race). */
+FWT_TEST(abandon_right_after_close)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.sync_interval_ms = 0;
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg);
+    acked = 0;
+    blk_t *one = make_block(14, 1, 1, 100, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &one->a);
+    run_until(&acked, 1);
+    FWT_ASSERT_OK(one->status);
+    int before = closed;
+    cal_bucket_close(&b, on_close);
+    cal_bucket_abandon(&b, on_close);
+    run_until(&closed, before + 1);
+    run_ticks(2);
+    FWT_ASSERT_INT_EQ(closed, before + 1);
+    fw_seg_scan_t s;
+    scan_dir(root, 1, &s);
+    FWT_ASSERT_UINT_EQ(s.blocks, 1);
+    FWT_ASSERT_INT_EQ(s.damage, 0);
+    free_block(one);
+    teardown();
+}
+
 FWT_TEST(abandon_while_opening)
 {
     setup();
