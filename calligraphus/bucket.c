@@ -580,6 +580,41 @@ static void on_sealed(cal_disk_job_t *dj)
     uv_close((uv_handle_t *)&b->timer, on_timer_closed);
 }
 
+static void on_idle_sealed(cal_disk_job_t *dj)
+{
+    cal_bucket_t *b = dj->data;
+    b->job_busy = 0;
+    if (b->job.write_rc < 0)
+        fw_log_warn("calligraphus", "%s: sealing an idle segment: %s", b->dir,
+                    fw_strerror(b->job.write_rc));
+    if (b->state == CAL_BUCKET_CLOSING) {
+        if (b->pending_head != NULL)
+            flush(b);
+        else
+            start_close(b);
+        return;
+    }
+    schedule(b);
+}
+
+int cal_bucket_seal_if_idle(cal_bucket_t *b)
+{
+    if (b->state != CAL_BUCKET_READY || b->paused || b->job_busy || b->pending_head != NULL ||
+        b->seg == NULL || b->seg->end == b->seg->header.header_len ||
+        wall_ms() - b->seg_opened_ms < b->cfg.roll_age_ms)
+        return 0;
+    /* The next append opens a new segment (with the id reserved ahead). */
+    cal_bucket_job_t *job = &b->job;
+    memset(job, 0, sizeof(*job));
+    job->kind = JOB_CLOSE;
+    job->disk.work = close_work;
+    job->disk.done_cb = on_idle_sealed;
+    job->disk.data = b;
+    b->job_busy = 1;
+    cal_disk_submit(b->disk, &job->disk);
+    return 1;
+}
+
 static void start_close(cal_bucket_t *b)
 {
     uv_timer_stop(&b->timer);

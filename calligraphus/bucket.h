@@ -185,6 +185,13 @@ void cal_bucket_resume(cal_bucket_t *b);
  */
 void cal_bucket_abandon(cal_bucket_t *b, cal_bucket_cb close_cb);
 
+/*
+ * Seals the open segment if it is older than roll_age_ms and nothing waits
+ * (appends check the age themselves; this covers a bucket gone quiet, so
+ * copiers and retention see it sealed). 1 if a seal was started.
+ */
+int cal_bucket_seal_if_idle(cal_bucket_t *b);
+
 /* Hands the bucket the segment id it asked for through need_segment_id. */
 void cal_bucket_give_segment_id(cal_bucket_t *b, uint64_t id);
 

@@ -545,6 +545,7 @@ static void each_slot(cal_node_t *n, slot_fn fn, void *arg)
 
 typedef struct census_s {
     int64_t now;
+    int first_round;
     uint32_t total, mine, moving;
     cal_slot_t *best_free;   /* the unowned slot we weigh highest */
     cal_slot_t *worst_owned; /* the owned slot we weigh lowest */
@@ -570,6 +571,8 @@ static void count_slot(cal_slot_t *s, void *arg)
         reserve_id(s);
     if (s->state == CAL_SLOT_OPENING && s->b == NULL && c->now >= s->retry_at_ms && !n->suspended)
         open_bucket(s);
+    if (s->state == CAL_SLOT_OWNED && s->b != NULL && c->first_round)
+        cal_bucket_seal_if_idle(s->b);
     if (slot_is_ours(s) || s->state == CAL_SLOT_TAKING)
         c->mine++;
     if (s->state != CAL_SLOT_FREE && s->state != CAL_SLOT_OWNED && s->state != CAL_SLOT_OPENING)
@@ -591,7 +594,7 @@ static void rebalance(cal_node_t *n)
         return;
     int limit = n->cfg.max_parallel_moves > 0 ? n->cfg.max_parallel_moves : 4;
     for (int round = 0; round < limit; round++) {
-        census_t c = {.now = now_ms()};
+        census_t c = {.now = now_ms(), .first_round = round == 0};
         each_slot(n, count_slot, &c);
         uint32_t live = (uint32_t)n->members.count;
         if (cal_members_find(&n->members, n->cfg.id) == NULL)

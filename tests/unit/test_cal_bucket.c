@@ -325,6 +325,46 @@ FWT_TEST(rolls_by_size)
     teardown();
 }
 
+/* A quiet bucket's segment is sealed once it is older than roll_age_ms; the
+ * next block goes to a new segment. A fresh or empty segment is left alone. */
+FWT_TEST(seals_an_idle_segment_by_age)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.roll_age_ms = 50;
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg);
+    FWT_ASSERT_INT_EQ(cal_bucket_seal_if_idle(&b), 0); /* no segment yet */
+    acked = 0;
+    blk_t *first = make_block(9, 1, 3, 20, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &first->a);
+    run_until(&acked, 1);
+    FWT_ASSERT_INT_EQ(cal_bucket_seal_if_idle(&b), 0); /* younger than 50 ms */
+    int64_t until = fwt_now_ms() + 60;
+    while (fwt_now_ms() < until)
+        uv_run(&loop, UV_RUN_ONCE);
+    FWT_ASSERT_INT_EQ(cal_bucket_seal_if_idle(&b), 1);
+    while (b.job_busy)
+        uv_run(&loop, UV_RUN_ONCE);
+    fw_seg_scan_t s;
+    scan_dir(root, 1, &s);
+    FWT_ASSERT(s.sealed);
+    FWT_ASSERT_UINT_EQ(s.blocks, 1);
+    blk_t *second = make_block(9, 2, 3, 20, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &second->a);
+    run_until(&acked, 2);
+    FWT_ASSERT_UINT_EQ(second->a.segment_id, 2);
+    close_bucket(&b);
+    scan_dir(root, 2, &s);
+    FWT_ASSERT(s.sealed);
+    FWT_ASSERT_UINT_EQ(s.blocks, 1);
+    free_block(first);
+    free_block(second);
+    teardown();
+}
+
 static struct rlimit saved;
 
 static void restore_limit(void *arg)
