@@ -1,0 +1,258 @@
+/*
+ * libfreeway: the library applications link to send records to freeway.
+ * This header is the whole public API; everything else under client/ is
+ * private to the library.
+ *
+ * The producer. fw_producer_send() copies a record into the current batch
+ * of its category and bucket and returns at once; an I/O thread owned by the
+ * producer turns batches into blocks (lz4, a producer id and a per-bucket
+ * sequence number), sends them to the calligraphus writers, retries and
+ * fails over, and finally runs the record's callback exactly once: status 0
+ * when a writer has stored the record (at the ack level asked for), or a
+ * negative code when it cannot be delivered. A retried block is stored once
+ * (the writers deduplicate by producer id and sequence), and records with
+ * the same category and bucket are stored in the order they were sent.
+ *
+ * Buckets. A record with a key goes to bucket crc32c(key) % buckets (see
+ * docs/format.md, "Key to bucket"), so records with one key keep their
+ * order; a record without a key goes to a "sticky" bucket that moves on
+ * after each block, which spreads load over all buckets.
+ *
+ * Errors are 0 or negative: a negated errno or one of freeway's codes
+ * (FW_E* in common/error.h; fw_strerror() names both). The library never
+ * writes to stderr on its own and never aborts; it reports through the log
+ * callback in the options.
+ *
+ * Threads. Every function is thread-safe. Callbacks (delivery and log) run
+ * on the producer's I/O thread, one at a time; they must be quick and must
+ * not call fw_producer_flush() or fw_producer_close() (those return
+ * -EDEADLK there). A callback may call fw_producer_send(), which then never
+ * blocks (it fails with FW_ERETRY_LATER when the buffer is full).
+ */
+#ifndef FREEWAY_H
+#define FREEWAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A producer: one I/O thread, its connections and buffers. */
+typedef struct fw_producer_s fw_producer_t;
+
+/** When a writer answers a block: the durability a successful callback means. */
+typedef enum {
+    /** After the writer's fdatasync (the default): survives a crash of the writer's host. */
+    FW_ACKS_DURABLE = 0,
+    /** After the write reached the writer's page cache: survives a crash of the writer process. */
+    FW_ACKS_WRITTEN = 1,
+    /** As soon as the writer has taken the block, before any write. */
+    FW_ACKS_NONE = 2,
+} fw_acks_t;
+
+/** Compression of the blocks a producer builds. */
+typedef enum {
+    /** The category's configured codec (lz4 unless the category says otherwise). */
+    FW_PRODUCER_CODEC_DEFAULT = 0,
+    /** lz4, kept only when it makes the block smaller. */
+    FW_PRODUCER_CODEC_LZ4 = 1,
+    /** No compression. */
+    FW_PRODUCER_CODEC_NONE = 2,
+} fw_producer_codec_t;
+
+/** Severity of a message to the log callback. */
+typedef enum {
+    FW_PRODUCER_LOG_DEBUG = 0,
+    FW_PRODUCER_LOG_INFO = 1,
+    FW_PRODUCER_LOG_WARN = 2,
+    FW_PRODUCER_LOG_ERROR = 3,
+} fw_producer_log_level_t;
+
+/**
+ * Receives the producer's log messages (one line, no trailing newline; valid
+ * during the call). Runs on the I/O thread.
+ */
+typedef void (*fw_producer_log_cb)(fw_producer_log_level_t level, const char *message, void *arg);
+
+/** What happened to one record; valid only during the delivery callback. */
+typedef struct fw_delivery_s {
+    /**
+     * 0 if a writer stored the record; else why it was not delivered:
+     * FW_EUNKNOWN_CATEGORY, FW_EBUCKET_RANGE, FW_ERECORD_TOO_LARGE,
+     * FW_EBLOCK_CORRUPT (a writer refused the block), FW_EPROTOCOL,
+     * -ETIMEDOUT (not delivered within delivery_timeout_ms),
+     * -ECANCELED (the producer was closed first), -ENOMEM. After
+     * -ETIMEDOUT or -ECANCELED the record may still have been stored.
+     */
+    int status;
+    /** A message for people: the writer's own words when it gave any; never NULL. */
+    const char *message;
+    /** The record's category. */
+    const char *category;
+    /** The bucket the record went to; UINT32_MAX if none was chosen. */
+    uint32_t bucket;
+    /** When status is 0: the segment that holds the record's block. */
+    uint64_t segment_id;
+    /** When status is 0: the byte offset of the record's block in that segment. */
+    uint64_t offset;
+    /** When status is 0: 1 if an earlier try had already stored the block. */
+    int duplicate;
+} fw_delivery_t;
+
+/** A record's delivery callback; runs exactly once per accepted record, on the I/O thread. */
+typedef void (*fw_delivery_cb)(const fw_delivery_t *d, void *arg);
+
+/** Producer options; fill with fw_producer_options_init() and change what you need. */
+typedef struct fw_producer_options_s {
+    /**
+     * ZooKeeper "host:port[,host:port...][/chroot]" to discover the writers
+     * (children of nodes/calligraphus). NULL: $FREEWAY_ZK, else
+     * "127.0.0.1:2181/freeway". Ignored when bootstrap is set.
+     */
+    const char *zk;
+    /**
+     * "host:port[,host:port...]": writers to ask first, instead of
+     * ZooKeeper; the writers' metadata names the others. NULL or "" for none.
+     */
+    const char *bootstrap;
+    /** The ack level asked of the writers (default FW_ACKS_DURABLE). */
+    fw_acks_t acks;
+    /** A bucket's batch becomes a block at this many raw bytes (default 256 KiB). */
+    size_t batch_bytes;
+    /** ... or this long after its first record (default 5 ms; 0 sends at once). */
+    uint32_t linger_ms;
+    /**
+     * Bound on the bytes of records sent but not yet delivered or failed
+     * (default 64 MiB); fw_producer_send() waits for room past it.
+     */
+    size_t max_buffer_bytes;
+    /** Produce requests awaiting an answer, per connection (default 8). */
+    uint32_t max_in_flight;
+    /** Compression (default FW_PRODUCER_CODEC_DEFAULT). */
+    fw_producer_codec_t codec;
+    /**
+     * A record fails with -ETIMEDOUT if not delivered this long after it was
+     * sent (default 120000 ms). Counted from the send of its batch's first record.
+     */
+    uint32_t delivery_timeout_ms;
+    /**
+     * How long fw_producer_send() waits for room when the buffer is full
+     * (default 60000 ms); 0 fails at once with FW_ERETRY_LATER.
+     */
+    uint32_t send_timeout_ms;
+    /**
+     * A writer that leaves a request unanswered this long is taken for dead:
+     * the connection is closed and its blocks are resent (default 30000 ms,
+     * at most delivery_timeout_ms).
+     */
+    uint32_t request_timeout_ms;
+    /** Each category's metadata (buckets, owners) is refreshed this often (default 30000 ms). */
+    uint32_t metadata_refresh_ms;
+    /** Receives the producer's log messages; NULL drops them. */
+    fw_producer_log_cb log_cb;
+    /** Passed to log_cb. */
+    void *log_arg;
+    /** Messages below this level are not passed to log_cb (default FW_PRODUCER_LOG_INFO). */
+    fw_producer_log_level_t log_level;
+} fw_producer_options_t;
+
+/** Counters of one producer (fw_producer_stats). */
+typedef struct fw_producer_stats_s {
+    /** Records accepted by fw_producer_send() and not yet sent to a writer. */
+    uint64_t records_queued;
+    /** Records in blocks sent and not yet answered. */
+    uint64_t records_in_flight;
+    /** Records delivered (callback status 0), duplicates included. */
+    uint64_t records_acked;
+    /** Records whose callback reported a failure. */
+    uint64_t records_failed;
+    /** Records delivered in blocks a writer had already stored (an earlier try). */
+    uint64_t records_duplicate;
+    /** Bytes held for records not yet delivered (what max_buffer_bytes bounds). */
+    uint64_t bytes_buffered;
+    /** Record bytes (key + value) delivered. */
+    uint64_t bytes_acked;
+    /** Block bytes (after compression) delivered. */
+    uint64_t block_bytes_acked;
+    /** Blocks delivered. */
+    uint64_t blocks_acked;
+    /** Block sends, first tries and retries. */
+    uint64_t blocks_sent;
+    /** Block sends that were retries. */
+    uint64_t blocks_retried;
+    /** Blocks renumbered after a writer lost blocks it had acked at a weak ack level. */
+    uint64_t blocks_renumbered;
+    /** Produce requests sent. */
+    uint64_t requests_sent;
+    /** Metadata requests sent. */
+    uint64_t metadata_requests;
+    /** Connections to writers opened (successfully). */
+    uint64_t connects;
+    /** Connections to writers that failed or broke. */
+    uint64_t disconnects;
+} fw_producer_stats_t;
+
+/** Fills *o with the defaults documented on each member. */
+void fw_producer_options_init(fw_producer_options_t *o);
+
+/**
+ * Creates a producer and starts its I/O thread; *out is set on success. It
+ * connects in the background: sends do not wait for it. 0, -EINVAL (bad
+ * options: an unparsable zk or bootstrap string, a zero size), -ENOMEM, or
+ * a negated errno from starting the thread. The options are copied.
+ */
+int fw_producer_create(fw_producer_t **out, const fw_producer_options_t *o);
+
+/**
+ * Queues one record for category and returns without waiting for the
+ * network. key may be NULL (no key: a sticky bucket); a non-NULL key of
+ * length 0 is an empty key. timestamp_ms is milliseconds since the epoch, 0
+ * for now. key and value are copied. On 0, cb(d, arg) runs exactly once
+ * later on the I/O thread (cb may be NULL). Otherwise cb never runs and the
+ * result is FW_EBAD_CATEGORY, FW_ERECORD_TOO_LARGE (key + value over the
+ * category's max_record_bytes or the hard cap of 16 MiB), -EMSGSIZE (the
+ * record alone exceeds max_buffer_bytes), FW_ERETRY_LATER (the buffer stayed
+ * full for send_timeout_ms), -ESHUTDOWN (the producer is closing), -EINVAL,
+ * or -ENOMEM. A category unknown to freeway is accepted here and fails in
+ * the callback with FW_EUNKNOWN_CATEGORY.
+ */
+int fw_producer_send(fw_producer_t *p, const char *category, const void *key, size_t key_len,
+                     const void *value, size_t value_len, int64_t timestamp_ms, fw_delivery_cb cb,
+                     void *arg);
+
+/**
+ * Sends every batch now and waits until every record sent before the call
+ * has had its callback (those sent meanwhile by other threads may or may
+ * not be waited for). timeout_ms < 0 waits without limit. 0, -ETIMEDOUT, or
+ * -EDEADLK when called on the I/O thread.
+ */
+int fw_producer_flush(fw_producer_t *p, int timeout_ms);
+
+/**
+ * Stops accepting records (fw_producer_send returns -ESHUTDOWN), flushes for
+ * up to timeout_ms (< 0: without limit), fails what is still undelivered
+ * with -ECANCELED, stops the I/O thread and frees the producer. Returns 0
+ * if every record was delivered or failed by the writers' answers in time,
+ * -ETIMEDOUT if some were cancelled, -EDEADLK (and does nothing) on the I/O
+ * thread. fw_producer_close(NULL, ...) is a no-op.
+ */
+int fw_producer_close(fw_producer_t *p, int timeout_ms);
+
+/** Copies the producer's counters into *s. */
+void fw_producer_stats(fw_producer_t *p, fw_producer_stats_t *s);
+
+/** The producer's random, non-zero 64-bit id (the block header's producer_id). */
+uint64_t fw_producer_id(const fw_producer_t *p);
+
+/** The bucket a record with this key goes to in a category of `buckets` buckets (> 0). */
+uint32_t fw_key_bucket(const void *key, size_t key_len, uint32_t buckets);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,339 @@
+/*
+ * The producer's insides, shared by its four files:
+ *
+ *   producer.c   the public API, the caller side (categories, batches being
+ *                filled, the memory bound, flush generations), the I/O thread
+ *   sender.c     the I/O thread's work on blocks: sealing and building them,
+ *                routing buckets to connections, applying answers, timers
+ *   wire.c       connections to writers: connect, frames, requests in flight
+ *   discovery.c  where the writers are (ZooKeeper or bootstrap) and what each
+ *                category looks like (metadata requests)
+ *
+ * Threads. Fields marked [mu] are guarded by p->mu and touched by senders
+ * and the I/O thread; fields marked [io] belong to the I/O thread alone.
+ * Everything a sender hands over (sealed batches, new categories, flush and
+ * close requests) goes through [mu] fields plus uv_async_send(&p->wake).
+ */
+#ifndef FW_CLIENT_PRODUCER_INT_H
+#define FW_CLIENT_PRODUCER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "batch.h"
+#include "freeway.h"
+#include "names.h"
+#include "zk.h"
+
+#include "proto/produce.pb-c.h"
+
+typedef struct fw_pcat_s fw_pcat_t;
+typedef struct fw_writer_s fw_writer_t;
+typedef struct fw_wconn_s fw_wconn_t;
+typedef struct fw_wreq_s fw_wreq_t;
+
+/* A category the producer has been asked to send to. Lives until the producer is freed. */
+struct fw_pcat_s {
+    char name[FW_CATEGORY_MAX + 1];
+    uint32_t hash;
+    fw_pcat_t *hnext;   /* [mu] hash chain */
+    fw_pcat_t *newnext; /* [mu] in p->new_cats until the I/O thread adopts it */
+    /* [mu] what senders need to place a record */
+    uint32_t nbuckets;       /* 0 until metadata arrived */
+    fw_bucket_t **buckets;   /* nbuckets entries, never moved once made */
+    uint32_t sticky;         /* the bucket of records without a key */
+    uint32_t max_record;     /* key + value limit (metadata; else the hard cap) */
+    fw_codec_t codec;        /* for its blocks */
+    int missing;             /* metadata said UNKNOWN_CATEGORY */
+    fw_batch_t *staged_head; /* records sent before the bucket count was known */
+    fw_batch_t *staged_tail;
+    uint64_t staged_records;
+    /* [io] */
+    fw_pcat_t *ionext;      /* in p->cats */
+    int meta_known;         /* a metadata answer has arrived (OK or missing) */
+    int meta_pending;       /* a metadata request for it is in flight */
+    int meta_wanted;        /* a refresh is due as soon as the rate limit allows */
+    int64_t meta_asked_ms;  /* when the last request went out */
+    int64_t meta_ok_ms;     /* when the last answer arrived */
+    uint32_t meta_nbuckets; /* the bucket count the I/O side has made buckets for */
+    char last_error[200];   /* the last reason a block of it was not delivered */
+};
+
+/* A writer address: from ZooKeeper, bootstrap, metadata or a NOT_OWNER answer. [io] */
+struct fw_writer_s {
+    fw_writer_t *next;
+    char addr[80];
+    struct sockaddr_storage sa;
+    int live;               /* listed now by ZooKeeper, bootstrap or metadata */
+    int bootstrap;          /* from the bootstrap list: always live */
+    int64_t down_until;     /* after a failure: not used before then */
+    uint32_t fail_ms;       /* the next failure's down time */
+    int64_t draining_until; /* answered SHUTTING_DOWN: send elsewhere until then */
+    fw_wconn_t *conn;       /* the connection now, or NULL */
+    int mark;               /* scratch for discovery.c */
+};
+
+typedef enum {
+    FW_WCONN_CONNECTING = 0,
+    FW_WCONN_READY = 1,
+    FW_WCONN_CLOSING = 2,
+} fw_wconn_state_t;
+
+/* One TCP connection to a writer. Freed in its close callback. [io] */
+struct fw_wconn_s {
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    fw_producer_t *p;
+    fw_writer_t *w; /* NULL once the writer let go of it */
+    fw_wconn_t *next, *prev;
+    fw_wconn_state_t state;
+    int failed;    /* closed because of an error (the writer is marked down) */
+    char why[200]; /* why it closed */
+    int64_t started_ms;
+    uint64_t next_id;
+    fw_buf_t rbuf;
+    fw_wreq_t *reqs_head, *reqs_tail; /* awaiting an answer, oldest first */
+    fw_wreq_t *building;              /* being filled by fw_sender_pump */
+    uint32_t nproduce;                /* produce requests among them */
+};
+
+typedef enum {
+    FW_WREQ_PRODUCE = 1,
+    FW_WREQ_METADATA = 2,
+} fw_wreq_type_t;
+
+/* One request on a connection, from its write to its answer. [io] */
+struct fw_wreq_s {
+    fw_wreq_t *next, *prev;
+    fw_wconn_t *conn;
+    fw_wreq_type_t type;
+    uint64_t id;
+    int64_t sent_ms;
+    uv_write_t write;
+    int write_done;
+    int answered;  /* the answer came before the write finished: handled at write end */
+    void *answer;  /* ... the unpacked answer, meanwhile */
+    fw_buf_t head; /* frame header and meta */
+    /* PRODUCE: the blocks it carries */
+    fw_batch_t **batches;
+    uint32_t n, cap;
+    size_t body_len;
+    /* METADATA: the categories it asks about */
+    fw_pcat_t **cats;
+    uint32_t ncats;
+};
+
+/* Incomplete batches of one flush generation (see producer.c). [mu] */
+typedef struct fw_gen_count_s {
+    uint64_t gen;
+    uint64_t batches;
+} fw_gen_count_t;
+
+typedef struct fw_pstats_s {
+    _Atomic uint64_t in_flight;
+    _Atomic uint64_t acked;
+    _Atomic uint64_t failed;
+    _Atomic uint64_t duplicate;
+    _Atomic uint64_t bytes_acked;
+    _Atomic uint64_t block_bytes_acked;
+    _Atomic uint64_t blocks_acked;
+    _Atomic uint64_t blocks_sent;
+    _Atomic uint64_t blocks_retried;
+    _Atomic uint64_t blocks_renumbered;
+    _Atomic uint64_t requests_sent;
+    _Atomic uint64_t metadata_requests;
+    _Atomic uint64_t connects;
+    _Atomic uint64_t disconnects;
+} fw_pstats_t;
+
+struct fw_producer_s {
+    fw_producer_options_t o; /* zk and bootstrap point at the copies below */
+    char *zk_spec;
+    char *bootstrap_spec;
+    uint64_t id;
+
+    pthread_t thread;
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_timer_t linger_timer;
+    uv_timer_t retry_timer;
+    uv_timer_t tick_timer;
+
+    pthread_mutex_t mu;
+    pthread_cond_t space_cv; /* room in the buffer, or closing */
+    pthread_cond_t flush_cv; /* a flush generation completed, or the I/O thread ended */
+
+    /* [mu] */
+    fw_pcat_t **table; /* hash table of categories */
+    uint32_t table_cap;
+    uint32_t ncats;
+    fw_pcat_t *new_cats;                 /* made by senders, not yet adopted by the I/O thread */
+    fw_batch_t *open_head, *open_tail;   /* open batches of buckets, oldest first */
+    fw_batch_t *ready_head, *ready_tail; /* sealed, waiting to be built */
+    fw_batch_t *free_batches;
+    uint32_t nfree_batches;
+    fw_block_builder_t **free_builders;
+    uint32_t nfree_builders;
+    size_t buffered;      /* bytes of undelivered records */
+    uint64_t outstanding; /* records whose callback has not run */
+    uint64_t gen;         /* the flush generation new batches join */
+    fw_gen_count_t *gens; /* incomplete batches per generation, by gen */
+    uint32_t ngens, gens_cap;
+    int seal_all;  /* a flush asks the I/O thread to seal every open batch */
+    int want_meta; /* a sender saw a category that needs metadata */
+    int closing;   /* fw_producer_close began: no more sends */
+    int stopping;  /* the I/O thread is to fail what is left and end */
+    int io_done;   /* the I/O thread has ended */
+    pthread_t io_tid;
+    int io_tid_set;
+
+    /* [io] */
+    int64_t now;     /* monotonic ms, refreshed at each callback */
+    fw_pcat_t *cats; /* every category, adopted from new_cats */
+    fw_writer_t *writers;
+    fw_wconn_t *conns;
+    uint32_t nconns;
+    fw_bucket_t *sendable_head, *sendable_tail;
+    fw_bucket_t *backoff_head;
+    int64_t retry_armed_at; /* when retry_timer fires; 0 if idle */
+    int linger_armed;
+    fw_buf_t *spare_bufs; /* block buffers to reuse */
+    uint32_t nspare_bufs;
+    uint64_t rng;
+    int stop_phase; /* 0 running, 1 closing connections, 2 closing handles */
+    int handles_open;
+    /* discovery */
+    int zk_used;
+    int zk_open;
+    fw_zk_t zk;
+    uint64_t zk_list_gen;
+    int64_t zk_retry_at; /* list the writers again then (0: not needed) */
+    int zk_listing;
+    int64_t meta_next_ms; /* the next time a metadata round may go out */
+    uint32_t writer_rr;
+
+    fw_pstats_t stats;
+};
+
+/* ---- producer.c ------------------------------------------------------------------- */
+
+/* Monotonic milliseconds (any thread). */
+int64_t fw_mono_ms(void);
+/* The producer's random source (I/O thread). */
+uint32_t fw_prand(fw_producer_t *p);
+/* Formats a line for the log callback (I/O thread). */
+__attribute__((format(printf, 3, 4))) void fw_plog(fw_producer_t *p, fw_producer_log_level_t level,
+                                                   const char *fmt, ...);
+
+/*
+ * Runs b's callbacks with status (0: delivered), then gives its bytes and
+ * memory back (takes the lock). b must be unlinked from every list.
+ */
+void fw_producer_complete(fw_producer_t *p, fw_batch_t *b, int status, const char *message,
+                          uint64_t segment_id, uint64_t offset, int duplicate);
+
+/* [mu held] Seals bucket's open batch (onto the ready list). */
+void fw_producer_seal_locked(fw_producer_t *p, fw_bucket_t *bk);
+/*
+ * [mu held] Adds a record to bk's open batch (the category's staged list if bk
+ * is NULL), opening one if needed; the batch joins generation gen if that is
+ * older (UINT64_MAX: the current one). *wake is set if the I/O thread must hear.
+ */
+int fw_producer_append_locked(fw_producer_t *p, fw_pcat_t *cat, fw_bucket_t *bk, int64_t ts,
+                              const void *key, size_t key_len, int has_key, const void *value,
+                              size_t value_len, fw_delivery_cb cb, void *arg, size_t cost,
+                              uint64_t gen, int *wake);
+/*
+ * [io] The category's metadata arrived: grows its buckets to n (never
+ * shrinks), sets its limits, and places the records that waited for it
+ * (failing those over max_record). 0 or -ENOMEM (nothing changed).
+ */
+int fw_producer_set_buckets(fw_producer_t *p, fw_pcat_t *cat, uint32_t n, uint32_t max_record,
+                            fw_codec_t codec);
+/* [io] The category does not exist: fails the records that waited for its metadata. */
+void fw_producer_set_missing(fw_producer_t *p, fw_pcat_t *cat);
+/* [mu held] Returns a block builder to the pool. */
+void fw_producer_builder_give_locked(fw_producer_t *p, fw_block_builder_t *bld);
+/* A block buffer to encode into, from the I/O thread's pool (maybe empty). */
+fw_buf_t fw_producer_spare_take(fw_producer_t *p);
+/* Keeps a block buffer's memory for a later block (or frees it). */
+void fw_producer_spare_give(fw_producer_t *p, fw_buf_t *buf);
+/* [mu held] Returns a batch and its builder to the pools. */
+void fw_producer_recycle_locked(fw_producer_t *p, fw_batch_t *b);
+/* [mu held] Lowers batch b's generation to gen (records moved into it from older batches). */
+void fw_producer_gen_lower_locked(fw_producer_t *p, fw_batch_t *b, uint64_t gen);
+
+/* ---- sender.c --------------------------------------------------------------------- */
+
+int fw_sender_start(fw_producer_t *p);
+void fw_sender_wake_cb(uv_async_t *h);
+/* After senders' batches or metadata changed: builds, arms linger, sends. */
+void fw_sender_kick(fw_producer_t *p);
+/* Sends what can be sent now. */
+void fw_sender_pump(fw_producer_t *p);
+/* Builds the batches on the ready list (takes the lock). */
+void fw_sender_build_ready(fw_producer_t *p);
+/* A writer answered block b (result). */
+void fw_sender_on_result(fw_producer_t *p, fw_wconn_t *c, fw_batch_t *b,
+                         const Fwpb__BlockResult *r);
+/* Block b's try ended without an answer (why: for logs and timeouts). */
+void fw_sender_on_lost(fw_producer_t *p, fw_batch_t *b, const char *why);
+/* A connection ended (and is freed); the buckets routed over it route again. */
+void fw_sender_on_conn_closed(fw_producer_t *p);
+/* A category's buckets or owners changed. */
+void fw_sender_on_metadata(fw_producer_t *p, fw_pcat_t *cat);
+/* Adds a bucket to the sendable list (if it has blocks to send). */
+void fw_sender_mark_sendable(fw_producer_t *p, fw_bucket_t *bk);
+
+/* ---- wire.c ----------------------------------------------------------------------- */
+
+/* Opens a connection to w (w->conn). 0 or a negative code (w is then marked down). */
+int fw_wire_connect(fw_producer_t *p, fw_writer_t *w);
+/* Closes c; its requests end as lost in the close callback. why is logged. */
+void fw_wire_close(fw_wconn_t *c, int failed, const char *why);
+/* A new produce request on c (not yet sent); NULL on -ENOMEM. */
+fw_wreq_t *fw_wire_req_new(fw_wconn_t *c, fw_wreq_type_t type);
+/* Adds block b to produce request r; 0 or -ENOMEM. */
+int fw_wire_req_add(fw_wreq_t *r, fw_batch_t *b);
+/* Frames and writes r (produce); on error r is freed and the connection closed. */
+int fw_wire_send_produce(fw_wreq_t *r, fw_acks_t acks);
+/* Frames and writes r asking metadata for r->cats. */
+int fw_wire_send_metadata(fw_wreq_t *r);
+/* Frees a request that was never sent. */
+void fw_wire_req_free(fw_wreq_t *r);
+/* Closes connections whose oldest request or connect is older than the timeout. */
+void fw_wire_check_timeouts(fw_producer_t *p);
+/* Writers' address text to a sockaddr (no DNS); 0 or -EINVAL. */
+int fw_wire_parse_addr(const char *text, struct sockaddr_storage *sa);
+
+/* ---- discovery.c ------------------------------------------------------------------ */
+
+/* Starts ZooKeeper or adds the bootstrap writers. 0 or -EINVAL. */
+int fw_discovery_start(fw_producer_t *p);
+/* Closes the ZooKeeper session (asynchronously; counts in p->handles_open). */
+void fw_discovery_stop(fw_producer_t *p);
+/* Periodic work: refreshes due, ZooKeeper listing retries, metadata requests. */
+void fw_discovery_tick(fw_producer_t *p);
+/* Asks for cat's metadata soon (rate-limited). */
+void fw_discovery_want(fw_producer_t *p, fw_pcat_t *cat);
+/* Sends the metadata requests that are due, if a connection allows. */
+void fw_discovery_pump(fw_producer_t *p);
+/* The writer with this address, made (not live) if new; NULL if unparsable or -ENOMEM. */
+fw_writer_t *fw_discovery_writer(fw_producer_t *p, const char *addr);
+/* A usable writer for a bucket without a usable owner, or NULL. */
+fw_writer_t *fw_discovery_pick(fw_producer_t *p, const fw_bucket_t *bk);
+/* 1 if w may be sent to now (not down, not draining). */
+int fw_discovery_usable(const fw_producer_t *p, const fw_writer_t *w);
+/* A metadata answer (the request is freed by the caller). */
+void fw_discovery_on_metadata(fw_producer_t *p, fw_wreq_t *r, const Fwpb__MetadataResponse *m);
+/* A metadata request ended without an answer. */
+void fw_discovery_on_metadata_lost(fw_producer_t *p, fw_wreq_t *r);
+/* A connection to w failed: keep away from it for a while. */
+void fw_discovery_writer_failed(fw_producer_t *p, fw_writer_t *w);
+/* A connection to w works. */
+void fw_discovery_writer_ok(fw_producer_t *p, fw_writer_t *w);
+
+#endif
