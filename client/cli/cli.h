@@ -7,6 +7,9 @@
 /* freeway verify PATH...: checks segment files; 0 clean, 1 damage, 2 usage. */
 int fw_cli_verify(int argc, char **argv);
 
+/* freeway send -c CATEGORY: stdin's lines as records; 0 all acked, 1 some failed, 2 usage. */
+int fw_cli_send(int argc, char **argv);
+
 /* freeway category create|list|describe|alter|delete: categories in ZooKeeper. */
 int fw_cli_category(int argc, char **argv);
 

@@ -12,6 +12,7 @@ struct command {
 
 static const struct command commands[] = {
     {"category", fw_cli_category, "create, list, describe, alter and delete categories"},
+    {"send", fw_cli_send, "send stdin's lines to a category, one record per line"},
     {"verify", fw_cli_verify, "check segment files or whole roots for damage"},
 };
 
