@@ -470,6 +470,20 @@ void fw_discovery_on_metadata(fw_producer_t *p, fw_wreq_t *r, const Fwpb__Metada
     fw_sender_kick(p);
 }
 
+void fw_discovery_why_no_metadata(const fw_producer_t *p, char *out, size_t cap)
+{
+    uint32_t live = 0;
+    for (const fw_writer_t *w = p->writers; w != NULL; w = w->next)
+        live += w->live;
+    if (live == 0 && p->zk_used)
+        snprintf(out, cap, "no writer found in ZooKeeper at %s (session %s)", p->o.zk,
+                 p->zk_open ? fw_zk_state_name(fw_zk_state(&p->zk)) : "closed");
+    else
+        snprintf(out, cap, "no writer answered with the category's metadata%s%.*s",
+                 p->last_conn_error[0] ? "; " : "", (int)(cap > 100 ? cap - 100 : 0),
+                 p->last_conn_error);
+}
+
 void fw_discovery_tick(fw_producer_t *p)
 {
     if (p->zk_used && p->zk_retry_at != 0 && p->now >= p->zk_retry_at)

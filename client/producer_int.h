@@ -214,6 +214,7 @@ struct fw_producer_s {
     int zk_listing;
     int64_t meta_next_ms; /* the next time a metadata round may go out */
     uint32_t writer_rr;
+    char last_conn_error[200]; /* why the last connection failed, for timeouts' messages */
 
     fw_pstats_t stats;
 };
@@ -327,6 +328,8 @@ fw_writer_t *fw_discovery_writer(fw_producer_t *p, const char *addr);
 fw_writer_t *fw_discovery_pick(fw_producer_t *p, const fw_bucket_t *bk);
 /* 1 if w may be sent to now (not down, not draining). */
 int fw_discovery_usable(const fw_producer_t *p, const fw_writer_t *w);
+/* Why a category has no metadata yet, for people. */
+void fw_discovery_why_no_metadata(const fw_producer_t *p, char *out, size_t cap);
 /* A metadata answer (the request is freed by the caller). */
 void fw_discovery_on_metadata(fw_producer_t *p, fw_wreq_t *r, const Fwpb__MetadataResponse *m);
 /* A metadata request ended without an answer. */

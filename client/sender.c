@@ -418,8 +418,7 @@ static void expire(fw_producer_t *p)
         }
         pthread_mutex_unlock(&p->mu);
         if (old != NULL && cat->last_error[0] == '\0')
-            snprintf(cat->last_error, sizeof(cat->last_error),
-                     "no writer answered with the category's metadata");
+            fw_discovery_why_no_metadata(p, cat->last_error, sizeof(cat->last_error));
         while (old != NULL) {
             fw_batch_t *b = old;
             old = b->next;

@@ -460,6 +460,7 @@ void fw_wire_close(fw_wconn_t *c, int failed, const char *why)
     c->failed = failed;
     if (failed) {
         fw_plog(p, FW_PRODUCER_LOG_WARN, "%s", why);
+        snprintf(p->last_conn_error, sizeof(p->last_conn_error), "%s", why);
         if (was_ready)
             atomic_fetch_add_explicit(&p->stats.disconnects, 1, memory_order_relaxed);
         if (c->w != NULL)
