@@ -34,11 +34,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TABLE_INITIAL     16
-#define FREE_BATCHES_MAX  256
-#define FREE_BUILDERS_MAX 64
-#define SPARE_BUFS_MAX    64
-#define DEFAULT_ZK        "127.0.0.1:2181/freeway"
+#define TABLE_INITIAL 16
+/*
+ * Pools keep at most this many batches, builders and block buffers: about as
+ * many blocks as the memory bound lets be in flight, so a busy producer
+ * reuses memory instead of returning it to the system and faulting it back.
+ */
+#define POOL_MIN   16
+#define POOL_MAX   1024
+#define DEFAULT_ZK "127.0.0.1:2181/freeway"
 
 /* ---- small helpers ------------------------------------------------------------------- */
 
@@ -216,7 +220,7 @@ void fw_producer_builder_give_locked(fw_producer_t *p, fw_block_builder_t *bld)
         return;
     fw_buf_reset(&bld->raw);
     bld->count = 0;
-    if (p->nfree_builders < FREE_BUILDERS_MAX) {
+    if (p->nfree_builders < p->pool_max) {
         p->free_builders[p->nfree_builders++] = bld;
         return;
     }
@@ -229,7 +233,7 @@ void fw_producer_recycle_locked(fw_producer_t *p, fw_batch_t *b)
     fw_producer_builder_give_locked(p, b->bld);
     b->bld = NULL;
     fw_buf_free(&b->block);
-    if (p->nfree_batches < FREE_BATCHES_MAX) {
+    if (p->nfree_batches < p->pool_max) {
         b->next = p->free_batches;
         p->free_batches = b;
         p->nfree_batches++;
@@ -659,8 +663,10 @@ int fw_producer_create(fw_producer_t **out, const fw_producer_options_t *o)
     p->gen = 1;
     p->table_cap = TABLE_INITIAL;
     p->table = calloc(p->table_cap, sizeof(*p->table));
-    p->free_builders = calloc(FREE_BUILDERS_MAX, sizeof(*p->free_builders));
-    p->spare_bufs = calloc(SPARE_BUFS_MAX, sizeof(*p->spare_bufs));
+    size_t pool = o->max_buffer_bytes / o->batch_bytes + POOL_MIN;
+    p->pool_max = pool > POOL_MAX ? POOL_MAX : (uint32_t)pool;
+    p->free_builders = calloc(p->pool_max, sizeof(*p->free_builders));
+    p->spare_bufs = calloc(p->pool_max, sizeof(*p->spare_bufs));
     int have_sync = 0, have_loop = 0;
     if (p->zk_spec == NULL || (o->bootstrap && *o->bootstrap && !p->bootstrap_spec) ||
         p->table == NULL || p->free_builders == NULL || p->spare_bufs == NULL) {
@@ -803,7 +809,7 @@ void fw_producer_spare_give(fw_producer_t *p, fw_buf_t *buf)
 {
     if (buf->data == NULL)
         return;
-    if (p->nspare_bufs < SPARE_BUFS_MAX) {
+    if (p->nspare_bufs < p->pool_max) {
         fw_buf_reset(buf);
         p->spare_bufs[p->nspare_bufs++] = *buf;
         *buf = (fw_buf_t)FW_BUF_INIT;

@@ -177,6 +177,7 @@ struct fw_producer_s {
     uint32_t nfree_batches;
     fw_block_builder_t **free_builders;
     uint32_t nfree_builders;
+    uint32_t pool_max;    /* of each pool (fixed at create) */
     size_t buffered;      /* bytes of undelivered records */
     uint64_t outstanding; /* records whose callback has not run */
     uint64_t gen;         /* the flush generation new batches join */
