@@ -233,7 +233,7 @@ fuzz-seeds: $(B)/tools/seedgen
 # ---- demo, bench ----------------------------------------------------------------
 
 demo: deps
-	$(Q)$(MAKE) --no-print-directory MODE=release build/release/tools/format_demo \
+	$(Q)$(MAKE) --no-print-directory MODE=release build/release/bin/calligraphus \
 		build/release/bin/freeway
 	$(Q)scripts/demo start
 

@@ -145,8 +145,8 @@ FWT_TEST(bad_input_gets_its_own_error_and_costs_others_nothing)
     mreq.n_categories = 2;
     mreq.categories = cats;
     fw_buf_t frame = FW_BUF_INIT;
-    FWT_ASSERT_OK(fw_frame_append(&frame, FW_FRAME_METADATA_REQ, &mreq.base, NULL, 0,
-                                  FW_FRAME_MAX_LIMIT));
+    FWT_ASSERT_OK(
+        fw_frame_append(&frame, FW_FRAME_METADATA_REQ, &mreq.base, NULL, 0, FW_FRAME_MAX_LIMIT));
     FWT_ASSERT_OK(fwt_wire_write(fd, frame.data, frame.len));
     fw_buf_t store = FW_BUF_INIT;
     fw_frame_t f;
@@ -172,8 +172,9 @@ FWT_TEST(bad_input_gets_its_own_error_and_costs_others_nothing)
     bystander_sends(good, &seq);
 
     FWT_ASSERT(fwt_cal_metric(&cal, "freeway_calligraphus_bad_frames_total") == 3);
-    FWT_ASSERT(fwt_cal_metric(&cal, "freeway_calligraphus_records_acked_total{category=\"good\"}") ==
-               10 * (double)seq + 5);
+    FWT_ASSERT(
+        fwt_cal_metric(&cal, "freeway_calligraphus_records_acked_total{category=\"good\"}") ==
+        10 * (double)seq + 5);
     fw_buf_free(&frame);
     fw_buf_free(&store);
     fw_buf_free(&block);

@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
 
 #define LINES   200000
 #define KEYS    32
@@ -34,11 +36,13 @@ static int balanced(void *arg)
            fwt_cal_metric(&w2, "freeway_calligraphus_owned_buckets") == 2;
 }
 
-static int w1_busy(void *arg)
+/* Every line of the first half is acked (by one writer or the other). */
+static int first_half_acked(void *arg)
 {
     (void)arg;
-    return fwt_cal_metric(&w1, "freeway_calligraphus_records_acked_total{category=\"web\"}") >
-           LINES / 10;
+    const char *m = "freeway_calligraphus_records_acked_total{category=\"web\"}";
+    double a = fwt_cal_metric(&w1, m), b = fwt_cal_metric(&w2, m);
+    return a > 0 && b > 0 && a + b >= LINES / 2;
 }
 
 static int w2_owns_all(void *arg)
@@ -109,22 +113,28 @@ FWT_TEST(a_frozen_writer_appends_nothing_to_buckets_it_lost)
     fwt_cal_start(&w2, "w2", spec, root, flags);
     fwt_wait_until(balanced, NULL, 30000, "2 buckets on each writer");
 
-    FILE *f = fopen(input, "w");
-    FWT_ASSERT(f != NULL);
-    fwt_lines_write(f, 0, LINES, KEYS);
-    fclose(f);
+    /* The producer reads a FIFO the test feeds, so the second half of the
+     * lines is sent exactly while w1 is frozen. */
+    FWT_ASSERT_OK(mkfifo(input, 0600) < 0 ? -errno : 0);
     const char *send_flags[] = {"--batch-bytes", "16K", "--timeout", "120s", NULL};
     fwt_proc_t send;
     fwt_send_spawn(&send, spec, "web", input, log, send_flags);
-    fwt_wait_until(w1_busy, NULL, 60000, "w1 to ack a tenth of the lines");
+    FILE *f = fopen(input, "w");
+    FWT_ASSERT(f != NULL);
+    fwt_lines_write(f, 0, LINES / 2, KEYS);
+    fflush(f);
+    fwt_wait_until(first_half_acked, NULL, 60000, "the first half to be acked");
 
     FWT_ASSERT_OK(fwt_proc_signal(&w1.proc, SIGSTOP));
     snapshot_w1_segments();
     FWT_ASSERT(nfrozen > 0);
+    fwt_lines_write(f, LINES / 2, LINES / 2, KEYS);
+    fflush(f);
     /* w2 takes w1's buckets once w1's session expires (it opens them only
      * after w1 lets go of their files, which it cannot do while frozen). */
     fwt_wait_until(w2_owns_all, NULL, 30000, "w2 to take every bucket");
     FWT_ASSERT_OK(fwt_proc_signal(&w1.proc, SIGCONT));
+    fclose(f);
 
     int rc = fwt_send_wait(&send, 240000);
     char tail[4096];

@@ -13,6 +13,8 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <sys/stat.h>
 
 #define LINES 300000
 #define KEYS  64
@@ -26,11 +28,13 @@ static int balanced(void *arg)
            fwt_cal_metric(&w2, "freeway_calligraphus_owned_buckets") == 4;
 }
 
-static int w1_busy(void *arg)
+/* Every line of the first third is acked (by one writer or the other). */
+static int first_third_acked(void *arg)
 {
     (void)arg;
-    return fwt_cal_metric(&w1, "freeway_calligraphus_records_acked_total{category=\"web\"}") >
-           LINES / 10;
+    const char *m = "freeway_calligraphus_records_acked_total{category=\"web\"}";
+    double a = fwt_cal_metric(&w1, m), b = fwt_cal_metric(&w2, m);
+    return a > 0 && b > 0 && a + b >= LINES / 3;
 }
 
 FWT_TEST(kill_9_a_writer_mid_stream)
@@ -48,17 +52,24 @@ FWT_TEST(kill_9_a_writer_mid_stream)
     fwt_cal_start(&w2, "w2", spec, root, flags);
     fwt_wait_until(balanced, NULL, 30000, "4 buckets on each writer");
 
-    FILE *f = fopen(input, "w");
-    FWT_ASSERT(f != NULL);
-    fwt_lines_write(f, 0, LINES, KEYS);
-    fclose(f);
+    /* The producer reads a FIFO the test feeds: the kill lands while it is
+     * sending the second third, and the last third follows the restart. */
+    FWT_ASSERT_OK(mkfifo(input, 0600) < 0 ? -errno : 0);
     /* Small batches: many requests in flight when the writer dies. */
     const char *send_flags[] = {"--batch-bytes", "16K", "--timeout", "120s", NULL};
     fwt_proc_t send;
     fwt_send_spawn(&send, spec, "web", input, log, send_flags);
-    fwt_wait_until(w1_busy, NULL, 60000, "w1 to ack a tenth of the lines");
+    FILE *f = fopen(input, "w");
+    FWT_ASSERT(f != NULL);
+    fwt_lines_write(f, 0, LINES / 3, KEYS);
+    fflush(f);
+    fwt_wait_until(first_third_acked, NULL, 60000, "the first third to be acked");
+    fwt_lines_write(f, LINES / 3, LINES / 3, KEYS);
+    fflush(f);
     fwt_cal_kill(&w1);
     fwt_cal_restart(&w1);
+    fwt_lines_write(f, 2 * (LINES / 3), LINES - 2 * (LINES / 3), KEYS);
+    fclose(f);
 
     int rc = fwt_send_wait(&send, 240000);
     char tail[4096];
