@@ -238,7 +238,9 @@ int fw_producer_flush(fw_producer_t *p, int timeout_ms);
  * with -ECANCELED, stops the I/O thread and frees the producer. Returns 0
  * if every record was delivered or failed by the writers' answers in time,
  * -ETIMEDOUT if some were cancelled, -EDEADLK (and does nothing) on the I/O
- * thread. fw_producer_close(NULL, ...) is a no-op.
+ * thread. fw_producer_close(NULL, ...) is a no-op. No other call on p may
+ * run concurrently with it or after it (other threads must have stopped
+ * sending first).
  */
 int fw_producer_close(fw_producer_t *p, int timeout_ms);
 
