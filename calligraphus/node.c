@@ -55,6 +55,10 @@ static void set_owned_gauge(cal_node_t *n)
 
 /* ---- the lease ---------------------------------------------------------------------- */
 
+typedef void (*slot_fn)(cal_slot_t *s, void *arg);
+static void each_slot(cal_node_t *n, slot_fn fn, void *arg);
+static void each_pause(cal_slot_t *s, void *arg);
+
 typedef struct beat_s {
     cal_node_t *node;
     int64_t sent_ns;
@@ -73,6 +77,11 @@ static void on_beat(fw_zk_t *zk, int rc, const struct Stat *stat, void *arg)
         int64_t until = beat->sent_ns + timeout_ns * 3 / 4;
         if (until > atomic_load(&n->lease_ns))
             atomic_store(&n->lease_ns, until);
+        if (n->resume_pending && !n->suspended) {
+            int resume = 0;
+            n->resume_pending = 0;
+            each_slot(n, each_pause, &resume);
+        }
     }
     free(beat);
 }
@@ -530,8 +539,6 @@ static void on_members_changed(cal_members_t *m, void *arg)
 
 /* ---- balance ------------------------------------------------------------------------------ */
 
-typedef void (*slot_fn)(cal_slot_t *s, void *arg);
-
 static void each_slot(cal_node_t *n, slot_fn fn, void *arg)
 {
     for (int i = 0; i < n->catalog.count; i++) {
@@ -682,7 +689,7 @@ static void on_path(fw_zk_t *zk, int rc, void *arg)
 static void on_zk_state(fw_zk_t *zk, fw_zk_state_t state, int64_t session_id, void *arg)
 {
     cal_node_t *n = arg;
-    int pause = 1, resume = 0;
+    int pause = 1;
     switch (state) {
     case FW_ZK_CONNECTED:
         if (session_id != n->session) {
@@ -696,7 +703,9 @@ static void on_zk_state(fw_zk_t *zk, fw_zk_state_t state, int64_t session_id, vo
         send_beat(n);
         uv_timer_start(&n->heartbeat, on_heartbeat, (uint64_t)fw_zk_session_timeout(zk) / 4,
                        (uint64_t)fw_zk_session_timeout(zk) / 4);
-        each_slot(n, each_pause, &resume);
+        /* Paused buckets resume once a round trip has renewed the lease
+         * (on_beat): a write before that would find it lapsed. */
+        n->resume_pending = 1;
         fw_log_info("calligraphus", "ZooKeeper session 0x%" PRIx64 " up", (uint64_t)session_id);
         /* The tree exists on a fresh ensemble only once someone made it. */
         fw_zk_ensure_path(zk, "/categories", on_path, n);

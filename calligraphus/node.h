@@ -105,6 +105,7 @@ struct cal_node_s {
     uv_timer_t heartbeat;
     uv_timer_t suspend_timer;
     int suspended;
+    int resume_pending; /* reconnected: resume the buckets once the lease is renewed */
     int stopping;
     int closing_handles;
     cal_node_cb stopped_cb;

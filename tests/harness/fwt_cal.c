@@ -177,8 +177,8 @@ void fwt_category_create(const char *zk, const char *name, int buckets, const ch
 {
     char nb[16];
     snprintf(nb, sizeof(nb), "%d", buckets);
-    const char *argv[32] = {fwt_bin("freeway"), "category", "create", name, "--buckets", nb,
-                            "--zk", zk};
+    const char *argv[32] = {fwt_bin("freeway"), "category", "create", name,
+                            "--buckets",        nb,         "--zk",   zk};
     int n = 8;
     for (int i = 0; extra != NULL && extra[i] != NULL && n < 31; i++)
         argv[n++] = extra[i];

@@ -47,8 +47,8 @@ static void read_bucket(const char *dir, uint32_t bucket, fwt_record_fn fn, void
         while ((rc = fw_segr_next(r, &blk)) == FW_SEGR_BLOCK) {
             fw_block_header_t h;
             fw_record_iter_t it;
-            FWT_ASSERT_OK(fw_block_decode(blk.data, blk.len, FW_RECORD_MAX_HARD, &scratch, &h,
-                                          &it));
+            FWT_ASSERT_OK(
+                fw_block_decode(blk.data, blk.len, FW_RECORD_MAX_HARD, &scratch, &h, &it));
             fw_record_t rec;
             while (fw_record_next(&it, &rec)) {
                 (*count)++;

@@ -20,8 +20,8 @@ int fwt_wire_connect(const char *address)
     FWT_ASSERT_OK(fw_addr_parse(address, &ss));
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     FWT_ASSERT(fd >= 0);
-    socklen_t len = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                             : sizeof(struct sockaddr_in);
+    socklen_t len =
+        ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (connect(fd, (struct sockaddr *)&ss, len) < 0)
         FWT_FAIL("connect %s: %s", address, strerror(errno));
     return fd;
@@ -79,8 +79,8 @@ void fwt_wire_block(fw_buf_t *out, uint64_t producer_id, uint64_t seq, int n, si
     for (int i = 0; i < n; i++) {
         char key[32];
         int klen = snprintf(key, sizeof(key), "key-%d", i);
-        FWT_ASSERT_OK(fw_block_builder_add(&b, 1700000000000 + i, key, (size_t)klen, 1, value,
-                                           value_len));
+        FWT_ASSERT_OK(
+            fw_block_builder_add(&b, 1700000000000 + i, key, (size_t)klen, 1, value, value_len));
     }
     const uint8_t *block;
     size_t len;
@@ -103,8 +103,8 @@ int fwt_wire_produce(int fd, uint64_t request_id, const char *category, uint32_t
     req.n_blocks = 1;
     req.blocks = refs;
     fw_buf_t frame = FW_BUF_INIT;
-    FWT_ASSERT_OK(fw_frame_append(&frame, FW_FRAME_PRODUCE_REQ, &req.base, block, len,
-                                  FW_FRAME_MAX_LIMIT));
+    FWT_ASSERT_OK(
+        fw_frame_append(&frame, FW_FRAME_PRODUCE_REQ, &req.base, block, len, FW_FRAME_MAX_LIMIT));
     int rc = fwt_wire_write(fd, frame.data, frame.len);
     fw_buf_free(&frame);
     if (rc < 0)
