@@ -290,15 +290,40 @@ static void on_written(cal_disk_job_t *dj)
     cal_bucket_t *b = dj->data;
     cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
     uint64_t off = job->offset;
+    int ack_written = lease_ok(b);
+    /* An append acked here is its submitter's again once its callback runs
+     * (it may be freed there), so it leaves the in-flight list first; its
+     * sequence counts as stored from now on (that is what the ack says). */
+    cal_append_t *keep = NULL, **tail = &keep, *acked = NULL;
     for (cal_append_t *a = b->inflight, *next; a != NULL; a = next) {
         next = a->next;
         a->segment_id = b->seg->header.segment_id;
         a->offset = off;
         off += a->len;
-        if (a->ack == CAL_ACK_WRITTEN && !a->acked && lease_ok(b)) {
-            a->acked = 1;
-            a->cb(a, 0);
+        if (a->ack == CAL_ACK_WRITTEN && !a->acked && ack_written) {
+            cal_dedup_stored(&b->dedup, a->header.producer_id, a->header.sequence);
+            a->next = acked;
+            acked = a;
+        } else {
+            a->next = NULL;
+            *tail = a;
+            tail = &a->next;
         }
+    }
+    b->inflight = keep;
+    /* (acked is in reverse; answer in block order) */
+    cal_append_t *ordered = NULL;
+    while (acked != NULL) {
+        cal_append_t *next = acked->next;
+        acked->next = ordered;
+        ordered = acked;
+        acked = next;
+    }
+    while (ordered != NULL) {
+        cal_append_t *next = ordered->next;
+        ordered->acked = 1;
+        ordered->cb(ordered, 0);
+        ordered = next;
     }
 }
 

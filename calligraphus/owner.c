@@ -206,6 +206,43 @@ int cal_owner_take(cal_owner_t *o, cal_owner_cb cb)
 
 /* ---- fenced writes ---------------------------------------------------------------- */
 
+static int reserve_write(cal_owner_t *o);
+
+/* After ZBADVERSION: the epoch is still ours only if nobody took the bucket
+ * over (a takeover always raises it), so the node's version moved by our own
+ * write; adopt it and reserve again. */
+static void on_reserve_check(fw_zk_t *zk, int rc, const char *data, size_t len,
+                             const struct Stat *stat, void *arg)
+{
+    (void)zk;
+    cal_owner_t *o = arg;
+    Fwpb__BucketMeta *meta = NULL;
+    if (rc != ZOK) {
+        finish(o, rc == ZNONODE ? FW_ENOT_OWNER : zk_status(rc));
+        return;
+    }
+    if (parse_meta(data, len, &meta) < 0) {
+        finish(o, -EINVAL);
+        return;
+    }
+    int ours = meta->epoch == o->epoch;
+    uint64_t next = meta->next_segment_id;
+    protobuf_c_message_free_unpacked(&meta->base, NULL);
+    if (!ours) {
+        fw_log_warn("calligraphus", "%s/%" PRIu32 ": fenced at epoch %" PRIu64, o->category,
+                    o->bucket, o->epoch);
+        o->owned = 0;
+        finish(o, FW_ENOT_OWNER);
+        return;
+    }
+    o->version = stat->version;
+    if (next > o->next_segment_id)
+        o->next_segment_id = next;
+    int wrc = reserve_write(o);
+    if (wrc < 0)
+        finish(o, wrc);
+}
+
 static void on_reserved(fw_zk_t *zk, int rc, const struct Stat *stat, void *arg)
 {
     (void)zk;
@@ -215,6 +252,14 @@ static void on_reserved(fw_zk_t *zk, int rc, const struct Stat *stat, void *arg)
         o->next_segment_id = o->reserved_id + 1;
         finish(o, 0);
         return;
+    }
+    if (rc == ZBADVERSION && o->attempts++ < MAX_ATTEMPTS) {
+        /* Either we were replaced, or an earlier reservation of ours was
+         * applied but its answer lost with a connection: read to tell. */
+        char path[300];
+        bucket_path(o, path, sizeof(path));
+        if (fw_zk_get(zk, path, NULL, NULL, on_reserve_check, o) == 0)
+            return;
     }
     if (rc == ZBADVERSION || rc == ZNONODE) {
         /* Someone else wrote the bucket node: we were replaced. */
@@ -227,21 +272,28 @@ static void on_reserved(fw_zk_t *zk, int rc, const struct Stat *stat, void *arg)
     finish(o, zk_status(rc));
 }
 
+static int reserve_write(cal_owner_t *o)
+{
+    fw_buf_t text = FW_BUF_INIT;
+    o->reserved_id = o->next_segment_id;
+    int rc = format_meta(o->epoch, o->reserved_id + 1, &text);
+    char path[300];
+    bucket_path(o, path, sizeof(path));
+    if (rc == 0)
+        rc = fw_zk_set(o->zk, path, text.data, text.len, o->version, on_reserved, o);
+    fw_buf_free(&text);
+    return rc;
+}
+
 int cal_owner_reserve_segment(cal_owner_t *o, cal_owner_cb cb)
 {
     if (o->cb != NULL)
         return -EBUSY;
     if (!o->owned)
         return FW_ENOT_OWNER;
-    fw_buf_t text = FW_BUF_INIT;
-    o->reserved_id = o->next_segment_id;
-    int rc = format_meta(o->epoch, o->reserved_id + 1, &text);
-    char path[300];
-    bucket_path(o, path, sizeof(path));
     o->cb = cb;
-    if (rc == 0)
-        rc = fw_zk_set(o->zk, path, text.data, text.len, o->version, on_reserved, o);
-    fw_buf_free(&text);
+    o->attempts = 0;
+    int rc = reserve_write(o);
     if (rc < 0)
         o->cb = NULL;
     return rc;
