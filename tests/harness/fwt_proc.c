@@ -472,7 +472,7 @@ int fwt_run(char *const argv[], int timeout_ms, char **out)
 {
     static int serial;
     char log[FWT_PATH_MAX];
-    snprintf(log, sizeof(log), "%s/run-%d.log", fwt_tmpdir(), ++serial);
+    snprintf(log, sizeof(log), "%.*s/run-%d.log", FWT_PATH_MAX - 32, fwt_tmpdir(), ++serial);
     fwt_proc_t p;
     fwt_proc_spawn(&p, argv[0], argv, log);
     int status;

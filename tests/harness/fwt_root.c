@@ -35,7 +35,7 @@ static void read_bucket(const char *dir, uint32_t bucket, fwt_record_fn fn, void
     qsort(ids, n, sizeof(ids[0]), compare_u64);
     fw_buf_t scratch = FW_BUF_INIT;
     for (size_t i = 0; i < n; i++) {
-        char path[4096], name[FW_SEG_NAME_LEN + 1];
+        char path[4400], name[FW_SEG_NAME_LEN + 1];
         fw_seg_name(name, ids[i]);
         snprintf(path, sizeof(path), "%s/%s", dir, name);
         fw_segr_t *r;
