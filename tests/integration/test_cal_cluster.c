@@ -1,0 +1,151 @@
+/*
+ * The writers as a cluster, coordinated by a real ZooKeeper: buckets spread
+ * evenly and move when writers join or die; categories and bucket growth are
+ * picked up live; a ZooKeeper outage shorter than the session pauses appends
+ * (retry-later) and they resume with the same session afterwards.
+ */
+#include "fwt_cal.h"
+#include "fwt_wire.h"
+#include "fwt_zk.h"
+#include "fwtest.h"
+
+#include "proto/common.pb-c.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static fwt_zk_t zk;
+static fwt_cal_t w1, w2;
+static char spec[128], root[FWT_PATH_MAX];
+
+static void start_zk(void)
+{
+    fwt_zk_start(&zk);
+    snprintf(spec, sizeof(spec), "%s/freeway", zk.connect);
+    snprintf(root, sizeof(root), "%s/root", fwt_tmpdir_mem());
+}
+
+typedef struct owns_s {
+    fwt_cal_t *w;
+    double n;
+} owns_t;
+
+static int owns(void *arg)
+{
+    owns_t *o = arg;
+    return fwt_cal_metric(o->w, "freeway_calligraphus_owned_buckets") == o->n;
+}
+
+static void wait_owns(fwt_cal_t *w, double n, const char *what)
+{
+    owns_t o = {w, n};
+    fwt_wait_until(owns, &o, 30000, what);
+}
+
+static void run_cli(const char *const *argv)
+{
+    char *out = NULL;
+    int rc = fwt_run((char *const *)argv, 30000, &out);
+    if (rc != 0)
+        FWT_FAIL("%s %s failed (%d): %s", argv[1], argv[2], rc, out ? out : "");
+    free(out);
+}
+
+/* One block to (category, bucket) on a fresh connection; the answer's status. */
+static int produce_once(const char *category, uint32_t bucket, uint64_t producer, uint64_t seq)
+{
+    int fd = fwt_wire_connect(w1.address);
+    fw_buf_t block = FW_BUF_INIT;
+    fwt_wire_block(&block, producer, seq, 3, 20);
+    int status = fwt_wire_produce(fd, seq, category, bucket, block.data, block.len, NULL);
+    fw_buf_free(&block);
+    close(fd);
+    return status;
+}
+
+FWT_TEST(writers_share_buckets_and_take_over_from_the_dead)
+{
+    start_zk();
+    fwt_category_create(spec, "web", 8, NULL);
+    const char *flags[] = {"--session-timeout", "2s", NULL};
+    fwt_cal_start(&w1, "w1", spec, root, flags);
+    wait_owns(&w1, 8, "w1 alone to own all 8 buckets");
+    fwt_cal_start(&w2, "w2", spec, root, flags);
+    wait_owns(&w1, 4, "w1 to hand back 4 buckets");
+    wait_owns(&w2, 4, "w2 to take 4 buckets");
+    FWT_ASSERT(fwt_file_contains(w1.log_path, "handing back"));
+    fwt_cal_kill(&w2);
+    wait_owns(&w1, 8, "w1 to take the dead writer's buckets");
+    fwt_cal_stop(&w1);
+    fwt_zk_stop(&zk);
+}
+
+FWT_TEST(categories_and_buckets_are_picked_up_live)
+{
+    start_zk();
+    fwt_cal_start(&w1, "w1", spec, root, NULL);
+    FWT_ASSERT_INT_EQ(produce_once("late", 0, 5, 1), FWPB__STATUS__STATUS_UNKNOWN_CATEGORY);
+    fwt_category_create(spec, "late", 2, NULL);
+    wait_owns(&w1, 2, "the new category's buckets");
+    FWT_ASSERT_INT_EQ(produce_once("late", 1, 5, 1), FWPB__STATUS__STATUS_OK);
+    FWT_ASSERT_INT_EQ(produce_once("late", 4, 5, 2), FWPB__STATUS__STATUS_BUCKET_OUT_OF_RANGE);
+
+    const char *alter[] = {
+        fwt_bin("freeway"), "category", "alter", "late", "--buckets", "5", "--zk", spec, NULL};
+    run_cli(alter);
+    wait_owns(&w1, 5, "the grown category's buckets");
+    FWT_ASSERT_INT_EQ(produce_once("late", 4, 6, 1), FWPB__STATUS__STATUS_OK);
+
+    const char *del[] = {fwt_bin("freeway"), "category", "delete", "late", "--zk", spec, NULL};
+    run_cli(del);
+    wait_owns(&w1, 0, "the deleted category's buckets to be let go");
+    FWT_ASSERT_INT_EQ(produce_once("late", 1, 7, 1), FWPB__STATUS__STATUS_UNKNOWN_CATEGORY);
+    fwt_cal_stop(&w1);
+    fwt_zk_stop(&zk);
+}
+
+static int paused(void *arg)
+{
+    (void)arg;
+    return fwt_file_contains(w1.log_path, "appends pause");
+}
+
+/* Retries the same block (the same sequence) until it is stored. */
+static int stores_again(void *arg)
+{
+    uint64_t *seq = arg;
+    return produce_once("web", 0, 42, *seq) == FWPB__STATUS__STATUS_OK;
+}
+
+FWT_TEST(a_short_zookeeper_outage_pauses_appends_then_resumes)
+{
+    start_zk();
+    fwt_category_create(spec, "web", 2, NULL);
+    /* The harness's server grants at most 10 s. */
+    const char *flags[] = {"--session-timeout", "10s", NULL};
+    fwt_cal_start(&w1, "w1", spec, root, flags);
+    wait_owns(&w1, 2, "w1 to own both buckets");
+    uint64_t seq = 1;
+    FWT_ASSERT_INT_EQ(produce_once("web", 0, 42, seq), FWPB__STATUS__STATUS_OK);
+
+    /* The outage: the server freezes (SIGSTOP), so the session survives it
+     * on the server's side as long as it ends within the session timeout. (A
+     * server restart would do too, but ZooKeeper 3.8 can hang connections
+     * accepted while it starts up: ZOOKEEPER-5051.) */
+    FWT_ASSERT_OK(fwt_proc_signal(&zk.proc, SIGSTOP));
+    fwt_wait_until(paused, NULL, 30000, "the writer to notice the outage");
+    /* Not knowing whether it still owns the bucket, it stores nothing. */
+    int during = produce_once("web", 0, 42, seq + 1);
+    FWT_ASSERT_OK(fwt_proc_signal(&zk.proc, SIGCONT));
+    FWT_ASSERT_INT_EQ(during, FWPB__STATUS__STATUS_RETRY_LATER);
+
+    seq++;
+    fwt_wait_until(stores_again, &seq, 30000, "appends to resume");
+    /* The same session came back: the buckets never moved. */
+    FWT_ASSERT(!fwt_file_contains(w1.log_path, "expired"));
+    FWT_ASSERT(fwt_cal_metric(&w1, "freeway_calligraphus_owned_buckets") == 2);
+    fwt_cal_stop(&w1);
+    fwt_zk_stop(&zk);
+}
