@@ -76,6 +76,20 @@ FWT_TEST(writers_share_buckets_and_take_over_from_the_dead)
     wait_owns(&w1, 4, "w1 to hand back 4 buckets");
     wait_owns(&w2, 4, "w2 to take 4 buckets");
     FWT_ASSERT(fwt_file_contains(w1.log_path, "handing back"));
+    /* Any writer takes any block: w1 forwards the buckets w2 owns. */
+    int fd = fwt_wire_connect(w1.address);
+    fw_buf_t block = FW_BUF_INIT;
+    for (uint32_t b = 0; b < 8; b++) {
+        fwt_wire_block(&block, 900 + b, 1, 4, 30);
+        FWT_ASSERT_INT_EQ(fwt_wire_produce(fd, 1 + b, "web", b, block.data, block.len, NULL),
+                          FWPB__STATUS__STATUS_OK);
+    }
+    fw_buf_free(&block);
+    close(fd);
+    FWT_ASSERT(
+        fwt_cal_metric(&w1, "freeway_calligraphus_blocks_forwarded_total{category=\"web\"}") == 4);
+    FWT_ASSERT(fwt_cal_metric(&w2, "freeway_calligraphus_records_acked_total{category=\"web\"}") ==
+               16);
     fwt_cal_kill(&w2);
     wait_owns(&w1, 8, "w1 to take the dead writer's buckets");
     fwt_cal_stop(&w1);
