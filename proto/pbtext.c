@@ -248,6 +248,11 @@ int fw_pbtext_parse(const ProtobufCMessageDescriptor *desc, const char *text, si
             rc = fail(err, errlen, lineno, "expected `name = value`");
             break;
         }
+        /* What parses must format back within the line limit ("name = value"). */
+        if (strlen(p) + 3 + strlen(value) >= sizeof(line)) {
+            rc = fail(err, errlen, lineno, "value too long");
+            break;
+        }
         const ProtobufCFieldDescriptor *f =
             protobuf_c_message_descriptor_get_field_by_name(desc, p);
         if (f == NULL || !supported(f)) {

@@ -37,6 +37,12 @@ static void unpack_meta(const fw_frame_t *f)
     case FW_FRAME_ERROR:
         d = &fwpb__error_reply__descriptor;
         break;
+    case FW_FRAME_METADATA_REQ:
+        d = &fwpb__metadata_request__descriptor;
+        break;
+    case FW_FRAME_METADATA_RESP:
+        d = &fwpb__metadata_response__descriptor;
+        break;
     default:
         abort(); /* the decoder admitted an unknown type */
     }
