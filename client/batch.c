@@ -1,5 +1,6 @@
 /* Batches, sequence numbers and the per-bucket retry rules (see batch.h). */
 #include "batch.h"
+#include "status.h"
 
 #include "error.h"
 #include "proto/common.pb-c.h"
@@ -268,28 +269,10 @@ fw_batch_t *fw_bucket_take_head(fw_bucket_t *bk)
 
 int fw_status_code(int status)
 {
-    switch (status) {
-    case FWPB__STATUS__STATUS_OK:
-        return 0;
-    case FWPB__STATUS__STATUS_RETRY_LATER:
-    case FWPB__STATUS__STATUS_SHUTTING_DOWN:
-    case FWPB__STATUS__STATUS_INTERNAL:
-        return FW_ERETRY_LATER;
-    case FWPB__STATUS__STATUS_NOT_OWNER:
-        return FW_ENOT_OWNER;
-    case FWPB__STATUS__STATUS_UNKNOWN_CATEGORY:
-        return FW_EUNKNOWN_CATEGORY;
-    case FWPB__STATUS__STATUS_BUCKET_OUT_OF_RANGE:
-        return FW_EBUCKET_RANGE;
-    case FWPB__STATUS__STATUS_RECORD_TOO_LARGE:
-        return FW_ERECORD_TOO_LARGE;
-    case FWPB__STATUS__STATUS_BAD_BLOCK:
-        return FW_EBLOCK_CORRUPT;
-    case FWPB__STATUS__STATUS_SEQUENCE_GAP:
-        return FW_ESEQUENCE_GAP;
-    default:
-        return FW_EPROTOCOL;
-    }
+    /* The wire's own mapping, except that a writer shutting down or failing
+     * inside is, for a producer, one more reason to try again. */
+    int rc = fw_status_to_error(status);
+    return rc == FW_ESHUTTING_DOWN || rc == -EIO ? FW_ERETRY_LATER : rc;
 }
 
 const char *fw_status_name(int status)
