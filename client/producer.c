@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -560,6 +561,14 @@ void fw_producer_set_missing(fw_producer_t *p, fw_pcat_t *cat)
 static void *io_main(void *arg)
 {
     fw_producer_t *p = arg;
+    /* A writer that dies makes our next socket write raise SIGPIPE, which
+     * would kill the application. A library may not change the process's
+     * signal handling, but it may block the signal in its own thread: the
+     * write then fails with EPIPE, which the connection handles. */
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, NULL);
     pthread_mutex_lock(&p->mu);
     p->io_tid = pthread_self();
     p->io_tid_set = 1;

@@ -209,5 +209,7 @@ int fwt_send_wait(fwt_proc_t *p, int timeout_ms)
     int status = 0;
     if (fwt_proc_wait(p, timeout_ms, &status) < 0)
         return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return WIFEXITED(status)     ? WEXITSTATUS(status)
+           : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
+                                 : -1;
 }

@@ -56,7 +56,7 @@ void fwt_category_create(const char *zk, const char *name, int buckets, const ch
 void fwt_send_spawn(fwt_proc_t *p, const char *zk, const char *category, const char *input,
                     const char *log, const char *const *extra);
 
-/* Waits up to timeout_ms for a `freeway send` to exit; returns its exit code (or -1). */
+/* Waits up to timeout_ms for a `freeway send` to exit: its exit code, 128 + a signal, or -1. */
 int fwt_send_wait(fwt_proc_t *p, int timeout_ms);
 
 #endif
