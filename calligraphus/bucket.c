@@ -1,6 +1,7 @@
 /* One owned bucket: recovery, group commit, acks, rolls, seal (see bucket.h). */
 #include "bucket.h"
 
+#include "clock.h"
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
@@ -18,24 +19,10 @@
 
 enum { JOB_OPEN, JOB_APPEND, JOB_CLOSE };
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* 1 while this writer may still act as the bucket's owner. Any thread. */
 static int lease_ok(const cal_bucket_t *b)
 {
-    return b->lease_ns == NULL || mono_ns() < atomic_load(b->lease_ns);
+    return b->lease_ns == NULL || fw_clock_mono_ns() < atomic_load(b->lease_ns);
 }
 
 void cal_bucket_config_default(cal_bucket_config_t *cfg)
@@ -105,7 +92,7 @@ static int learn_segment(cal_bucket_t *b, const char *path)
     if (rc < 0)
         return rc;
     fw_seg_block_t blk;
-    int64_t now = wall_ms();
+    int64_t now = fw_clock_wall_ms();
     while ((rc = fw_segr_next(r, &blk)) == FW_SEGR_BLOCK) {
         rc = cal_dedup_learn(&b->dedup, blk.header.producer_id, blk.header.sequence, now);
         if (rc < 0)
@@ -140,7 +127,7 @@ static void open_work(cal_disk_job_t *dj)
             fw_log_warn("calligraphus", "%s: still held by its previous writer; retrying", path);
             break;
         }
-        rc = fw_seg_recover_seal(path, wall_ms(), &s);
+        rc = fw_seg_recover_seal(path, fw_clock_wall_ms(), &s);
         if (lock_fd >= 0)
             close(lock_fd);
         if (rc == -EAGAIN || rc == FW_ESEG_HEADER) {
@@ -193,7 +180,7 @@ static void append_work(cal_disk_job_t *dj)
     }
     if (job->new_segment_id != 0) {
         if (b->seg != NULL) {
-            int rc = b->seg->failed ? 0 : fw_segw_seal(b->seg, wall_ms());
+            int rc = b->seg->failed ? 0 : fw_segw_seal(b->seg, fw_clock_wall_ms());
             fw_segw_close(b->seg);
             b->seg = NULL;
             if (rc < 0) {
@@ -204,7 +191,7 @@ static void append_work(cal_disk_job_t *dj)
         fw_seg_header_t h = {
             .segment_id = job->new_segment_id,
             .epoch = b->epoch,
-            .created_ms = wall_ms(),
+            .created_ms = fw_clock_wall_ms(),
             .bucket = b->bucket,
         };
         memcpy(h.category, b->category, sizeof(h.category));
@@ -219,9 +206,9 @@ static void append_work(cal_disk_job_t *dj)
     if (job->write_rc < 0)
         return;
     cal_disk_progress(dj);
-    int64_t t0 = mono_ns();
+    int64_t t0 = fw_clock_mono_ns();
     job->sync_rc = fw_segw_sync(b->seg);
-    job->sync_ns = mono_ns() - t0;
+    job->sync_ns = fw_clock_mono_ns() - t0;
 }
 
 static void close_work(cal_disk_job_t *dj)
@@ -231,7 +218,7 @@ static void close_work(cal_disk_job_t *dj)
     job->write_rc = 0;
     if (b->seg != NULL) {
         if (!b->seg->failed && !b->abandon && lease_ok(b))
-            job->write_rc = fw_segw_seal(b->seg, wall_ms());
+            job->write_rc = fw_segw_seal(b->seg, fw_clock_wall_ms());
         fw_segw_close(b->seg);
         b->seg = NULL;
     }
@@ -254,6 +241,15 @@ static void fail_list(cal_bucket_t *b, cal_append_t *a, int status)
         }
         a = next;
     }
+}
+
+/* Answers every append still waiting for a write with status. */
+static void fail_pending(cal_bucket_t *b, int status)
+{
+    cal_append_t *all = b->pending_head;
+    b->pending_head = b->pending_tail = NULL;
+    b->pending_bytes = 0;
+    fail_list(b, all, status);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -280,7 +276,7 @@ static uint64_t room_left(const cal_bucket_t *b)
     if (b->seg == NULL)
         return 0;
     uint64_t used = b->seg->end - b->seg->header.header_len;
-    if (used > 0 && wall_ms() - b->seg_opened_ms >= b->cfg.roll_age_ms)
+    if (used > 0 && fw_clock_wall_ms() - b->seg_opened_ms >= b->cfg.roll_age_ms)
         return 0;
     return b->seg->end < b->cfg.roll_bytes ? b->cfg.roll_bytes - b->seg->end : 0;
 }
@@ -336,7 +332,7 @@ static void on_appended(cal_disk_job_t *dj)
     b->job_busy = 0;
     if (job->new_segment_id != 0 && b->seg != NULL &&
         b->seg->header.segment_id == job->new_segment_id)
-        b->seg_opened_ms = wall_ms();
+        b->seg_opened_ms = fw_clock_wall_ms();
 
     if (job->write_rc == 0 && job->sync_rc == 0 && !lease_ok(b))
         job->write_rc = FW_ENOT_OWNER; /* stored perhaps, but not ours to ack */
@@ -407,10 +403,7 @@ static void flush(cal_bucket_t *b)
          * cal_bucket_give_segment_id flushes again. A bucket being closed or
          * abandoned does not wait. */
         if (b->state == CAL_BUCKET_CLOSING) {
-            cal_append_t *all = b->pending_head;
-            b->pending_head = b->pending_tail = NULL;
-            b->pending_bytes = 0;
-            fail_list(b, all, FW_ERETRY_LATER);
+            fail_pending(b, FW_ERETRY_LATER);
             start_close(b);
         }
         return;
@@ -421,10 +414,7 @@ static void flush(cal_bucket_t *b)
     if (n > b->iov_cap) {
         struct iovec *iov = realloc(b->iov, (size_t)n * sizeof(*iov));
         if (iov == NULL) {
-            cal_append_t *all = b->pending_head;
-            b->pending_head = b->pending_tail = NULL;
-            b->pending_bytes = 0;
-            fail_list(b, all, FW_ERETRY_LATER);
+            fail_pending(b, FW_ERETRY_LATER);
             return;
         }
         b->iov = iov;
@@ -511,7 +501,8 @@ void cal_bucket_append(cal_bucket_t *b, cal_append_t *a)
     case CAL_SEQ_ACCEPT:
         break;
     }
-    if (cal_dedup_accept(&b->dedup, a->header.producer_id, a->header.sequence, wall_ms()) < 0) {
+    if (cal_dedup_accept(&b->dedup, a->header.producer_id, a->header.sequence, fw_clock_wall_ms()) <
+        0) {
         a->acked = 1;
         a->cb(a, FW_ERETRY_LATER);
         return;
@@ -626,7 +617,7 @@ int cal_bucket_seal_if_idle(cal_bucket_t *b)
 {
     if (b->state != CAL_BUCKET_READY || b->paused || b->job_busy || b->pending_head != NULL ||
         b->seg == NULL || b->seg->end == b->seg->header.header_len ||
-        wall_ms() - b->seg_opened_ms < b->cfg.roll_age_ms)
+        fw_clock_wall_ms() - b->seg_opened_ms < b->cfg.roll_age_ms)
         return 0;
     /* The next append opens a new segment (with the id reserved ahead). */
     cal_bucket_job_t *job = &b->job;
@@ -674,15 +665,13 @@ void cal_bucket_pause(cal_bucket_t *b)
         return;
     b->paused = 1;
     uv_timer_stop(&b->timer);
-    cal_append_t *all = b->pending_head;
-    b->pending_head = b->pending_tail = NULL;
-    b->pending_bytes = 0;
-    fail_list(b, all, FW_ERETRY_LATER);
+    fail_pending(b, FW_ERETRY_LATER);
     /* fail_list rolled those producers back to their last stored sequence,
      * but a job may still be writing some of their blocks: accept those
      * again, or a retry of one would be queued a second time after resume. */
     for (cal_append_t *a = b->inflight; a != NULL; a = a->next)
-        (void)cal_dedup_accept(&b->dedup, a->header.producer_id, a->header.sequence, wall_ms());
+        (void)cal_dedup_accept(&b->dedup, a->header.producer_id, a->header.sequence,
+                               fw_clock_wall_ms());
 }
 
 void cal_bucket_resume(cal_bucket_t *b)
@@ -695,10 +684,7 @@ void cal_bucket_abandon(cal_bucket_t *b, cal_bucket_cb close_cb)
 {
     b->abandon = 1;
     uv_timer_stop(&b->timer);
-    cal_append_t *all = b->pending_head;
-    b->pending_head = b->pending_tail = NULL;
-    b->pending_bytes = 0;
-    fail_list(b, all, FW_ERETRY_LATER);
+    fail_pending(b, FW_ERETRY_LATER);
     if (b->state == CAL_BUCKET_CLOSING || b->state == CAL_BUCKET_CLOSED)
         return; /* a close is under way; it now skips the seal */
     b->state = CAL_BUCKET_CLOSING;
