@@ -20,7 +20,7 @@ static void bucket_path(const cal_owner_t *o, char *out, size_t cap)
     snprintf(out, cap, "/buckets/%s/%" PRIu32, o->category, o->bucket);
 }
 
-static void owner_path(const cal_owner_t *o, char *out, size_t cap)
+void cal_owner_path(const cal_owner_t *o, char *out, size_t cap)
 {
     snprintf(out, cap, "/buckets/%s/%" PRIu32 "/owner", o->category, o->bucket);
 }
@@ -104,7 +104,7 @@ static void on_owner_read(fw_zk_t *zk, int rc, const char *data, size_t len,
 static void report_taken(cal_owner_t *o)
 {
     char path[300];
-    owner_path(o, path, sizeof(path));
+    cal_owner_path(o, path, sizeof(path));
     if (fw_zk_get(o->zk, path, NULL, NULL, on_owner_read, o) < 0)
         finish(o, FW_ENOT_OWNER);
 }
@@ -165,7 +165,7 @@ static void on_take_read(fw_zk_t *zk, int rc, const char *data, size_t len, cons
     info.epoch = o->epoch;
     char bpath[300], opath[300];
     bucket_path(o, bpath, sizeof(bpath));
-    owner_path(o, opath, sizeof(opath));
+    cal_owner_path(o, opath, sizeof(opath));
     int ok = format_meta(o->epoch, o->next_segment_id, &bucket_text) == 0 &&
              fw_pbtext_format(&info.base, &owner_text) == 0;
     fw_zk_op_t ops[3] = {
@@ -316,7 +316,7 @@ int cal_owner_release(cal_owner_t *o, cal_owner_cb cb)
         return -EBUSY;
     char bpath[300], opath[300];
     bucket_path(o, bpath, sizeof(bpath));
-    owner_path(o, opath, sizeof(opath));
+    cal_owner_path(o, opath, sizeof(opath));
     fw_zk_op_t ops[2] = {fw_zk_op_check(bpath, o->version), fw_zk_op_delete(opath, -1)};
     o->cb = cb;
     int rc = fw_zk_multi(o->zk, ops, 2, on_released, o);

@@ -51,6 +51,9 @@ struct cal_owner_s {
     void *data; /* the caller's */
 };
 
+/* The bucket's owner node, buckets/<category>/<bucket>/owner, into out. */
+void cal_owner_path(const cal_owner_t *o, char *out, size_t cap);
+
 /* Fills in who we are; no ZooKeeper traffic yet. */
 void cal_owner_init(cal_owner_t *o, fw_zk_t *zk, const char *category, uint32_t bucket,
                     const char *node_id, const char *address);
