@@ -1,6 +1,7 @@
 /* Relaying blocks to their owner over pooled peer connections (see forward.h). */
 #include "forward.h"
 
+#include "clock.h"
 #include "error.h"
 #include "frame.h"
 #include "log.h"
@@ -40,13 +41,6 @@ typedef struct peer_write_s {
     cal_peer_t *peer;
     fw_buf_t buf;
 } peer_write_t;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void on_peer_handle_closed(uv_handle_t *h)
 {
@@ -200,7 +194,7 @@ static void on_peer_connected(uv_connect_t *req, int status)
 static void on_peer_timer(uv_timer_t *t)
 {
     cal_peer_t *p = t->data;
-    int64_t now = now_ms();
+    int64_t now = fw_clock_mono_ms();
     for (fwd_op_t **pp = &p->ops; *pp != NULL;) {
         fwd_op_t *op = *pp;
         if (op->deadline_ms > now) {
@@ -255,7 +249,7 @@ int cal_forward(cal_server_t *s, const char *address, const char *category, uint
         return -ENOMEM;
     op->id = ++s->next_forward_id;
     op->deadline_ms =
-        now_ms() + (s->limits.forward_timeout_ms ? s->limits.forward_timeout_ms : 10000);
+        fw_clock_mono_ms() + (s->limits.forward_timeout_ms ? s->limits.forward_timeout_ms : 10000);
     op->cb = cb;
     op->arg = arg;
 

@@ -1,6 +1,7 @@
 /* The writer in its cluster: session, lease, slots, balance (see node.h). */
 #include "node.h"
 
+#include "clock.h"
 #include "crc32c.h"
 #include "error.h"
 #include "log.h"
@@ -17,20 +18,6 @@
 #define KICK_MS         20
 #define RETRY_MS        500
 #define MAX_SLOTS_TOTAL (1u << 22)
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void kick(cal_node_t *n);
 static void slot_release(cal_slot_t *s);
@@ -94,7 +81,7 @@ static void send_beat(cal_node_t *n)
     if (beat == NULL)
         return;
     beat->node = n;
-    beat->sent_ns = now_ns();
+    beat->sent_ns = fw_clock_mono_ns();
     beat->session = fw_zk_session_id(&n->zk);
     if (fw_zk_exists(&n->zk, "/nodes/calligraphus", NULL, NULL, on_beat, beat) < 0)
         free(beat);
@@ -178,7 +165,7 @@ static void on_owner_exists(fw_zk_t *zk, int rc, const struct Stat *stat, void *
     }
     /* Created between our get and our exists: the watch is set, read it. */
     char path[300];
-    snprintf(path, sizeof(path), "/buckets/%s/%" PRIu32 "/owner", s->cs->c->name, s->bucket);
+    cal_owner_path(&s->owner, path, sizeof(path));
     fw_zk_get(zk, path, NULL, NULL, on_owner_read, s);
 }
 
@@ -188,7 +175,7 @@ static void on_owner_read(fw_zk_t *zk, int rc, const char *data, size_t len,
     cal_slot_t *s = arg;
     cal_node_t *n = s->node;
     char path[300];
-    snprintf(path, sizeof(path), "/buckets/%s/%" PRIu32 "/owner", s->cs->c->name, s->bucket);
+    cal_owner_path(&s->owner, path, sizeof(path));
     if (rc == ZNONODE) {
         /* No owner: watch for one being created. */
         if (fw_zk_exists(zk, path, on_owner_watch, s, on_owner_exists, s) < 0)
@@ -235,7 +222,7 @@ static void watch_owner(cal_slot_t *s)
     if (s->owner_watch || !fw_zk_connected(&s->node->zk))
         return;
     char path[300];
-    snprintf(path, sizeof(path), "/buckets/%s/%" PRIu32 "/owner", s->cs->c->name, s->bucket);
+    cal_owner_path(&s->owner, path, sizeof(path));
     s->owner_watch = 1;
     if (fw_zk_get(&s->node->zk, path, on_owner_watch, s, on_owner_read, s) < 0)
         s->owner_watch = 0;
@@ -258,7 +245,7 @@ static void on_reserved(cal_owner_t *o, int status)
         if (slot_is_ours(s))
             slot_drop(s);
     } else {
-        s->retry_at_ms = now_ms() + RETRY_MS; /* the tick asks again */
+        s->retry_at_ms = fw_clock_mono_ms() + RETRY_MS; /* the tick asks again */
     }
 }
 
@@ -318,7 +305,7 @@ static void on_bucket_open(cal_bucket_t *b, int status)
          * lost the bucket), or recovery failed: keep the bucket, try again. */
         fw_log_warn("calligraphus", "%s: cannot open yet (%s)", slot_name(s, name, sizeof(name)),
                     fw_strerror(status));
-        s->retry_at_ms = now_ms() + RETRY_MS;
+        s->retry_at_ms = fw_clock_mono_ms() + RETRY_MS;
         cal_bucket_close(b, on_failed_open_closed);
         return;
     }
@@ -352,7 +339,7 @@ static void open_bucket(cal_slot_t *s)
                      fw_strerror(rc));
         free(b);
         s->b = NULL;
-        s->retry_at_ms = now_ms() + RETRY_MS;
+        s->retry_at_ms = fw_clock_mono_ms() + RETRY_MS;
         return;
     }
     b->data = s;
@@ -390,7 +377,7 @@ static void on_taken(cal_owner_t *o, int status)
             snprintf(s->owner_id, sizeof(s->owner_id), "%s", o->owner_node);
             snprintf(s->owner_address, sizeof(s->owner_address), "%s", o->owner_address);
         }
-        s->retry_at_ms = now_ms() + RETRY_MS;
+        s->retry_at_ms = fw_clock_mono_ms() + RETRY_MS;
     }
     maybe_finish_stop(n);
     kick(n);
@@ -402,7 +389,7 @@ static void slot_take(cal_slot_t *s)
     if (cal_owner_take(&s->owner, on_taken) == 0)
         s->state = CAL_SLOT_TAKING;
     else
-        s->retry_at_ms = now_ms() + RETRY_MS;
+        s->retry_at_ms = fw_clock_mono_ms() + RETRY_MS;
 }
 
 static void on_released(cal_owner_t *o, int status)
@@ -601,7 +588,7 @@ static void rebalance(cal_node_t *n)
         return;
     int limit = n->cfg.max_parallel_moves > 0 ? n->cfg.max_parallel_moves : 4;
     for (int round = 0; round < limit; round++) {
-        census_t c = {.now = now_ms(), .first_round = round == 0};
+        census_t c = {.now = fw_clock_mono_ms(), .first_round = round == 0};
         each_slot(n, count_slot, &c);
         uint32_t live = (uint32_t)n->members.count;
         if (cal_members_find(&n->members, n->cfg.id) == NULL)
@@ -800,9 +787,7 @@ int cal_node_init(cal_node_t *n, uv_loop_t *loop, const cal_node_config_t *cfg, 
     cal_catalog_init(&n->catalog, &n->zk, on_catalog_changed, n);
     cal_members_init(&n->members, &n->zk, cfg->id, cfg->address, cfg->metrics_address, cfg->root,
                      on_members_changed, n);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    n->members.started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    n->members.started_ms = fw_clock_wall_ms();
     uv_timer_t *timers[] = {&n->tick, &n->kick, &n->heartbeat, &n->suspend_timer};
     for (size_t i = 0; i < 4; i++) {
         uv_timer_init(loop, timers[i]);

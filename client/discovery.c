@@ -15,6 +15,7 @@
  * counts grow); at most every META_MIN_INTERVAL_MS per category.
  */
 #include "producer_int.h"
+#include "clock.h"
 
 #include "error.h"
 #include "pbtext.h"
@@ -147,7 +148,7 @@ static void listing_done(listing_t *l)
 {
     fw_producer_t *p = l->p;
     if (l->gen == p->zk_list_gen && p->stop_phase == 0) {
-        p->now = fw_mono_ms();
+        p->now = fw_clock_mono_ms();
         writers_set(p, l->addrs, l->count, 1);
         fw_discovery_pump(p);
         fw_sender_pump(p);
@@ -187,7 +188,7 @@ static void on_nodes_watch(fw_zk_t *zk, int rc, int type, const char *path, void
     fw_producer_t *p = arg;
     if (rc != ZOK || p->stop_phase != 0)
         return;
-    p->now = fw_mono_ms();
+    p->now = fw_clock_mono_ms();
     if (p->zk_listing)
         p->zk_retry_at = p->now; /* list again once this listing ends */
     else
@@ -200,7 +201,7 @@ static void on_nodes(fw_zk_t *zk, int rc, int count, const char *const *names, v
     p->zk_listing = 0;
     if (p->stop_phase != 0)
         return;
-    p->now = fw_mono_ms();
+    p->now = fw_clock_mono_ms();
     if (rc == ZNONODE) {
         /* No writer has ever registered: no watch was set, so look again later. */
         writers_set(p, NULL, 0, 1);
@@ -251,7 +252,7 @@ static void on_zk_state(fw_zk_t *zk, fw_zk_state_t state, int64_t session_id, vo
     (void)zk;
     (void)session_id;
     fw_producer_t *p = arg;
-    p->now = fw_mono_ms();
+    p->now = fw_clock_mono_ms();
     if (state == FW_ZK_CONNECTED)
         list_writers(p);
 }

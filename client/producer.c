@@ -21,6 +21,7 @@
  * in flight, so as many as flushes overlapping in time).
  */
 #include "producer_int.h"
+#include "clock.h"
 
 #include "crc32c.h"
 #include "error.h"
@@ -46,20 +47,6 @@
 #define DEFAULT_ZK "127.0.0.1:2181/freeway"
 
 /* ---- small helpers ------------------------------------------------------------------- */
-
-int64_t fw_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t real_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 uint32_t fw_prand(fw_producer_t *p)
 {
@@ -272,7 +259,7 @@ static fw_batch_t *batch_open_locked(fw_producer_t *p, fw_pcat_t *cat, fw_bucket
     }
     b->cat = cat;
     b->bucket = bk;
-    b->first_ms = fw_mono_ms();
+    b->first_ms = fw_clock_mono_ms();
     if (bk != NULL) {
         bk->open = b;
         b->lprev = p->open_tail;
@@ -668,7 +655,7 @@ int fw_producer_create(fw_producer_t **out, const fw_producer_options_t *o)
     if (p->o.request_timeout_ms == 0 || p->o.request_timeout_ms > p->o.delivery_timeout_ms)
         p->o.request_timeout_ms = p->o.delivery_timeout_ms;
     p->id = random_id();
-    p->rng = p->id ^ (uint64_t)fw_mono_ms() ^ 0x9e3779b97f4a7c15ULL;
+    p->rng = p->id ^ (uint64_t)fw_clock_mono_ms() ^ 0x9e3779b97f4a7c15ULL;
     p->gen = 1;
     p->table_cap = TABLE_INITIAL;
     p->table = calloc(p->table_cap, sizeof(*p->table));
@@ -696,7 +683,7 @@ int fw_producer_create(fw_producer_t **out, const fw_producer_options_t *o)
         goto fail;
     have_loop = 1;
     p->loop.data = p;
-    p->now = fw_mono_ms();
+    p->now = fw_clock_mono_ms();
     if ((rc = fw_sender_start(p)) < 0 || (rc = fw_discovery_start(p)) < 0)
         goto fail;
     if ((rc = -pthread_create(&p->thread, NULL, io_main, p)) < 0)
@@ -743,7 +730,7 @@ int fw_producer_send(fw_producer_t *p, const char *category, const void *key, si
     if (name_len > FW_CATEGORY_MAX)
         return FW_EBAD_CATEGORY;
     if (timestamp_ms == 0)
-        timestamp_ms = real_ms();
+        timestamp_ms = fw_clock_wall_ms();
     uint32_t key_crc = key != NULL ? fw_crc32c(0, key, key_len) : 0;
 
     int wake = 0, rc = 0;
@@ -780,7 +767,7 @@ int fw_producer_send(fw_producer_t *p, const char *category, const void *key, si
             goto out;
         }
         if (deadline == 0)
-            deadline = fw_mono_ms() + p->o.send_timeout_ms;
+            deadline = fw_clock_mono_ms() + p->o.send_timeout_ms;
         struct timespec ts;
         timespec_at(&ts, deadline);
         if (pthread_cond_timedwait(&p->space_cv, &p->mu, &ts) == ETIMEDOUT &&
@@ -870,7 +857,7 @@ int fw_producer_flush(fw_producer_t *p, int timeout_ms)
 {
     if (p == NULL)
         return -EINVAL;
-    int64_t deadline = timeout_ms >= 0 ? fw_mono_ms() + timeout_ms : 0;
+    int64_t deadline = timeout_ms >= 0 ? fw_clock_mono_ms() + timeout_ms : 0;
     int rc = 0;
     pthread_mutex_lock(&p->mu);
     if (on_io_thread_locked(p)) {

@@ -222,8 +222,6 @@ struct fw_producer_s {
 
 /* ---- producer.c ------------------------------------------------------------------- */
 
-/* Monotonic milliseconds (any thread). */
-int64_t fw_mono_ms(void);
 /* The producer's random source (I/O thread). */
 uint32_t fw_prand(fw_producer_t *p);
 /* Formats a line for the log callback (I/O thread). */

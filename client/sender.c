@@ -14,6 +14,7 @@
  * writer in sequence order; it may move only once every try has ended.
  */
 #include "producer_int.h"
+#include "clock.h"
 
 #include "error.h"
 
@@ -126,14 +127,14 @@ static void arm_linger(fw_producer_t *p)
         uv_timer_stop(&p->linger_timer);
         return;
     }
-    int64_t now = fw_mono_ms();
+    int64_t now = fw_clock_mono_ms();
     uv_timer_start(&p->linger_timer, on_linger, deadline > now ? (uint64_t)(deadline - now) : 0, 0);
 }
 
 static void on_linger(uv_timer_t *t)
 {
     fw_producer_t *p = producer_of((uv_handle_t *)t);
-    p->now = fw_mono_ms();
+    p->now = fw_clock_mono_ms();
     pthread_mutex_lock(&p->mu);
     while (p->open_head != NULL && p->open_head->first_ms + p->o.linger_ms <= p->now)
         fw_producer_seal_locked(p, p->open_head->bucket);
@@ -338,7 +339,7 @@ static void on_retry(uv_timer_t *t)
 {
     fw_producer_t *p = producer_of((uv_handle_t *)t);
     p->retry_armed_at = 0;
-    p->now = fw_mono_ms();
+    p->now = fw_clock_mono_ms();
     int64_t next = 0;
     fw_bucket_t **pp = &p->backoff_head;
     while (*pp != NULL) {
@@ -367,7 +368,7 @@ static void arm_retry(fw_producer_t *p, int64_t at)
     if (p->stop_phase || (p->retry_armed_at != 0 && p->retry_armed_at <= at))
         return;
     p->retry_armed_at = at;
-    int64_t now = fw_mono_ms();
+    int64_t now = fw_clock_mono_ms();
     uv_timer_start(&p->retry_timer, on_retry, at > now ? (uint64_t)(at - now) : 0, 0);
 }
 
@@ -434,7 +435,7 @@ static void expire(fw_producer_t *p)
 static void on_tick(uv_timer_t *t)
 {
     fw_producer_t *p = producer_of((uv_handle_t *)t);
-    p->now = fw_mono_ms();
+    p->now = fw_clock_mono_ms();
     fw_wire_check_timeouts(p);
     expire(p);
     fw_discovery_tick(p);
@@ -523,7 +524,7 @@ void fw_sender_on_conn_closed(fw_producer_t *p)
 void fw_sender_wake_cb(uv_async_t *h)
 {
     fw_producer_t *p = producer_of((uv_handle_t *)h);
-    p->now = fw_mono_ms();
+    p->now = fw_clock_mono_ms();
     pthread_mutex_lock(&p->mu);
     while (p->new_cats != NULL) {
         fw_pcat_t *c = p->new_cats;

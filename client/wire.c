@@ -14,6 +14,7 @@
  * write callback has run.
  */
 #include "producer_int.h"
+#include "clock.h"
 
 #include "error.h"
 #include "frame.h"
@@ -108,7 +109,7 @@ static void req_unlink(fw_wconn_t *c, fw_wreq_t *r)
 static void req_answered(fw_wconn_t *c, fw_wreq_t *r, ProtobufCMessage *answer)
 {
     fw_producer_t *p = c->p;
-    p->now = fw_mono_ms();
+    p->now = fw_clock_mono_ms();
     if (r->type == FW_WREQ_PRODUCE) {
         Fwpb__ProduceResponse *m = (Fwpb__ProduceResponse *)answer;
         for (uint32_t i = 0; i < r->n; i++)
@@ -403,7 +404,7 @@ static void on_connect(uv_connect_t *req, int status)
 {
     fw_wconn_t *c = req->data;
     fw_producer_t *p = c->p;
-    p->now = fw_mono_ms();
+    p->now = fw_clock_mono_ms();
     if (status == UV_ECANCELED || c->state != FW_WCONN_CONNECTING)
         return;
     if (status < 0) {
@@ -430,7 +431,7 @@ static void on_closed(uv_handle_t *h)
 {
     fw_wconn_t *c = h->data;
     fw_producer_t *p = c->p;
-    p->now = fw_mono_ms();
+    p->now = fw_clock_mono_ms();
     /* Every write callback has run: the requests left got no answer. */
     const char *why = c->why;
     while (c->reqs_head != NULL) {
