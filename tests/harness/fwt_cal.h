@@ -46,6 +46,11 @@ void fwt_cal_kill(fwt_cal_t *c);
  */
 double fwt_cal_metric(const fwt_cal_t *c, const char *series);
 
+/* Waits up to 30 s until c owns (has open) exactly n buckets. */
+void fwt_cal_wait_owns(fwt_cal_t *c, int n, const char *what);
+/* Waits up to 30 s until a and b own exactly `each` buckets at the same moment. */
+void fwt_cal_wait_balanced(fwt_cal_t *a, fwt_cal_t *b, int each, const char *what);
+
 /* Runs `freeway category create NAME --buckets N --zk ZK` plus extra flags; fails on error. */
 void fwt_category_create(const char *zk, const char *name, int buckets, const char *const *extra);
 

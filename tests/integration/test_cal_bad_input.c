@@ -23,12 +23,6 @@ static fwt_zk_t zk;
 static fwt_cal_t cal;
 static char zk_spec[128];
 
-static int owns_two(void *arg)
-{
-    (void)arg;
-    return fwt_cal_metric(&cal, "freeway_calligraphus_owned_buckets") == 2;
-}
-
 static void setup(void)
 {
     fwt_zk_start(&zk);
@@ -39,7 +33,7 @@ static void setup(void)
     snprintf(root, sizeof(root), "%s/root", fwt_tmpdir());
     const char *flags[] = {"--max-frame", "1M", NULL};
     fwt_cal_start(&cal, "w1", zk_spec, root, flags);
-    fwt_wait_until(owns_two, NULL, 20000, "the writer to own both buckets");
+    fwt_cal_wait_owns(&cal, 2, "the writer to own both buckets");
 }
 
 /* The bystander: a good block on its own connection is stored. */

@@ -27,23 +27,6 @@ static void start_zk(void)
     snprintf(root, sizeof(root), "%s/root", fwt_tmpdir_mem());
 }
 
-typedef struct owns_s {
-    fwt_cal_t *w;
-    double n;
-} owns_t;
-
-static int owns(void *arg)
-{
-    owns_t *o = arg;
-    return fwt_cal_metric(o->w, "freeway_calligraphus_owned_buckets") == o->n;
-}
-
-static void wait_owns(fwt_cal_t *w, double n, const char *what)
-{
-    owns_t o = {w, n};
-    fwt_wait_until(owns, &o, 30000, what);
-}
-
 static void run_cli(const char *const *argv)
 {
     char *out = NULL;
@@ -71,10 +54,10 @@ FWT_TEST(writers_share_buckets_and_take_over_from_the_dead)
     fwt_category_create(spec, "web", 8, NULL);
     const char *flags[] = {"--session-timeout", "2s", NULL};
     fwt_cal_start(&w1, "w1", spec, root, flags);
-    wait_owns(&w1, 8, "w1 alone to own all 8 buckets");
+    fwt_cal_wait_owns(&w1, 8, "w1 alone to own all 8 buckets");
     fwt_cal_start(&w2, "w2", spec, root, flags);
-    wait_owns(&w1, 4, "w1 to hand back 4 buckets");
-    wait_owns(&w2, 4, "w2 to take 4 buckets");
+    fwt_cal_wait_owns(&w1, 4, "w1 to hand back 4 buckets");
+    fwt_cal_wait_owns(&w2, 4, "w2 to take 4 buckets");
     FWT_ASSERT(fwt_file_contains(w1.log_path, "handing back"));
     /* Any writer takes any block: w1 forwards the buckets w2 owns. */
     int fd = fwt_wire_connect(w1.address);
@@ -91,7 +74,7 @@ FWT_TEST(writers_share_buckets_and_take_over_from_the_dead)
     FWT_ASSERT(fwt_cal_metric(&w2, "freeway_calligraphus_records_acked_total{category=\"web\"}") ==
                16);
     fwt_cal_kill(&w2);
-    wait_owns(&w1, 8, "w1 to take the dead writer's buckets");
+    fwt_cal_wait_owns(&w1, 8, "w1 to take the dead writer's buckets");
     fwt_cal_stop(&w1);
     fwt_zk_stop(&zk);
 }
@@ -102,19 +85,19 @@ FWT_TEST(categories_and_buckets_are_picked_up_live)
     fwt_cal_start(&w1, "w1", spec, root, NULL);
     FWT_ASSERT_INT_EQ(produce_once("late", 0, 5, 1), FWPB__STATUS__STATUS_UNKNOWN_CATEGORY);
     fwt_category_create(spec, "late", 2, NULL);
-    wait_owns(&w1, 2, "the new category's buckets");
+    fwt_cal_wait_owns(&w1, 2, "the new category's buckets");
     FWT_ASSERT_INT_EQ(produce_once("late", 1, 5, 1), FWPB__STATUS__STATUS_OK);
     FWT_ASSERT_INT_EQ(produce_once("late", 4, 5, 2), FWPB__STATUS__STATUS_BUCKET_OUT_OF_RANGE);
 
     const char *alter[] = {
         fwt_bin("freeway"), "category", "alter", "late", "--buckets", "5", "--zk", spec, NULL};
     run_cli(alter);
-    wait_owns(&w1, 5, "the grown category's buckets");
+    fwt_cal_wait_owns(&w1, 5, "the grown category's buckets");
     FWT_ASSERT_INT_EQ(produce_once("late", 4, 6, 1), FWPB__STATUS__STATUS_OK);
 
     const char *del[] = {fwt_bin("freeway"), "category", "delete", "late", "--zk", spec, NULL};
     run_cli(del);
-    wait_owns(&w1, 0, "the deleted category's buckets to be let go");
+    fwt_cal_wait_owns(&w1, 0, "the deleted category's buckets to be let go");
     FWT_ASSERT_INT_EQ(produce_once("late", 1, 7, 1), FWPB__STATUS__STATUS_UNKNOWN_CATEGORY);
     fwt_cal_stop(&w1);
     fwt_zk_stop(&zk);
@@ -140,7 +123,7 @@ FWT_TEST(a_short_zookeeper_outage_pauses_appends_then_resumes)
     /* The harness's server grants at most 10 s. */
     const char *flags[] = {"--session-timeout", "10s", NULL};
     fwt_cal_start(&w1, "w1", spec, root, flags);
-    wait_owns(&w1, 2, "w1 to own both buckets");
+    fwt_cal_wait_owns(&w1, 2, "w1 to own both buckets");
     uint64_t seq = 1;
     FWT_ASSERT_INT_EQ(produce_once("web", 0, 42, seq), FWPB__STATUS__STATUS_OK);
 

@@ -19,12 +19,6 @@
 
 static fwt_cal_t w1;
 
-static int owns_two(void *arg)
-{
-    (void)arg;
-    return fwt_cal_metric(&w1, "freeway_calligraphus_owned_buckets") == 2;
-}
-
 static int write_failed(void *arg)
 {
     (void)arg;
@@ -42,7 +36,7 @@ FWT_TEST(disk_full_means_retry_later_then_resumes)
     snprintf(log, sizeof(log), "%s/send.log", fwt_tmpdir());
     fwt_category_create(spec, "web", 2, NULL);
     fwt_cal_start(&w1, "w1", spec, root, NULL);
-    fwt_wait_until(owns_two, NULL, 30000, "the writer to own both buckets");
+    fwt_cal_wait_owns(&w1, 2, "the writer to own both buckets");
 
     struct rlimit small = {.rlim_cur = 256 << 10, .rlim_max = RLIM_INFINITY};
     FWT_ASSERT_OK(prlimit(w1.proc.pid, RLIMIT_FSIZE, &small, NULL));

@@ -29,13 +29,6 @@
 static fwt_cal_t w1, w2;
 static char root[FWT_PATH_MAX];
 
-static int balanced(void *arg)
-{
-    (void)arg;
-    return fwt_cal_metric(&w1, "freeway_calligraphus_owned_buckets") == 2 &&
-           fwt_cal_metric(&w2, "freeway_calligraphus_owned_buckets") == 2;
-}
-
 /* Every line of the first half is acked (by one writer or the other). */
 static int first_half_acked(void *arg)
 {
@@ -43,12 +36,6 @@ static int first_half_acked(void *arg)
     const char *m = "freeway_calligraphus_records_acked_total{category=\"web\"}";
     double a = fwt_cal_metric(&w1, m), b = fwt_cal_metric(&w2, m);
     return a > 0 && b > 0 && a + b >= LINES / 2;
-}
-
-static int w2_owns_all(void *arg)
-{
-    (void)arg;
-    return fwt_cal_metric(&w2, "freeway_calligraphus_owned_buckets") == BUCKETS;
 }
 
 /* The open segments of w1 when it froze: path and the blocks in it. */
@@ -111,7 +98,7 @@ FWT_TEST(a_frozen_writer_appends_nothing_to_buckets_it_lost)
     const char *flags[] = {"--session-timeout", "2s", NULL};
     fwt_cal_start(&w1, "w1", spec, root, flags);
     fwt_cal_start(&w2, "w2", spec, root, flags);
-    fwt_wait_until(balanced, NULL, 30000, "2 buckets on each writer");
+    fwt_cal_wait_balanced(&w1, &w2, 2, "2 buckets on each writer");
 
     /* The producer reads a FIFO the test feeds, so the second half of the
      * lines is sent exactly while w1 is frozen. */
@@ -132,7 +119,7 @@ FWT_TEST(a_frozen_writer_appends_nothing_to_buckets_it_lost)
     fflush(f);
     /* w2 takes w1's buckets once w1's session expires (it opens them only
      * after w1 lets go of their files, which it cannot do while frozen). */
-    fwt_wait_until(w2_owns_all, NULL, 30000, "w2 to take every bucket");
+    fwt_cal_wait_owns(&w2, BUCKETS, "w2 to take every bucket");
     FWT_ASSERT_OK(fwt_proc_signal(&w1.proc, SIGCONT));
     fclose(f);
 

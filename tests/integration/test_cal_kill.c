@@ -21,13 +21,6 @@
 
 static fwt_cal_t w1, w2;
 
-static int balanced(void *arg)
-{
-    (void)arg;
-    return fwt_cal_metric(&w1, "freeway_calligraphus_owned_buckets") == 4 &&
-           fwt_cal_metric(&w2, "freeway_calligraphus_owned_buckets") == 4;
-}
-
 /* Every line of the first third is acked (by one writer or the other). */
 static int first_third_acked(void *arg)
 {
@@ -50,7 +43,7 @@ FWT_TEST(kill_9_a_writer_mid_stream)
     const char *flags[] = {"--session-timeout", "3s", NULL};
     fwt_cal_start(&w1, "w1", spec, root, flags);
     fwt_cal_start(&w2, "w2", spec, root, flags);
-    fwt_wait_until(balanced, NULL, 30000, "4 buckets on each writer");
+    fwt_cal_wait_balanced(&w1, &w2, 4, "4 buckets on each writer");
 
     /* The producer reads a FIFO the test feeds: the kill lands while it is
      * sending the second third, and the last third follows the restart. */

@@ -18,13 +18,6 @@
 
 static fwt_cal_t w1, w2;
 
-static int balanced(void *arg)
-{
-    (void)arg;
-    return fwt_cal_metric(&w1, "freeway_calligraphus_owned_buckets") == 4 &&
-           fwt_cal_metric(&w2, "freeway_calligraphus_owned_buckets") == 4;
-}
-
 FWT_TEST(a_million_lines_over_two_writers)
 {
     fwt_zk_t zk;
@@ -39,7 +32,7 @@ FWT_TEST(a_million_lines_over_two_writers)
     fwt_category_create(spec, "web", 8, cat_flags);
     fwt_cal_start(&w1, "w1", spec, root, NULL);
     fwt_cal_start(&w2, "w2", spec, root, NULL);
-    fwt_wait_until(balanced, NULL, 30000, "4 buckets on each writer");
+    fwt_cal_wait_balanced(&w1, &w2, 4, "4 buckets on each writer");
 
     FILE *f = fopen(input, "w");
     FWT_ASSERT(f != NULL);
