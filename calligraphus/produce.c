@@ -332,13 +332,18 @@ static void handle_metadata(cal_conn_t *c, const Fwpb__MetadataRequest *req)
     Fwpb__MetadataResponse resp = FWPB__METADATA_RESPONSE__INIT;
     resp.request_id = req->request_id;
     size_t ncat = req->n_categories;
+    if (ncat > CAL_METADATA_MAX_CATEGORIES) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "a metadata request names %zu categories; at most %d", ncat,
+                 CAL_METADATA_MAX_CATEGORIES);
+        cal_conn_fail(c, FW_EPROTOCOL, msg);
+        return;
+    }
     Fwpb__CategoryMetadata *cats = calloc(ncat ? ncat : 1, sizeof(*cats));
     Fwpb__CategoryMetadata **catp = calloc(ncat ? ncat : 1, sizeof(*catp));
     char **writers = calloc((size_t)n->members.count + 1, sizeof(*writers));
-    Fwpb__BucketOwner **all_owners[ncat ? ncat : 1];
-    Fwpb__BucketOwner *owner_store[ncat ? ncat : 1];
-    memset(all_owners, 0, sizeof(all_owners));
-    memset(owner_store, 0, sizeof(owner_store));
+    Fwpb__BucketOwner **all_owners[CAL_METADATA_MAX_CATEGORIES + 1] = {0};
+    Fwpb__BucketOwner *owner_store[CAL_METADATA_MAX_CATEGORIES + 1] = {0};
     if (cats == NULL || catp == NULL || writers == NULL) {
         cal_conn_fail(c, -ENOMEM, "out of memory");
         goto out;
@@ -387,6 +392,8 @@ static void handle_metadata(cal_conn_t *c, const Fwpb__MetadataRequest *req)
         if (n->members.list[i].address[0] != '\0')
             writers[resp.n_writers++] = n->members.list[i].address;
     resp.writers = writers;
+    resp.has_max_frame_bytes = 1;
+    resp.max_frame_bytes = c->server->limits.max_frame;
     cal_conn_send(c, FW_FRAME_METADATA_RESP, &resp.base);
 out:
     for (size_t i = 0; i < ncat; i++) {

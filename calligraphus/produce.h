@@ -13,6 +13,9 @@
 #include "conn.h"
 #include "frame.h"
 
+/* A metadata request may name this many categories (producers send 64 at most). */
+#define CAL_METADATA_MAX_CATEGORIES 1024
+
 /* Handles one whole frame read from c (its bytes are valid only during the call). */
 void cal_produce_frame(cal_conn_t *c, const fw_frame_t *f);
 

@@ -56,6 +56,10 @@ void cal_server_account(cal_server_t *s, cal_conn_t *c, int64_t delta)
     s->inflight += (uint64_t)delta;
     c->inflight += (uint64_t)delta;
     fw_metric_gauge_add(s->stats->inflight_bytes, (double)delta);
+    if (s->inflight > s->inflight_peak) {
+        s->inflight_peak = s->inflight;
+        fw_metric_set(s->stats->inflight_peak_bytes, (double)s->inflight_peak);
+    }
     int over = s->inflight >= s->limits.total_inflight_bytes;
     if (over != s->paused_all) {
         /* Crossing the global bound stops or restarts every connection. */

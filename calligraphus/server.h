@@ -44,7 +44,8 @@ struct cal_server_s {
     unsigned nconns;
     cal_peer_t *peers; /* outgoing forwarding connections, by address */
     uint64_t inflight; /* bytes received and not answered, all connections */
-    int paused_all;    /* reading stopped everywhere: the global bound */
+    uint64_t inflight_peak;
+    int paused_all; /* reading stopped everywhere: the global bound */
     int stopping;
     int closing_conns; /* cal_server_close: a connection closes after its last write */
     uv_idle_t close_idle;

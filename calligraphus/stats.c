@@ -20,6 +20,9 @@ cal_stats_t *cal_stats_create(fw_metrics_t *reg)
                                sizeof(FSYNC_BOUNDS) / sizeof(FSYNC_BOUNDS[0]), NULL);
     rc |= fw_metrics_gauge(reg, &s->inflight_bytes, "freeway_calligraphus_inflight_bytes",
                            "Block bytes received and not yet answered.", NULL);
+    rc |= fw_metrics_gauge(reg, &s->inflight_peak_bytes, "freeway_calligraphus_inflight_peak_bytes",
+                           "The most block bytes ever held unanswered at once (vs --inflight).",
+                           NULL);
     rc |= fw_metrics_gauge(reg, &s->owned_buckets, "freeway_calligraphus_owned_buckets",
                            "Buckets this writer owns and has open.", NULL);
     rc |= fw_metrics_gauge(reg, &s->connections, "freeway_calligraphus_connections",

@@ -25,6 +25,7 @@ typedef struct cal_stats_s {
     fw_metrics_t *reg;
     fw_metric_histogram_t *fsync_seconds;
     fw_metric_gauge_t *inflight_bytes;
+    fw_metric_gauge_t *inflight_peak_bytes;
     fw_metric_gauge_t *owned_buckets;
     fw_metric_gauge_t *connections;
     fw_metric_counter_t *frames_bad;

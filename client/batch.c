@@ -258,6 +258,11 @@ fw_batch_t *fw_bucket_take_expired(fw_bucket_t *bk, int64_t now, int64_t timeout
     return NULL;
 }
 
+void fw_bucket_take(fw_bucket_t *bk, fw_batch_t *b)
+{
+    unlink_block(bk, b);
+}
+
 fw_batch_t *fw_bucket_take_head(fw_bucket_t *bk)
 {
     fw_batch_t *b = bk->head;

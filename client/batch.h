@@ -218,6 +218,8 @@ fw_batch_t *fw_bucket_take_expired(fw_bucket_t *bk, int64_t now, int64_t timeout
 
 /* Unlinks and returns the first block if it is not in flight, else NULL. */
 fw_batch_t *fw_bucket_take_head(fw_bucket_t *bk);
+/* Unlinks b, which is not in flight, to fail it. */
+void fw_bucket_take(fw_bucket_t *bk, fw_batch_t *b);
 
 /* The first unacked sequence: the head's, or next_seq if the queue is empty. */
 uint64_t fw_bucket_first_unacked(const fw_bucket_t *bk);

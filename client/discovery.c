@@ -30,6 +30,7 @@
 #define NODES_PATH               "/nodes/calligraphus"
 #define ZK_RETRY_MS              1000
 #define META_MIN_INTERVAL_MS     200
+#define META_MAX_CATEGORIES      64 /* per metadata request */
 #define META_MISSING_INTERVAL_MS 1000
 #define WRITER_DOWN_MIN_MS       100
 #define WRITER_DOWN_MAX_MS       5000
@@ -365,20 +366,27 @@ void fw_discovery_pump(fw_producer_t *p)
         }
         return;
     }
-    fw_wreq_t *r = fw_wire_req_new(c, FW_WREQ_METADATA);
-    if (r == NULL || (r->cats = calloc(n, sizeof(*r->cats))) == NULL) {
-        fw_wire_req_free(r);
-        return;
+    /* Several requests of a bounded size: writers refuse huge ones. */
+    fw_pcat_t *cat = p->cats;
+    while (n > 0) {
+        uint32_t chunk = n < META_MAX_CATEGORIES ? n : META_MAX_CATEGORIES;
+        fw_wreq_t *r = fw_wire_req_new(c, FW_WREQ_METADATA);
+        if (r == NULL || (r->cats = calloc(chunk, sizeof(*r->cats))) == NULL) {
+            fw_wire_req_free(r);
+            return;
+        }
+        for (; cat != NULL && r->ncats < chunk; cat = cat->ionext) {
+            if (!meta_due(p, cat))
+                continue;
+            r->cats[r->ncats++] = cat;
+            cat->meta_wanted = 0;
+            cat->meta_pending = 1;
+            cat->meta_asked_ms = p->now;
+        }
+        n -= chunk;
+        if (fw_wire_send_metadata(r) < 0 || c->state != FW_WCONN_READY)
+            return;
     }
-    for (fw_pcat_t *cat = p->cats; cat != NULL; cat = cat->ionext) {
-        if (!meta_due(p, cat))
-            continue;
-        r->cats[r->ncats++] = cat;
-        cat->meta_wanted = 0;
-        cat->meta_pending = 1;
-        cat->meta_asked_ms = p->now;
-    }
-    fw_wire_send_metadata(r);
 }
 
 void fw_discovery_on_metadata_lost(fw_producer_t *p, fw_wreq_t *r)
@@ -444,8 +452,33 @@ static void apply_category(fw_producer_t *p, fw_pcat_t *cat, const Fwpb__Categor
     cat->meta_ok_ms = p->now;
 }
 
+/*
+ * A writer closes the connection of a frame over its --max-frame, so
+ * requests must fit the smallest one any writer advertised (one deployment
+ * runs one setting; the smallest is safe for all), and so must each batch,
+ * with room for lz4's worst case and the block header.
+ */
+static void learn_frame_cap(fw_producer_t *p, uint32_t max_frame)
+{
+    if (max_frame < 4096 || (p->frame_cap != 0 && p->frame_cap <= max_frame))
+        return;
+    p->frame_cap = max_frame;
+    size_t fit = max_frame - max_frame / 128 - 1024;
+    pthread_mutex_lock(&p->mu);
+    int lowered = fit < p->batch_limit;
+    if (lowered)
+        p->batch_limit = fit;
+    pthread_mutex_unlock(&p->mu);
+    if (lowered)
+        fw_plog(p, FW_PRODUCER_LOG_INFO,
+                "writers read frames of at most %" PRIu32 " bytes: batches of at most %zu bytes",
+                max_frame, fit);
+}
+
 void fw_discovery_on_metadata(fw_producer_t *p, fw_wreq_t *r, const Fwpb__MetadataResponse *m)
 {
+    if (m->has_max_frame_bytes)
+        learn_frame_cap(p, m->max_frame_bytes);
     if (p->o.bootstrap != NULL && m->n_writers > 0) {
         /* With bootstrap addresses, the writers' own list is how we learn the others. */
         char(*addrs)[80] = calloc(m->n_writers, sizeof(*addrs));

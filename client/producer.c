@@ -341,6 +341,13 @@ int fw_producer_append_locked(fw_producer_t *p, fw_pcat_t *cat, fw_bucket_t *bk,
             return -ENOMEM;
         if (gen < b->gen)
             fw_producer_gen_lower_locked(p, b, gen);
+        if (bk != NULL && b->ncbs > 0 &&
+            fw_block_builder_raw_len(b->bld) + key_len + value_len + 32 > p->batch_limit) {
+            /* Keep blocks within batch_limit, which may fit a writer's max frame. */
+            fw_producer_seal_locked(p, bk);
+            *wake = 1;
+            continue;
+        }
         int rc = fw_batch_add(b, ts, key, key_len, has_key, value, value_len, cb, arg, cost);
         if (rc == FW_EBLOCK_TOO_LARGE && b->ncbs > 0 && tries == 0) {
             /* The batch cannot take this record: close it and start another. */
@@ -356,7 +363,7 @@ int fw_producer_append_locked(fw_producer_t *p, fw_pcat_t *cat, fw_bucket_t *bk,
             return rc;
         if (bk == NULL)
             cat->staged_records++;
-        else if (fw_block_builder_raw_len(b->bld) >= p->o.batch_bytes) {
+        else if (fw_block_builder_raw_len(b->bld) >= p->batch_limit) {
             fw_producer_seal_locked(p, bk);
             *wake = 1;
         }
@@ -643,6 +650,7 @@ int fw_producer_create(fw_producer_t **out, const fw_producer_options_t *o)
     if (p == NULL)
         return -ENOMEM;
     p->o = *o;
+    p->batch_limit = o->batch_bytes;
     const char *zk = o->zk;
     if (zk == NULL || *zk == '\0')
         zk = getenv("FREEWAY_ZK");

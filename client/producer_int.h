@@ -121,6 +121,7 @@ struct fw_wreq_s {
     fw_batch_t **batches;
     uint32_t n, cap;
     size_t body_len;
+    size_t meta_len; /* an upper bound of the meta its BlockRefs will take */
     /* METADATA: the categories it asks about */
     fw_pcat_t **cats;
     uint32_t ncats;
@@ -183,11 +184,12 @@ struct fw_producer_s {
     uint64_t gen;         /* the flush generation new batches join */
     fw_gen_count_t *gens; /* incomplete batches per generation, by gen */
     uint32_t ngens, gens_cap;
-    int seal_all;  /* a flush asks the I/O thread to seal every open batch */
-    int want_meta; /* a sender saw a category that needs metadata */
-    int closing;   /* fw_producer_close began: no more sends */
-    int stopping;  /* the I/O thread is to fail what is left and end */
-    int io_done;   /* the I/O thread has ended */
+    size_t batch_limit; /* batch_bytes, lowered to fit the writers' max frame */
+    int seal_all;       /* a flush asks the I/O thread to seal every open batch */
+    int want_meta;      /* a sender saw a category that needs metadata */
+    int closing;        /* fw_producer_close began: no more sends */
+    int stopping;       /* the I/O thread is to fail what is left and end */
+    int io_done;        /* the I/O thread has ended */
     pthread_t io_tid;
     int io_tid_set;
 
@@ -215,6 +217,7 @@ struct fw_producer_s {
     int zk_listing;
     int64_t meta_next_ms; /* the next time a metadata round may go out */
     uint32_t writer_rr;
+    uint32_t frame_cap;        /* smallest max frame a writer advertised; 0 while unknown */
     char last_conn_error[200]; /* why the last connection failed, for timeouts' messages */
 
     fw_pstats_t stats;
@@ -296,6 +299,8 @@ int fw_wire_connect(fw_producer_t *p, fw_writer_t *w);
 void fw_wire_close(fw_wconn_t *c, int failed, const char *why);
 /* A new produce request on c (not yet sent); NULL on -ENOMEM. */
 fw_wreq_t *fw_wire_req_new(fw_wconn_t *c, fw_wreq_type_t type);
+/* Bytes of request meta block b's reference may take, at most. */
+size_t fw_wire_ref_bound(const fw_batch_t *b);
 /* Adds block b to produce request r; 0 or -ENOMEM. */
 int fw_wire_req_add(fw_wreq_t *r, fw_batch_t *b);
 /* Frames and writes r (produce); on error r is freed and the connection closed. */

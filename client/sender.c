@@ -25,6 +25,7 @@
 
 #define TICK_MS        100
 #define REQ_MAX_BYTES  (4u << 20)
+#define REQ_FIXED_META 64 /* frame header, request id, ack level */
 #define REQ_MAX_BLOCKS 512
 #define DRAIN_MS       5000
 #define BUILDERS_BATCH 32
@@ -170,6 +171,31 @@ static fw_wconn_t *route(fw_producer_t *p, fw_bucket_t *bk)
 
 static uint32_t expire_bucket(fw_producer_t *p, fw_bucket_t *bk);
 
+/* The most a produce request may take: ours, or less to fit the writers' max frame. */
+static size_t request_cap(const fw_producer_t *p)
+{
+    return p->frame_cap != 0 && p->frame_cap < REQ_MAX_BYTES ? p->frame_cap : REQ_MAX_BYTES;
+}
+
+static size_t request_len(const fw_wreq_t *r, const fw_batch_t *b)
+{
+    return REQ_FIXED_META + (r ? r->meta_len + r->body_len : 0) + fw_wire_ref_bound(b) +
+           b->block.len;
+}
+
+/* A block no writer would read (built before the writers' max frame was known). */
+static void fail_oversized(fw_producer_t *p, fw_bucket_t *bk, fw_batch_t *b)
+{
+    char msg[200];
+    snprintf(msg, sizeof(msg),
+             "a block of %zu bytes does not fit the writers' max frame of %" PRIu32
+             " bytes: lower batch_bytes or raise the writers' --max-frame",
+             b->block.len, p->frame_cap);
+    fw_plog(p, FW_PRODUCER_LOG_ERROR, "%s/%" PRIu32 ": %s", bk->cat->name, bk->id, msg);
+    fw_bucket_take(bk, b);
+    fw_producer_complete(p, b, FW_EBLOCK_TOO_LARGE, msg, 0, 0, 0);
+}
+
 static void send_building(fw_producer_t *p, fw_wconn_t *c)
 {
     fw_wreq_t *r = c->building;
@@ -198,8 +224,13 @@ void fw_sender_pump(fw_producer_t *p)
                 continue;
             }
             fw_wreq_t *r = c->building;
+            if (request_len(NULL, b) > request_cap(p)) {
+                fail_oversized(p, bk, b);
+                b = fw_bucket_next_to_send(bk);
+                continue;
+            }
             if (r != NULL && r->n > 0 &&
-                (r->n >= REQ_MAX_BLOCKS || r->body_len + b->block.len > REQ_MAX_BYTES)) {
+                (r->n >= REQ_MAX_BLOCKS || request_len(r, b) > request_cap(p))) {
                 send_building(p, c);
                 continue;
             }

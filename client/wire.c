@@ -52,6 +52,12 @@ fw_wreq_t *fw_wire_req_new(fw_wconn_t *c, fw_wreq_type_t type)
     return r;
 }
 
+size_t fw_wire_ref_bound(const fw_batch_t *b)
+{
+    /* A BlockRef: tag, length, category string, two varints (bucket, length). */
+    return 2 + 2 + strlen(b->cat->name) + 2 * 6;
+}
+
 int fw_wire_req_add(fw_wreq_t *r, fw_batch_t *b)
 {
     if (r->n == r->cap) {
@@ -64,6 +70,7 @@ int fw_wire_req_add(fw_wreq_t *r, fw_batch_t *b)
     }
     r->batches[r->n++] = b;
     r->body_len += b->block.len;
+    r->meta_len += fw_wire_ref_bound(b);
     return 0;
 }
 
