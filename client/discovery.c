@@ -248,6 +248,12 @@ static void list_writers(fw_producer_t *p)
     p->zk_listing = 1;
 }
 
+/* The session's lines go to the application's log callback, never to stderr. */
+static void on_zk_log(void *arg, fw_log_level_t level, const char *line)
+{
+    fw_plog(arg, (fw_producer_log_level_t)level, "zookeeper: %s", line);
+}
+
 static void on_zk_state(fw_zk_t *zk, fw_zk_state_t state, int64_t session_id, void *arg)
 {
     (void)zk;
@@ -293,6 +299,8 @@ int fw_discovery_start(fw_producer_t *p)
         .session_timeout_ms = 10000,
         .state_cb = on_zk_state,
         .state_arg = p,
+        .log = on_zk_log,
+        .log_arg = p,
     };
     int rc = fw_zk_init(&p->zk, &p->loop, &zo);
     if (rc < 0)

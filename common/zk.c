@@ -27,6 +27,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,6 +294,26 @@ static void on_zk_log(const char *message)
     while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == '\r'))
         n--;
     fw_log_warn("zookeeper", "%.*s", (int)n, m);
+}
+
+/* For a session with a log hook: the client's chatter is dropped (see fw_zk_options_t). */
+static void on_zk_log_quiet(const char *message)
+{
+    (void)message;
+}
+
+__attribute__((format(printf, 3, 4))) static void zk_log(const fw_zk_t *zk, fw_log_level_t level,
+                                                         const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (zk->log != NULL)
+        zk->log(zk->log_arg, level, line);
+    else
+        fw_log(level, LOG_COMP, "%s", line);
 }
 
 /* The handle's global watcher: session events only (no default watches are set). */
@@ -648,7 +669,7 @@ static void multi_finish(fw_zk_t *zk, req_t *req, int rc)
     fw_zk_op_result_t *res = calloc((size_t)req->nops, sizeof(*res));
     if (res == NULL) {
         /* Without results the caller still learns the outcome. */
-        fw_log_error(LOG_COMP, "out of memory building multi results");
+        zk_log(zk, FW_LOG_ERROR, "out of memory building multi results");
         if (req->cb.multi != NULL)
             req->cb.multi(zk, rc == ZOK ? ZSYSTEMERROR : rc, 0, NULL, req->arg);
         return;
@@ -768,13 +789,13 @@ static void session_lost(fw_zk_t *zk, conn_t *conn, const char *why)
     memset(&zk->client_id, 0, sizeof(zk->client_id));
     schedule_reopen(zk);
     if (conn->boot || !had) {
-        fw_log_warn(LOG_COMP, "handle %llu: session %s before it was in use; opening another",
-                    (unsigned long long)conn->gen, why);
+        zk_log(zk, FW_LOG_WARN, "handle %llu: session %s before it was in use; opening another",
+               (unsigned long long)conn->gen, why);
         return;
     }
-    fw_log_warn(LOG_COMP,
-                "session 0x%llx %s: its ephemerals and watches are gone; opening a new session",
-                (unsigned long long)sid, why);
+    zk_log(zk, FW_LOG_WARN,
+           "session 0x%llx %s: its ephemerals and watches are gone; opening a new session",
+           (unsigned long long)sid, why);
     report(zk, FW_ZK_EXPIRED, sid);
 }
 
@@ -789,7 +810,7 @@ static void boot_done(fw_zk_t *zk, int rc, void *arg)
         return; /* retired meanwhile (expired, or fw_zk_close) */
     if (rc == ZOK) {
         zk->chroot_ready = 1;
-        fw_log_info(LOG_COMP, "chroot %s exists", zk->chroot);
+        zk_log(zk, FW_LOG_INFO, "chroot %s exists", zk->chroot);
         retire(zk, conn, ZCLOSING);
         open_conn(zk);
         return;
@@ -800,7 +821,7 @@ static void boot_done(fw_zk_t *zk, int rc, void *arg)
             boot_start(zk, conn);
         return;
     }
-    fw_log_error(LOG_COMP, "cannot create the chroot %s: %s; retrying", zk->chroot, zerror(rc));
+    zk_log(zk, FW_LOG_ERROR, "cannot create the chroot %s: %s; retrying", zk->chroot, zerror(rc));
     retire(zk, conn, ZCLOSING);
     schedule_reopen(zk);
 }
@@ -815,7 +836,7 @@ static void boot_start(fw_zk_t *zk, conn_t *conn)
         (req->prefix = malloc(n + 1)) == NULL) {
         if (req != NULL)
             req_free(req);
-        fw_log_error(LOG_COMP, "out of memory creating the chroot; retrying on reconnect");
+        zk_log(zk, FW_LOG_ERROR, "out of memory creating the chroot; retrying on reconnect");
         return;
     }
     req->cb.done = boot_done;
@@ -841,10 +862,10 @@ static void on_connected(fw_zk_t *zk, conn_t *conn, const session_ev_t *ev)
     if (zk->state == FW_ZK_CONNECTED)
         return;
     if (resumed)
-        fw_log_info(LOG_COMP, "session 0x%llx resumed", (unsigned long long)sid);
+        zk_log(zk, FW_LOG_INFO, "session 0x%llx resumed", (unsigned long long)sid);
     else
-        fw_log_info(LOG_COMP, "session 0x%llx established (handle %llu, timeout %d ms)",
-                    (unsigned long long)sid, (unsigned long long)conn->gen, ev->timeout_ms);
+        zk_log(zk, FW_LOG_INFO, "session 0x%llx established (handle %llu, timeout %d ms)",
+               (unsigned long long)sid, (unsigned long long)conn->gen, ev->timeout_ms);
     report(zk, FW_ZK_CONNECTED, sid);
 }
 
@@ -862,8 +883,8 @@ static void session_event(fw_zk_t *zk, const session_ev_t *ev)
     } else if (ev->state == ZOO_CONNECTING_STATE || ev->state == ZOO_ASSOCIATING_STATE) {
         conn->connected = 0;
         if (!conn->boot && zk->state == FW_ZK_CONNECTED) {
-            fw_log_warn(LOG_COMP, "session 0x%llx suspended: connection lost, reconnecting",
-                        (unsigned long long)zk->session_id);
+            zk_log(zk, FW_LOG_WARN, "session 0x%llx suspended: connection lost, reconnecting",
+                   (unsigned long long)zk->session_id);
             report(zk, FW_ZK_SUSPENDED, zk->session_id);
         }
     } else if (ev->state == ZOO_EXPIRED_SESSION_STATE) {
@@ -912,7 +933,7 @@ static void open_conn(fw_zk_t *zk)
 {
     conn_t *conn = calloc(1, sizeof(*conn));
     if (conn == NULL) {
-        fw_log_error(LOG_COMP, "out of memory opening a ZooKeeper handle; retrying");
+        zk_log(zk, FW_LOG_ERROR, "out of memory opening a ZooKeeper handle; retrying");
         schedule_reopen(zk);
         return;
     }
@@ -923,11 +944,12 @@ static void open_conn(fw_zk_t *zk)
     pthread_mutex_init(&conn->mu, NULL);
     /* Without the chroot first: the chroot may not exist yet. */
     const char *hosts = conn->boot ? zk->hosts : zk->connect;
-    zhandle_t *zh = zookeeper_init2(hosts, on_session, zk->timeout_ms, NULL, conn,
-                                    ZOO_NO_LOG_CLIENTENV, on_zk_log);
+    zhandle_t *zh =
+        zookeeper_init2(hosts, on_session, zk->timeout_ms, NULL, conn, ZOO_NO_LOG_CLIENTENV,
+                        zk->log != NULL ? on_zk_log_quiet : on_zk_log);
     if (zh == NULL) {
         /* A name that does not resolve (yet), or no threads: try later. */
-        fw_log_error(LOG_COMP, "zookeeper_init(%s): %s; retrying", hosts, strerror(errno));
+        zk_log(zk, FW_LOG_ERROR, "zookeeper_init(%s): %s; retrying", hosts, strerror(errno));
         pthread_mutex_destroy(&conn->mu);
         free(conn);
         schedule_reopen(zk);
@@ -939,7 +961,7 @@ static void open_conn(fw_zk_t *zk)
     zk->conn = conn;
     zk->nconns++;
     wd_publish(zk, conn);
-    fw_log_debug(LOG_COMP, "handle %llu connecting to %s", (unsigned long long)conn->gen, hosts);
+    zk_log(zk, FW_LOG_DEBUG, "handle %llu connecting to %s", (unsigned long long)conn->gen, hosts);
 }
 
 /*
@@ -1036,11 +1058,11 @@ static void wd_fence(fw_zk_t *zk, conn_t *conn, uint64_t stalled_ms, int limit_m
     zhandle_t *zh = conn->zh;
     if (zh == NULL)
         return;
-    fw_log_warn(LOG_COMP,
-                "the event loop has not run for %llu ms (limit %d ms): closing ZooKeeper session "
-                "0x%llx so that what it owns can move",
-                (unsigned long long)stalled_ms, limit_ms,
-                (unsigned long long)zoo_client_id(zh)->client_id);
+    zk_log(zk, FW_LOG_WARN,
+           "the event loop has not run for %llu ms (limit %d ms): closing ZooKeeper session "
+           "0x%llx so that what it owns can move",
+           (unsigned long long)stalled_ms, limit_ms,
+           (unsigned long long)zoo_client_id(zh)->client_id);
     /* Before the close, so that what it fails reads as an ended session. */
     atomic_store(&conn->end_rc, ZSESSIONEXPIRED);
     /* Answers in flight on a live connection take milliseconds (see
@@ -1221,6 +1243,8 @@ int fw_zk_init(fw_zk_t *zk, uv_loop_t *loop, const fw_zk_options_t *opts)
     zk->timeout_ms = opts->session_timeout_ms > 0 ? opts->session_timeout_ms : DEFAULT_TIMEOUT_MS;
     zk->state_cb = opts->state_cb;
     zk->state_arg = opts->state_arg;
+    zk->log = opts->log;
+    zk->log_arg = opts->log_arg;
     zk->state = FW_ZK_CONNECTING;
     zk->backoff_ms = BACKOFF_MIN_MS;
     atomic_init(&zk->wd_limit_ms, zk->timeout_ms / 2);
@@ -1243,8 +1267,8 @@ int fw_zk_init(fw_zk_t *zk, uv_loop_t *loop, const fw_zk_options_t *opts)
 
     /* Process-wide; INFO would log every connect and close. */
     zoo_set_debug_level(ZOO_LOG_LEVEL_WARN);
-    fw_log_info(LOG_COMP, "connecting to %s (session timeout %d ms%s)", zk->connect, zk->timeout_ms,
-                zk->wd_enabled ? ", loop watchdog on" : "");
+    zk_log(zk, FW_LOG_INFO, "connecting to %s (session timeout %d ms%s)", zk->connect,
+           zk->timeout_ms, zk->wd_enabled ? ", loop watchdog on" : "");
     /* From here on nothing fails: a handle that cannot be made now is retried. */
     open_conn(zk);
     return 0;
@@ -1279,7 +1303,7 @@ static void on_handle_closed(uv_handle_t *handle)
     free(zk->hosts);
     free(zk->chroot);
     zk->connect = zk->hosts = zk->chroot = NULL;
-    fw_log_info(LOG_COMP, "closed");
+    zk_log(zk, FW_LOG_INFO, "closed");
     if (zk->close_cb != NULL)
         zk->close_cb(zk);
 }
@@ -1303,7 +1327,7 @@ void fw_zk_close(fw_zk_t *zk, fw_zk_close_cb cb)
 {
     if (zk->closing)
         return;
-    fw_log_info(LOG_COMP, "closing (session 0x%llx)", (unsigned long long)zk->session_id);
+    zk_log(zk, FW_LOG_INFO, "closing (session 0x%llx)", (unsigned long long)zk->session_id);
     zk->closing = 1;
     zk->close_cb = cb;
     zk->state = FW_ZK_CLOSED;

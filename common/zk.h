@@ -53,6 +53,8 @@
 #include <uv.h>
 #include <zookeeper/zookeeper.h>
 
+#include "log.h"
+
 typedef struct fw_zk_s fw_zk_t;
 
 /* The session as the owner must see it. */
@@ -174,6 +176,9 @@ static inline fw_zk_op_t fw_zk_op_check(const char *path, int version)
 
 /* ---- the session ------------------------------------------------------------ */
 
+/** A log hook: one line, no trailing newline. */
+typedef void (*fw_zk_log_fn)(void *arg, fw_log_level_t level, const char *line);
+
 typedef struct fw_zk_options_s {
     /** "host:port[,host:port...][/chroot]"; the chroot is created if missing. */
     const char *connect;
@@ -191,6 +196,15 @@ typedef struct fw_zk_options_s {
      * session, as after any expiry.
      */
     int loop_watchdog;
+    /**
+     * Where the session's log lines go; NULL means fw_log (a daemon's
+     * stderr). A library sets it, since it must not write to stderr: the
+     * hook gets fw_zk's own lines (connecting, established, suspended,
+     * expired ...), on the loop thread, and the ZooKeeper client's chatter
+     * about the connection is dropped (the states say what matters).
+     */
+    fw_zk_log_fn log;
+    void *log_arg;
 } fw_zk_options_t;
 
 struct fw_zk_conn_s;
@@ -212,6 +226,8 @@ struct fw_zk_s {
     int timeout_ms;
     fw_zk_state_cb state_cb;
     void *state_arg;
+    fw_zk_log_fn log;
+    void *log_arg;
 
     fw_zk_state_t state;
     int64_t session_id;

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <uv.h>
 #include <zookeeper/zookeeper.h>
 
@@ -1133,4 +1134,51 @@ FWT_TEST(loop_watchdog_fences)
     res_t r = do_exists("/owner");
     FWT_ASSERT_INT_EQ(r.stat.ephemeralOwner, T->s.sid);
     teardown();
+}
+
+/* ---- a library's session logs through its hook, never through fw_log ------------------- */
+
+static int hook_lines, hook_established, sink_lines;
+
+static void count_hook(void *arg, fw_log_level_t level, const char *line)
+{
+    (void)arg;
+    (void)level;
+    on_loop();
+    hook_lines++;
+    hook_established += strstr(line, "established") != NULL;
+}
+
+static void count_sink(fw_log_level_t level, const char *line, void *ctx)
+{
+    (void)level;
+    (void)ctx;
+    fprintf(stderr, "fw_log got: %s\n", line);
+    sink_lines++;
+}
+
+FWT_TEST(log_hook_takes_every_line)
+{
+    setup();
+    fwt_zk_t zk;
+    fwt_zk_start(&zk);
+    fwt_zk_stop(&zk); /* down at first: connection failures to report */
+    char connect[128];
+    snprintf(connect, sizeof(connect), "%s/freeway/hooked", zk.connect);
+    fw_log_set_sink(count_sink, NULL);
+    fw_zk_options_t o = {
+        .connect = connect,
+        .session_timeout_ms = 2000,
+        .state_cb = on_state,
+        .state_arg = &T->s,
+        .log = count_hook,
+    };
+    FWT_ASSERT_OK(fw_zk_init(&T->s.zk, &T->loop, &o));
+    fwt_zk_restart(&zk);
+    wait_connects(&T->s, 1, 15000);
+    teardown();
+    fw_log_set_sink(NULL, NULL);
+    FWT_ASSERT_INT_EQ(sink_lines, 0);
+    FWT_ASSERT_INT_EQ(hook_established, 1);
+    FWT_ASSERT(hook_lines >= 3); /* connecting, chroot, established, closing ... */
 }
