@@ -207,16 +207,22 @@ int cal_owner_take(cal_owner_t *o, cal_owner_cb cb)
 /* ---- fenced writes ---------------------------------------------------------------- */
 
 static int reserve_write(cal_owner_t *o);
+static int release_write(cal_owner_t *o);
 
 /* After ZBADVERSION: the epoch is still ours only if nobody took the bucket
  * over (a takeover always raises it), so the node's version moved by our own
- * write; adopt it and reserve again. */
-static void on_reserve_check(fw_zk_t *zk, int rc, const char *data, size_t len,
+ * write (a reservation whose answer was lost); adopt it and try again. */
+static void on_version_check(fw_zk_t *zk, int rc, const char *data, size_t len,
                              const struct Stat *stat, void *arg)
 {
     (void)zk;
     cal_owner_t *o = arg;
     Fwpb__BucketMeta *meta = NULL;
+    if (rc == ZNONODE && o->releasing) {
+        o->owned = 0;
+        finish(o, 0);
+        return;
+    }
     if (rc != ZOK) {
         finish(o, rc == ZNONODE ? FW_ENOT_OWNER : zk_status(rc));
         return;
@@ -228,6 +234,11 @@ static void on_reserve_check(fw_zk_t *zk, int rc, const char *data, size_t len,
     int ours = meta->epoch == o->epoch;
     uint64_t next = meta->next_segment_id;
     protobuf_c_message_free_unpacked(&meta->base, NULL);
+    if (!ours && o->releasing) {
+        o->owned = 0; /* someone took it over: nothing of ours to delete */
+        finish(o, 0);
+        return;
+    }
     if (!ours) {
         fw_log_warn("calligraphus", "%s/%" PRIu32 ": fenced at epoch %" PRIu64, o->category,
                     o->bucket, o->epoch);
@@ -238,7 +249,7 @@ static void on_reserve_check(fw_zk_t *zk, int rc, const char *data, size_t len,
     o->version = stat->version;
     if (next > o->next_segment_id)
         o->next_segment_id = next;
-    int wrc = reserve_write(o);
+    int wrc = o->releasing ? release_write(o) : reserve_write(o);
     if (wrc < 0)
         finish(o, wrc);
 }
@@ -258,7 +269,7 @@ static void on_reserved(fw_zk_t *zk, int rc, const struct Stat *stat, void *arg)
          * applied but its answer lost with a connection: read to tell. */
         char path[300];
         bucket_path(o, path, sizeof(path));
-        if (fw_zk_get(zk, path, NULL, NULL, on_reserve_check, o) == 0)
+        if (fw_zk_get(zk, path, NULL, NULL, on_version_check, o) == 0)
             return;
     }
     if (rc == ZBADVERSION || rc == ZNONODE) {
@@ -293,6 +304,7 @@ int cal_owner_reserve_segment(cal_owner_t *o, cal_owner_cb cb)
         return FW_ENOT_OWNER;
     o->cb = cb;
     o->attempts = 0;
+    o->releasing = 0;
     int rc = reserve_write(o);
     if (rc < 0)
         o->cb = NULL;
@@ -305,21 +317,37 @@ static void on_released(fw_zk_t *zk, int rc, int count, const fw_zk_op_result_t 
     (void)count;
     (void)results;
     cal_owner_t *o = arg;
+    if (rc == ZBADVERSION && o->attempts++ < MAX_ATTEMPTS) {
+        /* Replaced, or our version is stale: read to tell, or our owner node
+         * would stay until the session ends and hold the bucket from others. */
+        char path[300];
+        bucket_path(o, path, sizeof(path));
+        if (fw_zk_get(zk, path, NULL, NULL, on_version_check, o) == 0)
+            return;
+    }
     o->owned = 0;
     /* ZBADVERSION: someone took it already; there is nothing of ours to delete. */
     finish(o, rc == ZOK || rc == ZBADVERSION || rc == ZNONODE ? 0 : zk_status(rc));
+}
+
+/* Deletes our owner node, only if the bucket is still ours (its version unmoved). */
+static int release_write(cal_owner_t *o)
+{
+    char bpath[300], opath[300];
+    bucket_path(o, bpath, sizeof(bpath));
+    cal_owner_path(o, opath, sizeof(opath));
+    fw_zk_op_t ops[2] = {fw_zk_op_check(bpath, o->version), fw_zk_op_delete(opath, -1)};
+    return fw_zk_multi(o->zk, ops, 2, on_released, o);
 }
 
 int cal_owner_release(cal_owner_t *o, cal_owner_cb cb)
 {
     if (o->cb != NULL)
         return -EBUSY;
-    char bpath[300], opath[300];
-    bucket_path(o, bpath, sizeof(bpath));
-    cal_owner_path(o, opath, sizeof(opath));
-    fw_zk_op_t ops[2] = {fw_zk_op_check(bpath, o->version), fw_zk_op_delete(opath, -1)};
     o->cb = cb;
-    int rc = fw_zk_multi(o->zk, ops, 2, on_released, o);
+    o->attempts = 0;
+    o->releasing = 1;
+    int rc = release_write(o);
     if (rc < 0)
         o->cb = NULL;
     return rc;

@@ -47,6 +47,7 @@ struct cal_owner_s {
     /* private */
     cal_owner_cb cb;
     int attempts;
+    int releasing; /* the fenced write under way is a release, not a reservation */
     uint64_t reserved_id;
     void *data; /* the caller's */
 };

@@ -169,6 +169,16 @@ FWT_TEST(race_takeover_and_fencing)
     FWT_ASSERT_INT_EQ(win->status, FW_ENOT_OWNER);
     FWT_ASSERT(!win->own.owned);
 
+    /* A reservation whose answer was lost leaves the owner a stale version
+     * of the bucket node; a release must still delete its owner node. */
+    int before = lose->own.version;
+    lose->done = 0;
+    FWT_ASSERT_OK(cal_owner_reserve_segment(&lose->own, on_owner));
+    run_until(done, lose, "a reservation");
+    FWT_ASSERT_OK(lose->status);
+    FWT_ASSERT(lose->own.version > before);
+    lose->own.version = before;
+
     /* A graceful release frees the bucket for the next taker. */
     lose->done = 0;
     FWT_ASSERT_OK(cal_owner_release(&lose->own, on_owner));
