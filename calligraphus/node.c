@@ -254,6 +254,10 @@ static void reserve_id(cal_slot_t *s)
     if (s->reserving || s->b == NULL || s->b->next_segment_id != 0)
         return;
     s->owner.data = s;
+    /* Files past ZooKeeper's counter (it was reset): reserve above them, so
+     * the counter catches up instead of lagging behind forever. */
+    if (s->b->last_segment_id >= s->owner.next_segment_id)
+        s->owner.next_segment_id = s->b->last_segment_id + 1;
     if (cal_owner_reserve_segment(&s->owner, on_reserved) == 0)
         s->reserving = 1;
 }
