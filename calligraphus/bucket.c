@@ -37,46 +37,6 @@ void cal_bucket_config_default(cal_bucket_config_t *cfg)
 
 /* ---- opening: recovery and the sequence table, on the disk thread ------ */
 
-static int compare_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* The segment ids in dir, sorted; *out is malloc'd. */
-static int list_segments(const char *dir, uint64_t **out, size_t *n)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return -errno;
-    size_t cap = 16, count = 0;
-    uint64_t *ids = malloc(cap * sizeof(*ids));
-    struct dirent *e;
-    while (ids != NULL && (e = readdir(d)) != NULL) {
-        uint64_t id;
-        if (fw_seg_name_parse(e->d_name, &id) < 0)
-            continue;
-        if (count == cap) {
-            uint64_t *more = realloc(ids, cap * 2 * sizeof(*ids));
-            if (more == NULL) {
-                free(ids);
-                ids = NULL;
-                break;
-            }
-            ids = more;
-            cap *= 2;
-        }
-        ids[count++] = id;
-    }
-    closedir(d);
-    if (ids == NULL)
-        return -ENOMEM;
-    qsort(ids, count, sizeof(*ids), compare_u64);
-    *out = ids;
-    *n = count;
-    return 0;
-}
-
 static void seg_path(const cal_bucket_t *b, uint64_t id, char *out, size_t cap)
 {
     char name[FW_SEG_NAME_LEN + 1];
@@ -111,7 +71,7 @@ static void open_work(cal_disk_job_t *dj)
     size_t n = 0;
     int rc = fw_mkdir_p(b->dir);
     if (rc == 0)
-        rc = list_segments(b->dir, &ids, &n);
+        rc = fw_seg_list(b->dir, &ids, &n);
     int removed = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char path[4096];

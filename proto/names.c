@@ -3,9 +3,11 @@
 
 #include "error.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int fw_category_valid(const char *name)
@@ -52,5 +54,44 @@ int fw_seg_bucket_dir(char *out, size_t cap, const char *root, const char *categ
     int n = snprintf(out, cap, "%s/%s/%" PRIu32, root, category, bucket);
     if (n < 0 || (size_t)n >= cap)
         return -ENAMETOOLONG;
+    return 0;
+}
+
+static int compare_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int fw_seg_list(const char *dir, uint64_t **out, size_t *n)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -errno;
+    size_t cap = 16, count = 0;
+    uint64_t *ids = malloc(cap * sizeof(*ids));
+    struct dirent *e;
+    while (ids != NULL && (e = readdir(d)) != NULL) {
+        uint64_t id;
+        if (fw_seg_name_parse(e->d_name, &id) < 0)
+            continue;
+        if (count == cap) {
+            uint64_t *more = realloc(ids, cap * 2 * sizeof(*ids));
+            if (more == NULL) {
+                free(ids);
+                ids = NULL;
+                break;
+            }
+            ids = more;
+            cap *= 2;
+        }
+        ids[count++] = id;
+    }
+    closedir(d);
+    if (ids == NULL)
+        return -ENOMEM;
+    qsort(ids, count, sizeof(*ids), compare_u64);
+    *out = ids;
+    *n = count;
     return 0;
 }

@@ -26,4 +26,7 @@ int fw_seg_name_parse(const char *name, uint64_t *id);
 int fw_seg_bucket_dir(char *out, size_t cap, const char *root, const char *category,
                       uint32_t bucket);
 
+/* The segment ids in the bucket directory dir, sorted; *out is malloc'd. 0 or -errno. */
+int fw_seg_list(const char *dir, uint64_t **out, size_t *n);
+
 #endif

@@ -43,7 +43,7 @@ static int listening(void *arg)
     fwt_cal_t *c = arg;
     if (!fwt_proc_running(&c->proc)) {
         char tail[2048];
-        FWT_FAIL("calligraphus %s exited at start:\n%s", c->id,
+        FWT_FAIL("%s %s exited at start:\n%s", c->program, c->id,
                  fwt_file_tail(c->log_path, 20, tail, sizeof(tail)));
     }
     return log_address(c->log_path, c->log_offset, " listening on ", c->address,
@@ -56,7 +56,7 @@ static void spawn(fwt_cal_t *c)
 {
     const char *argv[40];
     int n = 0;
-    argv[n++] = fwt_bin("calligraphus");
+    argv[n++] = fwt_bin(c->program);
     argv[n++] = "--id";
     argv[n++] = c->id;
     argv[n++] = "--zk";
@@ -79,13 +79,14 @@ static void spawn(fwt_cal_t *c)
     }
     c->address[0] = c->metrics[0] = '\0';
     fwt_proc_spawn(&c->proc, c->id, (char *const *)argv, c->log_path);
-    fwt_wait_until(listening, c, 20000, "calligraphus to listen");
+    fwt_wait_until(listening, c, 20000, "the daemon to listen");
 }
 
-void fwt_cal_start(fwt_cal_t *c, const char *id, const char *zk, const char *root,
-                   const char *const *extra)
+static void start(fwt_cal_t *c, const char *program, const char *id, const char *zk,
+                  const char *root, const char *const *extra)
 {
     memset(c, 0, sizeof(*c));
+    c->program = program;
     snprintf(c->id, sizeof(c->id), "%s", id);
     snprintf(c->zk, sizeof(c->zk), "%s", zk);
     snprintf(c->root, sizeof(c->root), "%s", root);
@@ -93,6 +94,18 @@ void fwt_cal_start(fwt_cal_t *c, const char *id, const char *zk, const char *roo
     for (int i = 0; extra != NULL && extra[i] != NULL && i < 15; i++)
         c->extra[i] = extra[i];
     spawn(c);
+}
+
+void fwt_cal_start(fwt_cal_t *c, const char *id, const char *zk, const char *root,
+                   const char *const *extra)
+{
+    start(c, "calligraphus", id, zk, root, extra);
+}
+
+void fwt_ptail_start(fwt_cal_t *c, const char *id, const char *zk, const char *root,
+                     const char *const *extra)
+{
+    start(c, "ptail", id, zk, root, extra);
 }
 
 void fwt_cal_restart(fwt_cal_t *c)
@@ -107,15 +120,15 @@ void fwt_cal_stop(fwt_cal_t *c)
     if (fwt_proc_wait(&c->proc, 20000, &status) < 0) {
         fwt_proc_signal(&c->proc, SIGKILL);
         fwt_proc_wait(&c->proc, 5000, &status);
-        FWT_FAIL("calligraphus %s did not stop within 20 s of SIGTERM", c->id);
+        FWT_FAIL("%s %s did not stop within 20 s of SIGTERM", c->program, c->id);
     }
     const char *reports[] = {"AddressSanitizer", "LeakSanitizer", "runtime error:"};
     for (size_t i = 0; i < 3; i++)
         if (fwt_file_contains(c->log_path, reports[i]))
-            FWT_FAIL("calligraphus %s: %s report in %s", c->id, reports[i], c->log_path);
+            FWT_FAIL("%s %s: %s report in %s", c->program, c->id, reports[i], c->log_path);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         char tail[2048];
-        FWT_FAIL("calligraphus %s ended with status 0x%x:\n%s", c->id, status,
+        FWT_FAIL("%s %s ended with status 0x%x:\n%s", c->program, c->id, status,
                  fwt_file_tail(c->log_path, 20, tail, sizeof(tail)));
     }
 }

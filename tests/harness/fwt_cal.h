@@ -11,6 +11,8 @@
 
 typedef struct fwt_cal_s {
     fwt_proc_t proc;
+    /** "calligraphus" or "ptail": the same life cycle, flags and log lines. */
+    const char *program;
     char id[64];
     char zk[128];
     char root[FWT_PATH_MAX];
@@ -33,6 +35,13 @@ typedef struct fwt_cal_s {
 void fwt_cal_start(fwt_cal_t *c, const char *id, const char *zk, const char *root,
                    const char *const *extra);
 /* Starts it again with the same flags (after a kill or a stop). */
+/*
+ * Starts a ptail serving root, registered in zk, as fwt_cal_start does a
+ * writer (fwt_cal_restart/stop/kill/metric work on it too).
+ */
+void fwt_ptail_start(fwt_cal_t *c, const char *id, const char *zk, const char *root,
+                     const char *const *extra);
+
 void fwt_cal_restart(fwt_cal_t *c);
 /* SIGTERM; fails the test unless it exits 0 within 20 s. */
 void fwt_cal_stop(fwt_cal_t *c);

@@ -69,6 +69,39 @@ int fwt_wire_read(int fd, int timeout_ms, fw_buf_t *store, fw_frame_t *f)
     }
 }
 
+int fwt_wire_next(int fd, int timeout_ms, fwt_wire_reader_t *r, fw_frame_t *f)
+{
+    if (r->used > 0) {
+        memmove(r->buf.data, r->buf.data + r->used, r->buf.len - r->used);
+        r->buf.len -= r->used;
+        r->used = 0;
+    }
+    for (;;) {
+        size_t need = 0;
+        ssize_t n = fw_frame_decode(r->buf.data, r->buf.len, FW_FRAME_MAX_LIMIT, f, &need);
+        if (n > 0) {
+            r->used = (size_t)n;
+            return 1;
+        }
+        if (n < 0)
+            FWT_FAIL("the server sent a malformed frame (%zd)", n);
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int pr = poll(&pfd, 1, timeout_ms);
+        if (pr == 0)
+            return -ETIMEDOUT;
+        if (pr < 0)
+            return -errno;
+        if (fw_buf_reserve(&r->buf, need > 65536 ? need : 65536) < 0)
+            return -ENOMEM;
+        ssize_t got = recv(fd, r->buf.data + r->buf.len, r->buf.cap - r->buf.len, 0);
+        if (got == 0)
+            return 0;
+        if (got < 0)
+            return errno == ECONNRESET ? 0 : -errno;
+        r->buf.len += (size_t)got;
+    }
+}
+
 void fwt_wire_block(fw_buf_t *out, uint64_t producer_id, uint64_t seq, int n, size_t value_len)
 {
     fw_block_builder_t b;

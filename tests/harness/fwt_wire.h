@@ -21,8 +21,19 @@ int fwt_wire_write(int fd, const void *buf, size_t len);
 /*
  * Reads one frame within timeout_ms into *store and points *f into it.
  * 1 on a frame, 0 on EOF (the peer closed), -ETIMEDOUT, or another -errno.
+ * For one answer at a time: bytes past the frame are dropped by the next
+ * call (a stream of frames wants fwt_wire_next).
  */
 int fwt_wire_read(int fd, int timeout_ms, fw_buf_t *store, fw_frame_t *f);
+
+/* A stream of frames from one socket: bytes read ahead are kept. */
+typedef struct fwt_wire_reader_s {
+    fw_buf_t buf;
+    size_t used; /* bytes of the frame returned last */
+} fwt_wire_reader_t;
+
+/* Like fwt_wire_read, for the next frame of a stream; *f is valid until the next call. */
+int fwt_wire_next(int fd, int timeout_ms, fwt_wire_reader_t *r, fw_frame_t *f);
 
 /* One block of n records "key-i" / value_len bytes, built with the real builder. */
 void fwt_wire_block(fw_buf_t *out, uint64_t producer_id, uint64_t seq, int n, size_t value_len);

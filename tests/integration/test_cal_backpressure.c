@@ -110,8 +110,8 @@ FWT_TEST(producer_fits_the_writers_max_frame)
     FWT_ASSERT(f != NULL);
     fwt_lines_write(f, 0, N, KEYS);
     fclose(f);
-    const char *send_flags[] = {"--batch-bytes", "1M", "--linger", "50ms", "--codec", "none",
-                                "--timeout",     "60s", NULL};
+    const char *send_flags[] = {"--batch-bytes", "1M",        "--linger", "50ms", "--codec",
+                                "none",          "--timeout", "60s",      NULL};
     fwt_proc_t send;
     fwt_send_spawn(&send, spec, "big", input, log, send_flags);
     int rc = fwt_send_wait(&send, 60000);

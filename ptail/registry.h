@@ -1,0 +1,40 @@
+/*
+ * pt_registry: this ptail's entry under nodes/ptail/<id> (ephemeral,
+ * pbtext NodeInfo) so consumers can find it and `freeway status` can list
+ * it. It owns the ZooKeeper session; ptail serves files whether or not
+ * ZooKeeper is reachable, so nothing else waits for it.
+ */
+#ifndef PT_REGISTRY_H
+#define PT_REGISTRY_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "zk.h"
+
+typedef struct pt_registry_s pt_registry_t;
+typedef void (*pt_registry_cb)(pt_registry_t *r);
+
+struct pt_registry_s {
+    fw_zk_t zk;
+    char id[128];
+    char address[128];
+    char metrics_address[128];
+    char root[1024];
+    int64_t started_ms;
+    int64_t registered_session; /* 0: not registered in the current session */
+    int registering;
+    pt_registry_cb closed_cb;
+};
+
+/* Opens the session; the node is made whenever a session is up. 0 or an error. */
+int pt_registry_start(pt_registry_t *r, uv_loop_t *loop, const char *zk, int session_timeout_ms,
+                      const char *id, const char *address, const char *metrics_address,
+                      const char *root);
+/* 1 while our node exists in the current session (readiness). */
+int pt_registry_registered(const pt_registry_t *r);
+/* Deletes the node and closes the session; cb when done. */
+void pt_registry_stop(pt_registry_t *r, pt_registry_cb cb);
+
+#endif
