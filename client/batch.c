@@ -277,6 +277,8 @@ int fw_status_code(int status)
     /* The wire's own mapping, except that a writer shutting down or failing
      * inside is, for a producer, one more reason to try again. */
     int rc = fw_status_to_error(status);
+    if (rc == FW_ETOKEN_BAD)
+        return FW_EPROTOCOL; /* a consumer's status: no answer to a produce request */
     return rc == FW_ESHUTTING_DOWN || rc == -EIO ? FW_ERETRY_LATER : rc;
 }
 
