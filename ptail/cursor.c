@@ -36,8 +36,8 @@ void pt_cursor_seek(pt_cursor_t *c, const fw_position_t *pos)
 /* The smallest segment id above after (0: the first), or -ENOENT. */
 static int segment_after(const pt_cursor_t *c, uint64_t after, uint64_t *id)
 {
-    uint64_t *ids;
-    size_t n;
+    uint64_t *ids = NULL;
+    size_t n = 0;
     int rc = fw_seg_list(c->dir, &ids, &n);
     if (rc < 0)
         return rc == -ENOENT ? -ENOENT : rc;
@@ -175,8 +175,8 @@ int pt_cursor_next(pt_cursor_t *c, int64_t now_ms, int64_t damage_grace_ms)
 
 int pt_cursor_seek_latest(pt_cursor_t *c)
 {
-    uint64_t *ids;
-    size_t n;
+    uint64_t *ids = NULL;
+    size_t n = 0;
     int rc = fw_seg_list(c->dir, &ids, &n);
     if (rc == -ENOENT || (rc == 0 && n == 0)) {
         if (rc == 0)
@@ -200,8 +200,8 @@ int pt_cursor_seek_latest(pt_cursor_t *c)
 
 int pt_cursor_seek_time(pt_cursor_t *c, int64_t ts_ms)
 {
-    uint64_t *ids;
-    size_t n;
+    uint64_t *ids = NULL;
+    size_t n = 0;
     int rc = fw_seg_list(c->dir, &ids, &n);
     if (rc == -ENOENT)
         return 0;

@@ -278,7 +278,7 @@ static int list_buckets(const char *cat_dir, uint32_t **ids, uint32_t *n)
 /* Adds buckets that appeared since (a category grew); they start at their earliest. */
 static void rescan_buckets(pt_sub_t *sub)
 {
-    uint32_t *ids, n;
+    uint32_t *ids = NULL, n = 0;
     if (list_buckets(sub->cat_dir, &ids, &n) < 0)
         return;
     for (uint32_t i = 0; i < n; i++) {
@@ -719,8 +719,8 @@ int pt_sub_accept(pt_server_t *s, uv_stream_t *listener)
 /* Bytes stored in the bucket after pos. */
 static double lag_bytes(const pt_cursor_t *c)
 {
-    uint64_t *ids;
-    size_t n;
+    uint64_t *ids = NULL;
+    size_t n = 0;
     if (fw_seg_list(c->dir, &ids, &n) < 0)
         return 0;
     double total = 0;
