@@ -235,9 +235,8 @@ int pt_cursor_seek_time(pt_cursor_t *c, int64_t ts_ms)
         if (rc != PT_CURSOR_BLOCK)
             return rc < 0 ? rc : 0; /* nothing that new yet: wait at the end */
         if (c->block.header.max_ts >= ts_ms) {
-            fw_position_t at = {.bucket = c->bucket,
-                                .segment_id = c->pos.segment_id,
-                                .offset = c->block.offset};
+            fw_position_t at = {
+                .bucket = c->bucket, .segment_id = c->pos.segment_id, .offset = c->block.offset};
             pt_cursor_seek(c, &at);
             return 0;
         }

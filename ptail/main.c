@@ -198,8 +198,7 @@ static int run(daemon_t *d)
     if (o->metrics != NULL) {
         rc = fw_http_init(&d->http, &d->loop, o->metrics, d->metrics, ready, d);
         if (rc < 0) {
-            fprintf(stderr, "ptail: cannot serve metrics on %s: %s\n", o->metrics,
-                    fw_strerror(rc));
+            fprintf(stderr, "ptail: cannot serve metrics on %s: %s\n", o->metrics, fw_strerror(rc));
             return rc;
         }
         d->http_on = 1;

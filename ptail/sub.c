@@ -19,11 +19,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define READ_CHUNK             (64u << 10)
-#define DEFAULT_CREDIT         (4u << 20)
-#define DEFAULT_EVERY_RECORDS  1000
-#define DEFAULT_EVERY_MS       1000
-#define LOG                    "ptail"
+#define READ_CHUNK            (64u << 10)
+#define DEFAULT_CREDIT        (4u << 20)
+#define DEFAULT_EVERY_RECORDS 1000
+#define DEFAULT_EVERY_MS      1000
+#define LOG                   "ptail"
 
 static void pump(pt_sub_t *sub);
 static void flush_out(pt_sub_t *sub);
@@ -127,8 +127,8 @@ static ssize_t put_stream(pt_sub_t *sub, const Fwpb__StreamMessage *m, const voi
                           size_t body_len)
 {
     size_t before = sub->out.len;
-    int rc = fw_frame_append(&sub->out, FW_FRAME_STREAM, &m->base, body, body_len,
-                             FW_FRAME_MAX_LIMIT);
+    int rc =
+        fw_frame_append(&sub->out, FW_FRAME_STREAM, &m->base, body, body_len, FW_FRAME_MAX_LIMIT);
     if (rc < 0)
         return rc;
     size_t n = sub->out.len - before;
@@ -562,10 +562,11 @@ static void handle_subscribe(pt_sub_t *sub, const fw_frame_t *f)
     sub->every_records =
         req->has_checkpoint_every_records ? req->checkpoint_every_records : DEFAULT_EVERY_RECORDS;
     sub->every_ms = req->has_checkpoint_every_ms ? req->checkpoint_every_ms : DEFAULT_EVERY_MS;
-    sub->credit = req->has_initial_credit_bytes ? (int64_t)(req->initial_credit_bytes > INT64_MAX / 2
-                                                                ? INT64_MAX / 2
-                                                                : req->initial_credit_bytes)
-                                                : DEFAULT_CREDIT;
+    sub->credit =
+        req->has_initial_credit_bytes
+            ? (int64_t)(req->initial_credit_bytes > INT64_MAX / 2 ? INT64_MAX / 2
+                                                                  : req->initial_credit_bytes)
+            : DEFAULT_CREDIT;
     sub->last_cp_ms = fw_clock_mono_ms();
     sub->subscribed = 1;
     fw_metric_gauge_add(s->stats->subscribers, 1);
@@ -597,8 +598,8 @@ static void handle_subscribe(pt_sub_t *sub, const fw_frame_t *f)
         else
             uv_close((uv_handle_t *)&sub->cat_watch, on_handle_closed);
     }
-    fw_log_info(LOG, "%s: %s subscribed to %s (%zu buckets%s)", sub->peer, sub->name,
-                sub->category, ok.n_buckets, sub->all_buckets ? ", and any added later" : "");
+    fw_log_info(LOG, "%s: %s subscribed to %s (%zu buckets%s)", sub->peer, sub->name, sub->category,
+                ok.n_buckets, sub->all_buckets ? ", and any added later" : "");
     pump(sub);
 out:
     fwpb__subscribe_request__free_unpacked(req, NULL);

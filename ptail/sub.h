@@ -26,8 +26,8 @@ typedef struct pt_bucket_s {
     pt_cursor_t cur;
     uv_fs_event_t watch;
     int watching;
-    int caught_up;     /* the last read found nothing new */
-    int64_t last_ts;   /* newest record timestamp sent, for lag */
+    int caught_up;   /* the last read found nothing new */
+    int64_t last_ts; /* newest record timestamp sent, for lag */
     pt_sub_t *sub;
 } pt_bucket_t;
 
@@ -45,7 +45,7 @@ struct pt_sub_s {
     /* the subscription */
     char category[FW_CATEGORY_MAX + 1];
     char cat_dir[1024];
-    int all_buckets; /* follows buckets added later */
+    int all_buckets;       /* follows buckets added later */
     pt_bucket_t **buckets; /* by bucket id when all_buckets, else in request order */
     uint32_t nbuckets;
     uint32_t rr; /* the bucket the next round starts at */

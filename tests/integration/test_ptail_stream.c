@@ -56,8 +56,8 @@ static void subscribe(stream_t *st, const char *address, int start, const fw_buf
     req.has_initial_credit_bytes = 1;
     req.initial_credit_bytes = 1ull << 40;
     fw_buf_t frame = FW_BUF_INIT;
-    FWT_ASSERT_OK(fw_frame_append(&frame, FW_FRAME_SUBSCRIBE, &req.base, NULL, 0,
-                                  FW_FRAME_MAX_LIMIT));
+    FWT_ASSERT_OK(
+        fw_frame_append(&frame, FW_FRAME_SUBSCRIBE, &req.base, NULL, 0, FW_FRAME_MAX_LIMIT));
     FWT_ASSERT_OK(fwt_wire_write(st->fd, frame.data, frame.len));
     fw_buf_free(&frame);
 }
@@ -109,7 +109,8 @@ static void read_until(stream_t *st, uint64_t records)
         case FWPB__STREAM_MESSAGE__KIND_CHECKPOINT:
             if (st->ntokens < 256) {
                 fw_buf_t *t = &st->tokens[st->ntokens];
-                FWT_ASSERT_OK(fw_buf_append(t, m->checkpoint->token.data, m->checkpoint->token.len));
+                FWT_ASSERT_OK(
+                    fw_buf_append(t, m->checkpoint->token.data, m->checkpoint->token.len));
                 st->before[st->ntokens++] = st->records;
             }
             break;
