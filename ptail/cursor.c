@@ -19,6 +19,13 @@ void pt_cursor_init(pt_cursor_t *c, const char *dir, uint32_t bucket)
     c->pos.bucket = bucket;
 }
 
+void pt_cursor_path(const pt_cursor_t *c, uint64_t segment_id, char out[PT_CURSOR_PATH_MAX])
+{
+    char name[FW_SEG_NAME_LEN + 1];
+    fw_seg_name(name, segment_id);
+    snprintf(out, PT_CURSOR_PATH_MAX, "%s/%s", c->dir, name);
+}
+
 void pt_cursor_close(pt_cursor_t *c)
 {
     fw_segr_close(c->reader);
@@ -56,9 +63,8 @@ static int segment_after(const pt_cursor_t *c, uint64_t after, uint64_t *id)
 /* Opens pos's segment and moves the reader to pos. -ENOENT, -EAGAIN or an error. */
 static int open_at_pos(pt_cursor_t *c)
 {
-    char path[1100], name[FW_SEG_NAME_LEN + 1];
-    fw_seg_name(name, c->pos.segment_id);
-    snprintf(path, sizeof(path), "%s/%s", c->dir, name);
+    char path[PT_CURSOR_PATH_MAX];
+    pt_cursor_path(c, c->pos.segment_id, path);
     int rc = fw_segr_open(path, &c->reader);
     if (rc < 0) {
         c->reader = NULL;
@@ -212,9 +218,8 @@ int pt_cursor_seek_time(pt_cursor_t *c, int64_t ts_ms)
      * the scan there, then look at each block's newest timestamp. */
     uint64_t start = 0;
     for (size_t i = n; i-- > 0;) {
-        char path[1100], name[FW_SEG_NAME_LEN + 1];
-        fw_seg_name(name, ids[i]);
-        snprintf(path, sizeof(path), "%s/%s", c->dir, name);
+        char path[PT_CURSOR_PATH_MAX];
+        pt_cursor_path(c, ids[i], path);
         fw_segr_t *r;
         if (fw_segr_open(path, &r) < 0)
             continue;

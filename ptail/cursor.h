@@ -61,4 +61,8 @@ int pt_cursor_next(pt_cursor_t *c, int64_t now_ms, int64_t damage_grace_ms);
 
 void pt_cursor_close(pt_cursor_t *c);
 
+/* The file of one of the bucket's segments: dir/<segment-id>.seg. */
+#define PT_CURSOR_PATH_MAX (1024 + 1 + FW_SEG_NAME_LEN + 1)
+void pt_cursor_path(const pt_cursor_t *c, uint64_t segment_id, char out[PT_CURSOR_PATH_MAX]);
+
 #endif

@@ -728,9 +728,8 @@ static double lag_bytes(const pt_cursor_t *c)
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < c->pos.segment_id)
             continue;
-        char path[1100], name[FW_SEG_NAME_LEN + 1];
-        fw_seg_name(name, ids[i]);
-        snprintf(path, sizeof(path), "%s/%s", c->dir, name);
+        char path[PT_CURSOR_PATH_MAX];
+        pt_cursor_path(c, ids[i], path);
         struct stat st;
         if (stat(path, &st) != 0)
             continue;
