@@ -281,13 +281,3 @@ int fw_status_code(int status)
         return FW_EPROTOCOL; /* a consumer's status: no answer to a produce request */
     return rc == FW_ESHUTTING_DOWN || rc == -EIO ? FW_ERETRY_LATER : rc;
 }
-
-const char *fw_status_name(int status)
-{
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value(&fwpb__status__descriptor, status);
-    if (v == NULL)
-        return "UNKNOWN_STATUS";
-    /* "STATUS_RETRY_LATER" -> "RETRY_LATER" */
-    return strncmp(v->name, "STATUS_", 7) == 0 ? v->name + 7 : v->name;
-}

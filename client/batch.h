@@ -227,7 +227,4 @@ uint64_t fw_bucket_first_unacked(const fw_bucket_t *bk);
 /* The freeway code a non-OK block status maps to (for callbacks and logs). */
 int fw_status_code(int status);
 
-/* The status's name as in proto/common.proto ("RETRY_LATER"). */
-const char *fw_status_name(int status);
-
 #endif

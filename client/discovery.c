@@ -18,6 +18,7 @@
 #include "clock.h"
 
 #include "error.h"
+#include "status.h"
 #include "pbtext.h"
 #include "proto/meta.pb-c.h"
 

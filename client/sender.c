@@ -17,6 +17,7 @@
 #include "clock.h"
 
 #include "error.h"
+#include "status.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -17,6 +17,7 @@
 #include "clock.h"
 
 #include "error.h"
+#include "status.h"
 #include "frame.h"
 #include "net.h"
 

@@ -10,16 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The smallest segment header: a position inside a segment is never below it. */
-#define MIN_BLOCK_OFFSET (FW_SEG_HEADER_FIXED + 1 + 4)
-
-static int position_valid(const fw_position_t *p)
+/* A position inside a segment is never below the category's segment header. */
+static int position_valid(const fw_position_t *p, size_t cat_len)
 {
     if (p->bucket >= FW_BUCKETS_MAX)
         return 0;
     if (p->segment_id == 0)
         return p->offset == 0 && p->record_index == 0;
-    return p->offset >= MIN_BLOCK_OFFSET;
+    return p->offset >= fw_seg_first_block(cat_len);
 }
 
 int fw_checkpoint_encode(const fw_checkpoint_t *cp, fw_buf_t *out)
@@ -41,7 +39,7 @@ int fw_checkpoint_encode(const fw_checkpoint_t *cp, fw_buf_t *out)
     p += fw_varint_put(p, cp->count);
     for (uint32_t i = 0; i < cp->count; i++) {
         const fw_position_t *pos = &cp->positions[i];
-        if (!position_valid(pos) || (i > 0 && pos->bucket <= cp->positions[i - 1].bucket))
+        if (!position_valid(pos, cat_len) || (i > 0 && pos->bucket <= cp->positions[i - 1].bucket))
             return -EINVAL;
         p += fw_varint_put(p, i == 0 ? pos->bucket : pos->bucket - cp->positions[i - 1].bucket);
         p += fw_varint_put(p, pos->segment_id);
@@ -108,7 +106,7 @@ int fw_checkpoint_decode(const uint8_t *buf, size_t len, fw_checkpoint_t *cp)
         pos->segment_id = seg;
         pos->offset = off;
         pos->record_index = (uint32_t)idx;
-        if (!position_valid(pos))
+        if (!position_valid(pos, cat_len))
             goto bad;
     }
     if (p != end)

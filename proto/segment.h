@@ -47,6 +47,16 @@ typedef struct fw_seg_header_s {
 } fw_seg_header_t;
 
 /*
+ * The length of a segment header of a category with a name of cat_len bytes,
+ * which is where the segment's first block starts: a segment's every block
+ * offset, and so every position inside it, is at least this.
+ */
+static inline uint32_t fw_seg_first_block(size_t cat_len)
+{
+    return (uint32_t)(FW_SEG_HEADER_FIXED + cat_len + 4);
+}
+
+/*
  * Encodes h into out (FW_SEG_HEADER_MAX bytes); returns the length, or
  * FW_EBAD_CATEGORY / FW_EBUCKET_RANGE.
  */

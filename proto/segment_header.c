@@ -18,7 +18,7 @@ int fw_seg_header_encode(uint8_t *out, fw_seg_header_t *h)
     if (h->bucket >= FW_BUCKETS_MAX)
         return FW_EBUCKET_RANGE;
     size_t n = strlen(h->category);
-    uint32_t len = (uint32_t)(FW_SEG_HEADER_FIXED + n + 4);
+    uint32_t len = fw_seg_first_block(n);
     memcpy(out, seg_magic, 4);
     out[4] = FW_SEG_VERSION;
     out[5] = (uint8_t)n;
@@ -44,7 +44,7 @@ int fw_seg_header_parse(const uint8_t *buf, size_t len, fw_seg_header_t *h)
     size_t n = buf[5];
     uint32_t hlen = fw_load_u16(buf + 6);
     if (buf[4] != FW_SEG_VERSION || n == 0 || n > FW_CATEGORY_MAX ||
-        hlen != FW_SEG_HEADER_FIXED + n + 4 || fw_load_u32(buf + 36) != 0)
+        hlen != fw_seg_first_block(n) || fw_load_u32(buf + 36) != 0)
         return FW_ESEG_HEADER;
     if (len < hlen)
         return -EAGAIN;

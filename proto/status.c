@@ -4,6 +4,7 @@
 #include "error.h"
 
 #include <errno.h>
+#include <string.h>
 
 Fwpb__Status fw_status_from_error(int code)
 {
@@ -80,4 +81,14 @@ int fw_status_to_error(int status)
     default:
         return FW_EPROTOCOL;
     }
+}
+
+const char *fw_status_name(int status)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&fwpb__status__descriptor, status);
+    if (v == NULL)
+        return "UNKNOWN_STATUS";
+    /* "STATUS_RETRY_LATER" -> "RETRY_LATER" */
+    return strncmp(v->name, "STATUS_", 7) == 0 ? v->name + 7 : v->name;
 }

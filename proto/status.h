@@ -12,4 +12,7 @@ Fwpb__Status fw_status_from_error(int code);
 /* The error code a status stands for (STATUS_OK -> 0; unknown values -> FW_EPROTOCOL). */
 int fw_status_to_error(int status);
 
+/* The status's name as in proto/common.proto, without its prefix ("RETRY_LATER"). */
+const char *fw_status_name(int status);
+
 #endif

@@ -11,11 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-void pt_cursor_init(pt_cursor_t *c, const char *dir, uint32_t bucket)
+void pt_cursor_init(pt_cursor_t *c, const char *dir, const char *category, uint32_t bucket)
 {
     memset(c, 0, sizeof(*c));
     snprintf(c->dir, sizeof(c->dir), "%s", dir);
     c->bucket = bucket;
+    c->first_block = fw_seg_first_block(strlen(category));
     c->pos.bucket = bucket;
 }
 
@@ -37,6 +38,24 @@ void pt_cursor_seek(pt_cursor_t *c, const fw_position_t *pos)
     pt_cursor_close(c);
     c->pos = *pos;
     c->pos.bucket = c->bucket;
+    if (c->pos.segment_id != 0 && c->pos.offset < c->first_block) {
+        c->pos.offset = c->first_block;
+        c->pos.record_index = 0;
+    }
+    c->at_seal = 0;
+}
+
+/*
+ * Moves to the first block of segment id, by arithmetic rather than by
+ * reading its header: a checkpoint is built from the cursors at any moment,
+ * and "segment id, offset 0" is no place a token can name.
+ */
+static void move_to_segment(pt_cursor_t *c, uint64_t id)
+{
+    pt_cursor_close(c);
+    c->pos.segment_id = id;
+    c->pos.offset = c->first_block;
+    c->pos.record_index = 0;
     c->at_seal = 0;
 }
 
@@ -87,12 +106,8 @@ static void set_gap(pt_cursor_t *c, uint64_t next_segment, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->gap_reason, sizeof(c->gap_reason), fmt, ap);
     va_end(ap);
-    pt_cursor_close(c);
-    c->pos.segment_id = next_segment;
-    c->pos.offset = 0;
-    c->pos.record_index = 0;
+    move_to_segment(c, next_segment);
     c->gap_to = c->pos;
-    c->at_seal = 0;
 }
 
 /* Damage in a segment the bucket has moved past becomes a gap after the grace time. */
@@ -125,9 +140,7 @@ int pt_cursor_next(pt_cursor_t *c, int64_t now_ms, int64_t damage_grace_ms)
                 int rc = segment_after(c, 0, &first);
                 if (rc < 0)
                     return rc == -ENOENT ? PT_CURSOR_AGAIN : rc;
-                c->pos.segment_id = first;
-                c->pos.offset = 0;
-                c->pos.record_index = 0;
+                move_to_segment(c, first);
             }
             int rc = open_at_pos(c);
             if (rc == -EAGAIN)
@@ -147,11 +160,7 @@ int pt_cursor_next(pt_cursor_t *c, int64_t now_ms, int64_t damage_grace_ms)
             uint64_t next;
             if (segment_after(c, c->pos.segment_id, &next) < 0)
                 return PT_CURSOR_AGAIN;
-            pt_cursor_close(c);
-            c->pos.segment_id = next;
-            c->pos.offset = 0;
-            c->pos.record_index = 0;
-            c->at_seal = 0;
+            move_to_segment(c, next);
             continue;
         }
         fw_seg_block_t b;

@@ -23,9 +23,10 @@ typedef enum {
 typedef struct pt_cursor_s {
     char dir[1024]; /* ROOT/<category>/<bucket> */
     uint32_t bucket;
-    fw_position_t pos; /* the next record to deliver */
-    fw_segr_t *reader; /* open on pos.segment_id, or NULL */
-    int at_seal;       /* pos is the seal of its segment: the next segment follows */
+    uint32_t first_block; /* offset of every segment's first block (the header's length) */
+    fw_position_t pos;    /* the next record to deliver: always a place a token can name */
+    fw_segr_t *reader;    /* open on pos.segment_id, or NULL */
+    int at_seal;          /* pos is the seal of its segment: the next segment follows */
     /* The block just read (PT_CURSOR_BLOCK): valid until the next call. */
     fw_seg_block_t block;
     uint32_t first_record;
@@ -38,9 +39,10 @@ typedef struct pt_cursor_s {
 } pt_cursor_t;
 
 /* Starts at the earliest record of the bucket (position 0/0/0). */
-void pt_cursor_init(pt_cursor_t *c, const char *dir, uint32_t bucket);
+void pt_cursor_init(pt_cursor_t *c, const char *dir, const char *category, uint32_t bucket);
 
-/* Starts at pos (from a checkpoint); segment id 0 means the earliest. */
+/* Starts at pos (from a checkpoint); segment id 0 means the earliest, offset 0 a segment's start.
+ */
 void pt_cursor_seek(pt_cursor_t *c, const fw_position_t *pos);
 
 /* Moves to the end of the bucket as it is now (the newest segment's last block). */

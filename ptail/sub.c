@@ -235,7 +235,7 @@ static pt_bucket_t *add_bucket(pt_sub_t *sub, uint32_t id, uint32_t slot)
         free(b);
         return NULL;
     }
-    pt_cursor_init(&b->cur, dir, id);
+    pt_cursor_init(&b->cur, dir, sub->category, id);
     b->sub = sub;
     sub->buckets[slot] = b;
     return b;
@@ -328,6 +328,9 @@ static int put_checkpoint(pt_sub_t *sub, int64_t now)
     fw_buf_t token = FW_BUF_INIT;
     int rc = cp.count > 0 ? fw_checkpoint_encode(&cp, &token) : 0;
     free(pos);
+    if (rc < 0)
+        fw_log_error(LOG, "%s: cannot encode a checkpoint of %s: %s", sub->peer, sub->category,
+                     fw_strerror(rc));
     if (rc < 0 || cp.count == 0) {
         fw_buf_free(&token);
         return rc;
@@ -587,6 +590,8 @@ static void handle_subscribe(pt_sub_t *sub, const fw_frame_t *f)
     m.subscribed = &ok;
     put_stream(sub, &m, NULL, 0);
     free(covered);
+    /* Where each bucket starts, so a LATEST or TIMESTAMP start can be saved and resumed at once. */
+    put_checkpoint(sub, sub->last_cp_ms);
     for (uint32_t i = 0; i < sub->nbuckets; i++)
         if (sub->buckets[i] != NULL)
             watch_bucket(sub, sub->buckets[i]);

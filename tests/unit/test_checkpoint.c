@@ -3,6 +3,7 @@
 
 #include "bytes.h"
 #include "checkpoint.h"
+#include "segment.h"
 #include "crc32c.h"
 #include "error.h"
 
@@ -24,7 +25,8 @@ static void random_checkpoint(fw_checkpoint_t *cp, uint32_t count)
         if (fwt_rand() % 5 == 0)
             continue; /* nothing consumed yet: all zero */
         p->segment_id = fwt_rand_range(1, UINT64_MAX);
-        p->offset = fwt_rand_range(45, (uint64_t)1 << fwt_rand_range(6, 62));
+        p->offset = fwt_rand_range(fw_seg_first_block(strlen(cp->category)),
+                                   (uint64_t)1 << fwt_rand_range(7, 62));
         p->record_index = (uint32_t)fwt_rand();
     }
 }
@@ -165,6 +167,16 @@ FWT_TEST(encode_refuses_invalid_checkpoints)
     pos[1].bucket = 2;
     pos[1].offset = 3;
     FWT_ASSERT_INT_EQ(fw_checkpoint_encode(&cp, &bin), -EINVAL); /* offset in the header */
+    /* The header of "cat"'s segments is 47 bytes: its first block is the lowest place. */
+    pos[1].offset = fw_seg_first_block(3) - 1;
+    FWT_ASSERT_INT_EQ(fw_checkpoint_encode(&cp, &bin), -EINVAL);
+    pos[1].offset = fw_seg_first_block(3);
+    FWT_ASSERT_OK(fw_checkpoint_encode(&cp, &bin));
+    fw_checkpoint_t back = {0};
+    FWT_ASSERT_OK(fw_checkpoint_decode(bin.data, bin.len, &back));
+    FWT_ASSERT_UINT_EQ(back.positions[1].offset, 47);
+    fw_checkpoint_free(&back);
+    fw_buf_reset(&bin);
     pos[1].offset = 100;
     strcpy(cp.category, "bad name");
     FWT_ASSERT_INT_EQ(fw_checkpoint_encode(&cp, &bin), -EINVAL);

@@ -7,6 +7,7 @@
 
 #include "batch.h"
 #include "block.h"
+#include "status.h"
 #include "crc32c.h"
 #include "error.h"
 #include "freeway.h"

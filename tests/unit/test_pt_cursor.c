@@ -1,0 +1,190 @@
+/*
+ * ptail's cursor over real segment files: whatever the files look like at
+ * the moment (a segment sealed, the next one's header half written, a
+ * segment deleted), the cursor's position is a place a checkpoint token can
+ * name, since ptail builds checkpoints from the cursors at any moment.
+ */
+#include "fwtest.h"
+#include "fwt_proc.h"
+
+#include "block.h"
+#include "checkpoint.h"
+#include "error.h"
+#include "names.h"
+#include "segment.h"
+#include "ptail/cursor.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CATEGORY "clicks"
+
+/* A segment of `blocks` blocks of 3 records each, sealed if asked. */
+static void write_segment(const char *dir, uint64_t id, int blocks, int sealed)
+{
+    fw_seg_header_t h = {.segment_id = id, .epoch = 1, .created_ms = 1000 * (int64_t)id};
+    strcpy(h.category, CATEGORY);
+    fw_segw_t *w;
+    FWT_ASSERT_OK(fw_segw_create(dir, &h, &w));
+    fw_block_builder_t bb;
+    fw_block_builder_init(&bb, 1 << 20);
+    for (int i = 0; i < blocks; i++) {
+        for (int r = 0; r < 3; r++) {
+            char v[32];
+            int n =
+                snprintf(v, sizeof(v), "seg %llu block %d record %d", (unsigned long long)id, i, r);
+            FWT_ASSERT_OK(
+                fw_block_builder_add(&bb, 1000 * (int64_t)id + i, NULL, 0, 0, v, (size_t)n));
+        }
+        const uint8_t *blk;
+        size_t len;
+        FWT_ASSERT_OK(fw_block_builder_finish(&bb, FW_CODEC_NONE, 7, (uint64_t)i + 1, &blk, &len));
+        struct iovec iov = {(void *)blk, len};
+        uint64_t off;
+        FWT_ASSERT_OK(fw_segw_append(w, &iov, 1, 1, 3, &off));
+    }
+    fw_block_builder_free(&bb);
+    if (sealed)
+        FWT_ASSERT_OK(fw_segw_seal(w, 5000));
+    fw_segw_close(w);
+}
+
+static void segment_path(const char *dir, uint64_t id, char *out, size_t n)
+{
+    char name[FW_SEG_NAME_LEN + 1];
+    fw_seg_name(name, id);
+    snprintf(out, n, "%s/%s", dir, name);
+}
+
+/* The cursor's position goes into a token and comes back unchanged. */
+static void assert_nameable(const pt_cursor_t *c)
+{
+    fw_checkpoint_t cp = {.count = 1, .positions = (fw_position_t *)&c->pos};
+    strcpy(cp.category, CATEGORY);
+    fw_buf_t token = FW_BUF_INIT;
+    int rc = fw_checkpoint_encode(&cp, &token);
+    if (rc < 0)
+        FWT_FAIL("position %llu/%llu/%u cannot be put in a token: %s",
+                 (unsigned long long)c->pos.segment_id, (unsigned long long)c->pos.offset,
+                 c->pos.record_index, fw_strerror(rc));
+    fw_checkpoint_t back = {0};
+    FWT_ASSERT_OK(fw_checkpoint_decode(token.data, token.len, &back));
+    FWT_ASSERT_UINT_EQ(back.positions[0].segment_id, c->pos.segment_id);
+    FWT_ASSERT_UINT_EQ(back.positions[0].offset, c->pos.offset);
+    fw_checkpoint_free(&back);
+    fw_buf_free(&token);
+}
+
+/* Reads blocks until the cursor says AGAIN; returns how many, checking the position at each. */
+static int drain(pt_cursor_t *c)
+{
+    int blocks = 0;
+    for (;;) {
+        int rc = pt_cursor_next(c, 0, 0);
+        FWT_ASSERT_INT_OP(rc, >=, 0);
+        assert_nameable(c);
+        if (rc == PT_CURSOR_AGAIN)
+            return blocks;
+        FWT_ASSERT_INT_EQ(rc, PT_CURSOR_BLOCK);
+        blocks++;
+    }
+}
+
+FWT_TEST(a_half_written_next_segment_leaves_a_nameable_position)
+{
+    const char *dir = fwt_tmpdir_mem();
+    write_segment(dir, 1, 3, 1);
+    /* Segment 4's header, written in two steps as a writer creating it might be seen. */
+    const char *scratch = fwt_tmpdir_mem();
+    write_segment(scratch, 4, 2, 0);
+    char from[1200], to[1200];
+    segment_path(scratch, 4, from, sizeof(from));
+    segment_path(dir, 4, to, sizeof(to));
+    FILE *in = fopen(from, "rb");
+    FWT_ASSERT(in != NULL);
+    static uint8_t bytes[1 << 16];
+    size_t n = fread(bytes, 1, sizeof(bytes), in);
+    fclose(in);
+    int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    FWT_ASSERT(fd >= 0);
+    FWT_ASSERT_INT_EQ(write(fd, bytes, 20), 20);
+
+    pt_cursor_t c;
+    pt_cursor_init(&c, dir, CATEGORY, 0);
+    assert_nameable(&c); /* 0/0/0: nothing consumed */
+    FWT_ASSERT_INT_EQ(drain(&c), 3);
+    /* Sealed 1, and 4 cannot be read yet: the cursor stands at 4's first block. */
+    FWT_ASSERT_UINT_EQ(c.pos.segment_id, 4);
+    FWT_ASSERT_UINT_EQ(c.pos.offset, fw_seg_first_block(strlen(CATEGORY)));
+
+    FWT_ASSERT_INT_EQ(write(fd, bytes + 20, n - 20), (ssize_t)(n - 20));
+    close(fd);
+    FWT_ASSERT_INT_EQ(drain(&c), 2);
+    FWT_ASSERT_UINT_EQ(c.pos.segment_id, 4);
+    FWT_ASSERT_UINT_EQ(c.pos.offset, n);
+    pt_cursor_close(&c);
+}
+
+FWT_TEST(a_deleted_segment_is_a_gap_to_the_next_first_block)
+{
+    const char *dir = fwt_tmpdir_mem();
+    write_segment(dir, 2, 2, 1);
+    write_segment(dir, 5, 1, 1);
+    write_segment(dir, 9, 1, 0);
+    pt_cursor_t c;
+    pt_cursor_init(&c, dir, CATEGORY, 0);
+    FWT_ASSERT_INT_EQ(pt_cursor_next(&c, 0, 0), PT_CURSOR_BLOCK);
+    fw_position_t at = c.pos; /* inside segment 2, before its second block */
+    pt_cursor_close(&c);
+    char path[1200];
+    segment_path(dir, 2, path, sizeof(path));
+    FWT_ASSERT_INT_EQ(unlink(path), 0);
+    segment_path(dir, 5, path, sizeof(path));
+    FWT_ASSERT_INT_EQ(unlink(path), 0);
+
+    pt_cursor_init(&c, dir, CATEGORY, 0);
+    pt_cursor_seek(&c, &at);
+    FWT_ASSERT_INT_EQ(pt_cursor_next(&c, 0, 0), PT_CURSOR_GAP);
+    FWT_ASSERT_UINT_EQ(c.gap_from.segment_id, 2);
+    FWT_ASSERT_UINT_EQ(c.gap_from.offset, at.offset);
+    FWT_ASSERT_UINT_EQ(c.gap_to.segment_id, 9);
+    FWT_ASSERT_UINT_EQ(c.gap_to.offset, fw_seg_first_block(strlen(CATEGORY)));
+    assert_nameable(&c);
+    FWT_ASSERT(strstr(c.gap_reason, "no longer exists") != NULL);
+    FWT_ASSERT_INT_EQ(drain(&c), 1);
+    pt_cursor_close(&c);
+}
+
+FWT_TEST(latest_and_time_starts_are_nameable_before_any_block)
+{
+    const char *dir = fwt_tmpdir_mem();
+    write_segment(dir, 3, 2, 1);
+    /* The newest segment has only part of its header yet. */
+    char path[1200];
+    segment_path(dir, 6, path, sizeof(path));
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    FWT_ASSERT(fd >= 0);
+    FWT_ASSERT_INT_EQ(write(fd, "FWSG", 4), 4);
+    close(fd);
+
+    pt_cursor_t c;
+    pt_cursor_init(&c, dir, CATEGORY, 0);
+    FWT_ASSERT_OK(pt_cursor_seek_latest(&c));
+    assert_nameable(&c);
+    FWT_ASSERT_UINT_EQ(c.pos.segment_id, 6);
+
+    /* A time after every record waits at the end, at a nameable place. */
+    FWT_ASSERT_OK(pt_cursor_seek_time(&c, 1000000));
+    assert_nameable(&c);
+    /* A time inside segment 3 starts at the block holding it. */
+    FWT_ASSERT_OK(pt_cursor_seek_time(&c, 3001));
+    assert_nameable(&c);
+    FWT_ASSERT_UINT_EQ(c.pos.segment_id, 3);
+    FWT_ASSERT_INT_EQ(pt_cursor_next(&c, 0, 0), PT_CURSOR_BLOCK);
+    FWT_ASSERT_INT_EQ(c.block.header.max_ts, 3001);
+    pt_cursor_close(&c);
+}
