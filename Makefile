@@ -99,7 +99,12 @@ TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRCS))
 
 DAEMON_BINS := $(patsubst %/main.c,$(B)/bin/%,$(wildcard calligraphus/main.c ptail/main.c))
 
-all: $(LIB_COMMON) $(LIB_PROTO) $(LIB_CLIENT) $(CLI_BIN) $(DAEMON_BINS) $(TEST_BINS) $(TOOL_BINS)
+# Example applications: each one file, linked only with libfreeway, as an application would be.
+EXAMPLE_SRCS := $(wildcard examples/*.c)
+EXAMPLE_BINS := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_SRCS))
+
+all: $(LIB_COMMON) $(LIB_PROTO) $(LIB_CLIENT) $(CLI_BIN) $(DAEMON_BINS) $(TEST_BINS) $(TOOL_BINS) \
+	$(EXAMPLE_BINS)
 
 # ---- rebuild when flags change ------------------------------------------------
 
@@ -176,6 +181,11 @@ $(B)/tests/%: $(B)/obj/tests/integration/%.o $(HARNESS_OBJS) $(TEST_LIBS)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(CLI_BIN): $(CLI_OBJS) $(LIB_CLIENT) $(LIB_PROTO) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/examples/%: $(B)/obj/examples/%.o $(LIB_CLIENT) $(LIB_PROTO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)

@@ -159,6 +159,17 @@ int fw_segr_seek(fw_segr_t *r, uint64_t offset);
  */
 int fw_segr_next(fw_segr_t *r, fw_seg_block_t *b);
 
+/*
+ * Steps over the block at the position reading only its 64-byte header
+ * (whose CRC vouches for it), as long as the file holds the whole block:
+ * BLOCK (header and offset filled in; the position moves past it), SEALED
+ * (the seal is at the position, which stays), AGAIN (no whole block there
+ * yet), FW_ESEG_DAMAGED (a header that does not check) or -errno. The
+ * payload is not read or checked: fw_segr_next does that when the block is
+ * read for delivery. For finding a place by the headers' timestamps.
+ */
+int fw_segr_skim(fw_segr_t *r, fw_block_header_t *h, uint64_t *offset);
+
 /* After FW_ESEG_DAMAGED: where, and why (a block error code). */
 void fw_segr_damage(const fw_segr_t *r, uint64_t *offset, int *why);
 

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define READ_CHUNK (256u << 10)
@@ -145,6 +146,37 @@ int fw_segr_seek(fw_segr_t *r, uint64_t offset)
     r->pos = offset;
     r->sealed = 0;
     return 0;
+}
+
+int fw_segr_skim(fw_segr_t *r, fw_block_header_t *h, uint64_t *offset)
+{
+    if (r->sealed) {
+        r->pos = r->seal_pos;
+        r->sealed = 0;
+    }
+    /* A direct pread: the buffer would read a whole chunk for 64 bytes. */
+    uint8_t buf[FW_BLOCK_HEADER_SIZE];
+    ssize_t n;
+    do
+        n = pread(r->fd, buf, sizeof(buf), (off_t)r->pos);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    if (n < FW_BLOCK_HEADER_SIZE)
+        return FW_SEGR_AGAIN;
+    int rc = fw_block_header_parse(buf, sizeof(buf), h);
+    if (rc < 0)
+        return damaged(r, r->pos, rc);
+    struct stat st;
+    if (fstat(r->fd, &st) < 0)
+        return -errno;
+    if (r->pos + fw_block_size(h) > (uint64_t)st.st_size)
+        return FW_SEGR_AGAIN;
+    *offset = r->pos;
+    if (fw_block_is_seal(h))
+        return FW_SEGR_SEALED;
+    r->pos += fw_block_size(h);
+    return FW_SEGR_BLOCK;
 }
 
 void fw_segr_damage(const fw_segr_t *r, uint64_t *offset, int *why)

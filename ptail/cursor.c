@@ -213,6 +213,32 @@ int pt_cursor_seek_latest(pt_cursor_t *c)
     }
 }
 
+/*
+ * Finds, in one segment, the first block whose newest record is at or after
+ * ts_ms by skimming block headers (64-byte reads, no payload). 1: found, at
+ * *at; 0: the segment is sealed before any such block; 2: the segment ends
+ * (for now) or is damaged before one, at *at.
+ */
+static int skim_segment(const pt_cursor_t *c, uint64_t id, int64_t ts_ms, uint64_t *at)
+{
+    char path[PT_CURSOR_PATH_MAX];
+    pt_cursor_path(c, id, path);
+    fw_segr_t *r;
+    *at = c->first_block;
+    if (fw_segr_open(path, &r) < 0)
+        return 2; /* being created, or gone: let the normal reading say which */
+    int rc;
+    fw_block_header_t h;
+    while ((rc = fw_segr_skim(r, &h, at)) == FW_SEGR_BLOCK) {
+        if (h.max_ts >= ts_ms)
+            break;
+    }
+    if (rc != FW_SEGR_BLOCK && rc != FW_SEGR_SEALED)
+        *at = fw_segr_position(r);
+    fw_segr_close(r);
+    return rc == FW_SEGR_BLOCK ? 1 : rc == FW_SEGR_SEALED ? 0 : 2;
+}
+
 int pt_cursor_seek_time(pt_cursor_t *c, int64_t ts_ms)
 {
     uint64_t *ids = NULL;
@@ -222,10 +248,14 @@ int pt_cursor_seek_time(pt_cursor_t *c, int64_t ts_ms)
         return 0;
     if (rc < 0)
         return rc;
-    /* Blocks of segments created before the newest segment created at or
-     * before ts hold older records, as far as the writers' clocks tell; start
-     * the scan there, then look at each block's newest timestamp. */
-    uint64_t start = 0;
+    /*
+     * The time index is in the files: each segment's header says when it was
+     * created, each block's header (CRC-checked) its newest record. Records of
+     * segments created before the newest one created at or before ts are
+     * older, as far as the writers' clocks tell, so start there; then skim
+     * block headers for the first block reaching ts.
+     */
+    size_t start = 0;
     for (size_t i = n; i-- > 0;) {
         char path[PT_CURSOR_PATH_MAX];
         pt_cursor_path(c, ids[i], path);
@@ -235,24 +265,18 @@ int pt_cursor_seek_time(pt_cursor_t *c, int64_t ts_ms)
         int64_t created = fw_segr_header(r)->created_ms;
         fw_segr_close(r);
         if (created <= ts_ms) {
-            start = ids[i];
+            start = i;
             break;
         }
     }
-    free(ids);
-    fw_position_t from = {.bucket = c->bucket, .segment_id = start};
-    pt_cursor_seek(c, &from);
-    for (;;) {
-        rc = pt_cursor_next(c, 0, INT64_MAX);
-        if (rc == PT_CURSOR_GAP)
-            continue;
-        if (rc != PT_CURSOR_BLOCK)
-            return rc < 0 ? rc : 0; /* nothing that new yet: wait at the end */
-        if (c->block.header.max_ts >= ts_ms) {
-            fw_position_t at = {
-                .bucket = c->bucket, .segment_id = c->pos.segment_id, .offset = c->block.offset};
-            pt_cursor_seek(c, &at);
-            return 0;
-        }
+    fw_position_t at = {.bucket = c->bucket};
+    for (size_t i = start; i < n; i++) {
+        at.segment_id = ids[i];
+        if (skim_segment(c, ids[i], ts_ms, &at.offset) != 0)
+            break; /* found, or the end for now: wait there */
+        /* Sealed before ts: stand at its seal, so reading moves on from there. */
     }
+    free(ids);
+    pt_cursor_seek(c, &at);
+    return 0;
 }

@@ -449,7 +449,8 @@ char *fwt_file_tail(const char *path, int max_lines, char *buf, size_t len)
     return buf;
 }
 
-const char *fwt_bin(const char *name)
+/* build/<mode>/DIR/NAME, from this test binary's build/<mode>/tests/. */
+static const char *built_path(const char *dir, const char *name)
 {
     static char path[FWT_PATH_MAX];
     char self[FWT_PATH_MAX];
@@ -461,11 +462,21 @@ const char *fwt_bin(const char *name)
     if (slash == NULL)
         FWT_FAIL("fwt_bin: odd executable path %s", self);
     *slash = '\0';
-    if (snprintf(path, sizeof(path), "%s/../bin/%s", self, name) >= (int)sizeof(path))
+    if (snprintf(path, sizeof(path), "%s/../%s/%s", self, dir, name) >= (int)sizeof(path))
         FWT_FAIL("fwt_bin: path too long");
     if (access(path, X_OK) != 0)
         FWT_FAIL("fwt_bin: %s is not built (%s)", path, strerror(errno));
     return path;
+}
+
+const char *fwt_bin(const char *name)
+{
+    return built_path("bin", name);
+}
+
+const char *fwt_example(const char *name)
+{
+    return built_path("examples", name);
 }
 
 int fwt_run(char *const argv[], int timeout_ms, char **out)

@@ -108,6 +108,9 @@ char *fwt_file_tail(const char *path, int max_lines, char *buf, size_t len);
  */
 const char *fwt_bin(const char *name);
 
+/* The same for an example application (build/<mode>/examples/NAME). */
+const char *fwt_example(const char *name);
+
 /*
  * Runs argv to completion with stdout and stderr in a log file under the
  * test's temp dir; returns the exit status (or 128 + signal) and, if out is

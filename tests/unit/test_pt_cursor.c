@@ -188,3 +188,29 @@ FWT_TEST(latest_and_time_starts_are_nameable_before_any_block)
     FWT_ASSERT_INT_EQ(c.block.header.max_ts, 3001);
     pt_cursor_close(&c);
 }
+
+FWT_TEST(a_time_start_skims_block_headers_across_segments)
+{
+    const char *dir = fwt_tmpdir_mem();
+    write_segment(dir, 3, 4, 1); /* blocks' newest records at 3000..3003 */
+    write_segment(dir, 5, 2, 1); /* 5000, 5001 */
+    write_segment(dir, 8, 1, 0); /* 8000, still open */
+    pt_cursor_t c;
+    pt_cursor_init(&c, dir, CATEGORY, 0);
+    /* Segment 3 was created at or before 4000 but holds nothing that new: 5's first block. */
+    FWT_ASSERT_OK(pt_cursor_seek_time(&c, 4000));
+    FWT_ASSERT_UINT_EQ(c.pos.segment_id, 5);
+    FWT_ASSERT_UINT_EQ(c.pos.offset, fw_seg_first_block(strlen(CATEGORY)));
+    FWT_ASSERT_INT_EQ(pt_cursor_next(&c, 0, 0), PT_CURSOR_BLOCK);
+    FWT_ASSERT_INT_EQ(c.block.header.max_ts, 5000);
+    /* Inside a segment: the block holding the time, not the one before. */
+    FWT_ASSERT_OK(pt_cursor_seek_time(&c, 3002));
+    FWT_ASSERT_INT_EQ(pt_cursor_next(&c, 0, 0), PT_CURSOR_BLOCK);
+    FWT_ASSERT_INT_EQ(c.block.header.max_ts, 3002);
+    /* Later than everything: the end of the open segment, where new blocks will come. */
+    FWT_ASSERT_OK(pt_cursor_seek_time(&c, 9000));
+    FWT_ASSERT_UINT_EQ(c.pos.segment_id, 8);
+    FWT_ASSERT_INT_EQ(pt_cursor_next(&c, 0, 0), PT_CURSOR_AGAIN);
+    assert_nameable(&c);
+    pt_cursor_close(&c);
+}
