@@ -39,6 +39,7 @@ static void free_sub(pt_sub_t *sub)
         free(sub->buckets[i]);
     }
     free(sub->buckets);
+    fw_checkpoint_free(&sub->start_cp);
     fw_buf_free(&sub->in);
     fw_buf_free(&sub->out);
     fw_buf_free(&sub->wbuf);
@@ -275,7 +276,24 @@ static int list_buckets(const char *cat_dir, uint32_t **ids, uint32_t *n)
     return 0;
 }
 
-/* Adds buckets that appeared since (a category grew); they start at their earliest. */
+/*
+ * A bucket that appears after the subscription began starts where the
+ * subscription said: a token's position for it (a consumer that moved from
+ * a writer's root to a copy that had not caught up yet), the time, or else
+ * its earliest record (all of a new bucket's records are new).
+ */
+static void place_late_bucket(pt_sub_t *sub, pt_bucket_t *b)
+{
+    if (sub->start_kind == FWPB__START_KIND__START_CHECKPOINT) {
+        const fw_position_t *p = fw_checkpoint_find(&sub->start_cp, b->cur.bucket);
+        if (p != NULL)
+            pt_cursor_seek(&b->cur, p);
+    } else if (sub->start_kind == FWPB__START_KIND__START_TIMESTAMP) {
+        pt_cursor_seek_time(&b->cur, sub->start_ts_ms);
+    }
+}
+
+/* Adds buckets that appeared since (a category grew, a copy caught up). */
 static void rescan_buckets(pt_sub_t *sub)
 {
     uint32_t *ids = NULL, n = 0;
@@ -287,6 +305,8 @@ static void rescan_buckets(pt_sub_t *sub)
         pt_bucket_t *b = add_bucket(sub, ids[i], ids[i]);
         if (b != NULL) {
             fw_log_debug(LOG, "%s: %s/%u joins the subscription", sub->peer, sub->category, ids[i]);
+            if (sub->subscribed)
+                place_late_bucket(sub, b);
             watch_bucket(sub, b);
         }
     }
@@ -454,29 +474,81 @@ static void pump(pt_sub_t *sub)
 
 /* ---- the subscribe request --------------------------------------------------------------- */
 
+/*
+ * A token's position must be a place in the files: a block boundary (or the
+ * seal) with a record index inside the block, or at or past the end of what
+ * the segment holds now (a copy that has not caught up yet; reading waits
+ * there). A missing segment is left to reading (a gap, or a copy catching
+ * up). 0, or a refusal's message in why.
+ */
+static int check_position(const pt_bucket_t *b, const fw_position_t *p, char *why, size_t len)
+{
+    if (p->segment_id == 0)
+        return 0;
+    char path[PT_CURSOR_PATH_MAX];
+    pt_cursor_path(&b->cur, p->segment_id, path);
+    fw_segr_t *r;
+    if (fw_segr_open(path, &r) < 0)
+        return 0;
+    fw_block_header_t h;
+    uint64_t at;
+    int rc = fw_segr_seek(r, p->offset);
+    if (rc == 0)
+        rc = fw_segr_skim(r, &h, &at);
+    fw_segr_close(r);
+    if (rc == FW_ESEG_DAMAGED) {
+        struct stat st;
+        if (stat(path, &st) == 0 && p->offset < (uint64_t)st.st_size) {
+            snprintf(why, len, "offset %llu of segment %llu of bucket %u is not a block boundary",
+                     (unsigned long long)p->offset, (unsigned long long)p->segment_id, p->bucket);
+            return -1;
+        }
+    } else if (rc == FW_SEGR_BLOCK && p->record_index >= h.record_count) {
+        snprintf(why, len, "the block at %llu/%llu of bucket %u has %u records, not %u",
+                 (unsigned long long)p->segment_id, (unsigned long long)p->offset, p->bucket,
+                 h.record_count, p->record_index + 1);
+        return -1;
+    } else if (rc == FW_SEGR_SEALED && p->record_index != 0) {
+        snprintf(why, len, "%llu/%llu of bucket %u is a seal, which has no records",
+                 (unsigned long long)p->segment_id, (unsigned long long)p->offset, p->bucket);
+        return -1;
+    }
+    return 0;
+}
+
 static int place_cursors(pt_sub_t *sub, const Fwpb__SubscribeRequest *req)
 {
-    fw_checkpoint_t cp = {0};
+    fw_checkpoint_t *cp = &sub->start_cp;
+    sub->start_kind = req->start;
+    if (req->start != FWPB__START_KIND__START_EARLIEST &&
+        req->start != FWPB__START_KIND__START_LATEST &&
+        req->start != FWPB__START_KIND__START_CHECKPOINT &&
+        req->start != FWPB__START_KIND__START_TIMESTAMP) {
+        refuse(sub, FW_EPROTOCOL, "unknown start kind %d", (int)req->start);
+        return -1;
+    }
     if (req->start == FWPB__START_KIND__START_CHECKPOINT) {
         if (!req->has_checkpoint) {
             refuse(sub, FW_ETOKEN_BAD, "START_CHECKPOINT without a checkpoint token");
             return -1;
         }
-        int rc = fw_checkpoint_decode(req->checkpoint.data, req->checkpoint.len, &cp);
+        int rc = fw_checkpoint_decode(req->checkpoint.data, req->checkpoint.len, cp);
         if (rc < 0) {
             refuse(sub, rc, "the checkpoint token is not valid: %s", fw_strerror(rc));
             return -1;
         }
-        if (strcmp(cp.category, sub->category) != 0) {
+        if (strcmp(cp->category, sub->category) != 0) {
             refuse(sub, FW_ETOKEN_BAD, "the checkpoint token is for category '%s', not '%s'",
-                   cp.category, sub->category);
-            fw_checkpoint_free(&cp);
+                   cp->category, sub->category);
             return -1;
         }
     }
-    if (req->start == FWPB__START_KIND__START_TIMESTAMP && !req->has_timestamp_ms) {
-        refuse(sub, FW_EPROTOCOL, "START_TIMESTAMP without timestamp_ms");
-        return -1;
+    if (req->start == FWPB__START_KIND__START_TIMESTAMP) {
+        if (!req->has_timestamp_ms) {
+            refuse(sub, FW_EPROTOCOL, "START_TIMESTAMP without timestamp_ms");
+            return -1;
+        }
+        sub->start_ts_ms = req->timestamp_ms;
     }
     int rc = 0;
     for (uint32_t i = 0; i < sub->nbuckets && rc == 0; i++) {
@@ -491,16 +563,22 @@ static int place_cursors(pt_sub_t *sub, const Fwpb__SubscribeRequest *req)
             rc = pt_cursor_seek_time(&b->cur, req->timestamp_ms);
             break;
         case FWPB__START_KIND__START_CHECKPOINT: {
-            const fw_position_t *p = fw_checkpoint_find(&cp, b->cur.bucket);
-            if (p != NULL)
-                pt_cursor_seek(&b->cur, p);
+            const fw_position_t *p = fw_checkpoint_find(cp, b->cur.bucket);
+            if (p == NULL)
+                break;
+            char why[200];
+            if (check_position(b, p, why, sizeof(why)) < 0) {
+                refuse(sub, FW_ETOKEN_BAD, "the checkpoint token names no place in the files: %s",
+                       why);
+                return -1;
+            }
+            pt_cursor_seek(&b->cur, p);
             break;
         }
         default:
             break;
         }
     }
-    fw_checkpoint_free(&cp);
     if (rc < 0) {
         refuse(sub, rc, "cannot place the subscription's start: %s", fw_strerror(rc));
         return -1;
@@ -529,7 +607,7 @@ static void handle_subscribe(pt_sub_t *sub, const fw_frame_t *f)
     }
     struct stat st;
     if (stat(sub->cat_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        refuse(sub, FW_EUNKNOWN_CATEGORY, "no category '%s' under %s", req->category, s->root);
+        refuse(sub, FW_EUNKNOWN_CATEGORY, "no category '%s' in this ptail's root", req->category);
         goto out;
     }
     if (pt_stats_category(s->stats, sub->category, &sub->stats) < 0) {

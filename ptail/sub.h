@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "checkpoint.h"
 #include "cursor.h"
 #include "names.h"
 #include "server.h"
@@ -52,6 +53,11 @@ struct pt_sub_s {
     uv_fs_event_t cat_watch;
     int cat_watching;
     pt_cat_stats_t stats;
+    /* where buckets start, kept for buckets that appear later (a category grew, a copy caught up)
+     */
+    int start_kind;
+    int64_t start_ts_ms;
+    fw_checkpoint_t start_cp; /* START_CHECKPOINT: the token's positions */
     /* flow control */
     int64_t credit;
     /* checkpoints */
