@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,4 +146,34 @@ void fwt_lines_check(const char *root, const char *category, uint64_t n, int nke
             r->first_missing = i;
     free(c.seen);
     free(c.last);
+}
+
+uint64_t fwt_segment_write(const char *dir, const char *category, uint64_t id, int blocks,
+                           int per_block, int64_t ts0, int sealed)
+{
+    fw_seg_header_t h = {.segment_id = id, .epoch = 1, .created_ms = ts0};
+    snprintf(h.category, sizeof(h.category), "%s", category);
+    fw_segw_t *w;
+    FWT_ASSERT_OK(fw_segw_create(dir, &h, &w));
+    fw_block_builder_t bb;
+    fw_block_builder_init(&bb, FW_RECORD_MAX_DEFAULT);
+    for (int b = 0; b < blocks; b++) {
+        for (int r = 0; r < per_block; r++) {
+            char v[64];
+            int n = snprintf(v, sizeof(v), "%" PRIu64 ":%d:%d", id, b, r);
+            FWT_ASSERT_OK(fw_block_builder_add(&bb, ts0 + b, NULL, 0, 0, v, (size_t)n));
+        }
+        const uint8_t *blk;
+        size_t len;
+        FWT_ASSERT_OK(fw_block_builder_finish(&bb, FW_CODEC_NONE, 7, (uint64_t)b + 1, &blk, &len));
+        struct iovec iov = {(void *)blk, len};
+        uint64_t off;
+        FWT_ASSERT_OK(fw_segw_append(w, &iov, 1, 1, (uint32_t)per_block, &off));
+    }
+    fw_block_builder_free(&bb);
+    if (sealed)
+        FWT_ASSERT_OK(fw_segw_seal(w, ts0 + blocks));
+    uint64_t size = w->end;
+    fw_segw_close(w);
+    return size;
 }

@@ -22,6 +22,15 @@ typedef void (*fwt_record_fn)(void *arg, uint32_t bucket, uint64_t segment_id,
 uint64_t fwt_root_records(const char *root, const char *category, fwt_record_fn fn, void *arg);
 
 /*
+ * Writes segment `id` of a bucket directory by hand, as a writer would:
+ * `blocks` blocks of `per_block` records ("<id>:<block>:<record>", no key),
+ * block b's records at ts0 + b, and a seal if asked. Returns the segment's
+ * size. For readers' tests that need exact files without a writer.
+ */
+uint64_t fwt_segment_write(const char *dir, const char *category, uint64_t id, int blocks,
+                           int per_block, int64_t ts0, int sealed);
+
+/*
  * The numbered lines: line n is "k<key> <n, 9 digits> <filler>" with key
  * n % nkeys, so `freeway send --key-sep ' '` keys it by "k<key>".
  */

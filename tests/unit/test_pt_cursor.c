@@ -6,6 +6,7 @@
  */
 #include "fwtest.h"
 #include "fwt_proc.h"
+#include "fwt_root.h"
 
 #include "block.h"
 #include "checkpoint.h"
@@ -23,34 +24,10 @@
 
 #define CATEGORY "clicks"
 
-/* A segment of `blocks` blocks of 3 records each, sealed if asked. */
+/* A segment of `blocks` blocks of 3 records each, block b's records at 1000 * id + b. */
 static void write_segment(const char *dir, uint64_t id, int blocks, int sealed)
 {
-    fw_seg_header_t h = {.segment_id = id, .epoch = 1, .created_ms = 1000 * (int64_t)id};
-    strcpy(h.category, CATEGORY);
-    fw_segw_t *w;
-    FWT_ASSERT_OK(fw_segw_create(dir, &h, &w));
-    fw_block_builder_t bb;
-    fw_block_builder_init(&bb, 1 << 20);
-    for (int i = 0; i < blocks; i++) {
-        for (int r = 0; r < 3; r++) {
-            char v[32];
-            int n =
-                snprintf(v, sizeof(v), "seg %llu block %d record %d", (unsigned long long)id, i, r);
-            FWT_ASSERT_OK(
-                fw_block_builder_add(&bb, 1000 * (int64_t)id + i, NULL, 0, 0, v, (size_t)n));
-        }
-        const uint8_t *blk;
-        size_t len;
-        FWT_ASSERT_OK(fw_block_builder_finish(&bb, FW_CODEC_NONE, 7, (uint64_t)i + 1, &blk, &len));
-        struct iovec iov = {(void *)blk, len};
-        uint64_t off;
-        FWT_ASSERT_OK(fw_segw_append(w, &iov, 1, 1, 3, &off));
-    }
-    fw_block_builder_free(&bb);
-    if (sealed)
-        FWT_ASSERT_OK(fw_segw_seal(w, 5000));
-    fw_segw_close(w);
+    fwt_segment_write(dir, CATEGORY, id, blocks, 3, 1000 * (int64_t)id, sealed);
 }
 
 static void segment_path(const char *dir, uint64_t id, char *out, size_t n)
