@@ -56,6 +56,7 @@ int fwt_stream_step(fwt_stream_t *s, int timeout_ms)
     if (f.type == FW_FRAME_ERROR)
         FWT_FAIL("ptail refused the subscription (an ERROR frame)");
     FWT_ASSERT_INT_EQ(f.type, FW_FRAME_STREAM);
+    s->stream_bytes += FW_FRAME_HEADER_SIZE + f.meta_len + f.body_len;
     Fwpb__StreamMessage *m = fwpb__stream_message__unpack(NULL, f.meta_len, f.meta);
     FWT_ASSERT(m != NULL);
     switch (m->kind_case) {
@@ -103,6 +104,16 @@ void fwt_stream_until(fwt_stream_t *s, uint64_t records, int timeout_ms)
             FWT_FAIL("the stream %s after %llu of %llu records", rc == 0 ? "ended" : "stalled",
                      (unsigned long long)s->records, (unsigned long long)records);
     }
+}
+
+void fwt_stream_credit(fwt_stream_t *s, uint64_t bytes)
+{
+    Fwpb__Credit c = FWPB__CREDIT__INIT;
+    c.bytes = bytes;
+    fw_buf_t frame = FW_BUF_INIT;
+    FWT_ASSERT_OK(fw_frame_append(&frame, FW_FRAME_CREDIT, &c.base, NULL, 0, FW_FRAME_MAX_LIMIT));
+    FWT_ASSERT_OK(fwt_wire_write(s->fd, frame.data, frame.len));
+    fw_buf_free(&frame);
 }
 
 void fwt_stream_close(fwt_stream_t *s)

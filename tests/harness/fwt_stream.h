@@ -27,7 +27,8 @@ struct fwt_stream_s {
     fwt_stream_record_fn on_record; /* may be NULL */
     void *arg;
     uint64_t records, checkpoints, gaps;
-    fw_buf_t last_token;       /* the newest checkpoint's token */
+    uint64_t stream_bytes; /* STREAM frames received, whole (what ptail charges to the credit) */
+    fw_buf_t last_token;   /* the newest checkpoint's token */
     char last_gap_reason[256]; /* the newest gap's reason */
     fw_position_t last_gap_from, last_gap_to;
     int subscribed;
@@ -46,6 +47,9 @@ int fwt_stream_step(fwt_stream_t *s, int timeout_ms);
 
 /* Reads until `records` records in all came; fails the test after timeout_ms without progress. */
 void fwt_stream_until(fwt_stream_t *s, uint64_t records, int timeout_ms);
+
+/* Grants ptail `bytes` more credit. */
+void fwt_stream_credit(fwt_stream_t *s, uint64_t bytes);
 
 void fwt_stream_close(fwt_stream_t *s);
 
