@@ -98,7 +98,7 @@ static uint32_t slot_weight(const char *category, uint32_t bucket, const char *i
 {
     char key[512];
     int len = snprintf(key, sizeof(key), "%s/%" PRIu32 "@%s", category, bucket, id);
-    return fw_crc32c(0, key, (size_t)len);
+    return fw_hash32(key, (size_t)len);
 }
 
 static void watch_owner(cal_slot_t *s);

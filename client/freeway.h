@@ -13,7 +13,7 @@
  * (the writers deduplicate by producer id and sequence), and records with
  * the same category and bucket are stored in the order they were sent.
  *
- * Buckets. A record with a key goes to bucket crc32c(key) % buckets (see
+ * Buckets. A record with a key goes to bucket mix32(crc32c(key)) % buckets (see
  * docs/format.md, "Key to bucket"), so records with one key keep their
  * order; a record without a key goes to a "sticky" bucket that moves on
  * after each block, which spreads load over all buckets.

@@ -73,7 +73,7 @@ void fw_plog(fw_producer_t *p, fw_producer_log_level_t level, const char *fmt, .
 
 uint32_t fw_key_bucket(const void *key, size_t key_len, uint32_t buckets)
 {
-    return buckets ? fw_crc32c(0, key, key_len) % buckets : 0;
+    return buckets ? fw_hash32(key, key_len) % buckets : 0;
 }
 
 uint64_t fw_producer_id(const fw_producer_t *p)
@@ -498,7 +498,7 @@ int fw_producer_set_buckets(fw_producer_t *p, fw_pcat_t *cat, uint32_t n, uint32
             size_t cost = key_len + rec.value_len + FW_RECORD_OVERHEAD;
             int rc = FW_ERECORD_TOO_LARGE;
             if (key_len + rec.value_len <= max_record) {
-                uint32_t b = rec.has_key ? fw_crc32c(0, rec.key, key_len) % n : cat->sticky;
+                uint32_t b = rec.has_key ? fw_hash32(rec.key, key_len) % n : cat->sticky;
                 rc = fw_producer_append_locked(p, cat, cat->buckets[b], rec.timestamp, rec.key,
                                                key_len, rec.has_key, rec.value, rec.value_len,
                                                s->cbs[i].cb, s->cbs[i].arg, cost, s->gen, &wake);
@@ -739,7 +739,7 @@ int fw_producer_send(fw_producer_t *p, const char *category, const void *key, si
         return FW_EBAD_CATEGORY;
     if (timestamp_ms == 0)
         timestamp_ms = fw_clock_wall_ms();
-    uint32_t key_crc = key != NULL ? fw_crc32c(0, key, key_len) : 0;
+    uint32_t key_hash = key != NULL ? fw_hash32(key, key_len) : 0;
 
     int wake = 0, rc = 0;
     int64_t deadline = 0;
@@ -786,7 +786,7 @@ int fw_producer_send(fw_producer_t *p, const char *category, const void *key, si
     }
     fw_bucket_t *bk = NULL;
     if (cat->nbuckets > 0)
-        bk = cat->buckets[key != NULL ? key_crc % cat->nbuckets : cat->sticky];
+        bk = cat->buckets[key != NULL ? key_hash % cat->nbuckets : cat->sticky];
     rc = fw_producer_append_locked(p, cat, bk, timestamp_ms, key, key_len, key != NULL, value,
                                    value_len, cb, arg, cost, UINT64_MAX, &wake);
     if (rc == 0) {

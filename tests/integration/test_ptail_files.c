@@ -13,6 +13,7 @@
 #include "fwtest.h"
 
 #include "block.h"
+#include "checkpoint.h"
 #include "fsutil.h"
 #include "names.h"
 #include "segment.h"
@@ -171,7 +172,7 @@ static void send_lines(const char *spec, uint64_t first, uint64_t n)
     snprintf(log, sizeof(log), "%s/send-%llu.log", fwt_tmpdir(), (unsigned long long)first);
     FILE *f = fopen(input, "w");
     FWT_ASSERT(f != NULL);
-    fwt_lines_write(f, first, n, 4);
+    fwt_lines_write(f, first, n, 64);
     fclose(f);
     fwt_proc_t send;
     fwt_send_spawn(&send, spec, "web", input, log, NULL);
@@ -301,5 +302,91 @@ FWT_TEST(a_damaged_block_in_a_finished_segment_becomes_a_gap)
     FWT_ASSERT(fwt_cal_metric(&pt, "freeway_ptail_gaps_sent_total{category=\"web\"}") == 1);
     fwt_stream_close(&st);
     fwt_cal_stop(&pt);
+    fwt_zk_stop(&zk);
+}
+
+/* ---- a category that grows ---------------------------------------------------------------- */
+
+typedef struct by_bucket_s {
+    lines_seen_t lines;
+    uint64_t per_bucket[4];
+} by_bucket_t;
+
+static void count_bucket(fwt_stream_t *s, const fw_position_t *pos, const fw_record_t *rec)
+{
+    by_bucket_t *b = s->arg;
+    FWT_ASSERT(pos->bucket < 4);
+    b->per_bucket[pos->bucket]++;
+    uint64_t n = fwt_stream_line_number(rec);
+    FWT_ASSERT(n < 4000);
+    if (b->lines.seen[n]++)
+        b->lines.dups++;
+}
+
+FWT_TEST(a_growing_category_joins_the_stream_and_buckets_split_between_consumers)
+{
+    fwt_zk_t zk;
+    fwt_zk_start(&zk);
+    char spec[128], root[FWT_PATH_MAX];
+    snprintf(spec, sizeof(spec), "%s/freeway", zk.connect);
+    snprintf(root, sizeof(root), "%s/root", fwt_tmpdir_mem());
+    fwt_category_create(spec, "web", 2, NULL);
+    fwt_cal_t cal, pt;
+    fwt_cal_start(&cal, "w1", spec, root, NULL);
+    fwt_cal_wait_owns(&cal, 2, "the writer to own both buckets");
+    fwt_ptail_start(&pt, "p1", spec, root, NULL);
+    send_lines(spec, 0, 2000);
+
+    by_bucket_t *all = calloc(1, sizeof(*all)), *split = calloc(1, sizeof(*split));
+    FWT_ASSERT(all != NULL && split != NULL);
+    Fwpb__SubscribeRequest req = FWPB__SUBSCRIBE_REQUEST__INIT;
+    req.category = "web";
+    fwt_stream_t st;
+    fwt_stream_open(&st, pt.address, &req, count_bucket, all);
+    fwt_stream_until(&st, 2000, 10000);
+
+    /* Two more buckets: the subscription to every bucket takes them in. */
+    char *grow[] = {(char *)fwt_bin("freeway"),
+                    "category",
+                    "alter",
+                    "web",
+                    "--buckets",
+                    "4",
+                    "--zk",
+                    spec,
+                    NULL};
+    FWT_ASSERT_INT_EQ(fwt_run(grow, 20000, NULL), 0);
+    fwt_cal_wait_owns(&cal, 4, "the writer to own the new buckets");
+    send_lines(spec, 2000, 2000);
+    fwt_stream_until(&st, 4000, 20000);
+    FWT_ASSERT_UINT_EQ(all->lines.dups, 0);
+    FWT_ASSERT(all->per_bucket[2] > 0 && all->per_bucket[3] > 0);
+    /* Its checkpoints name all four buckets now. */
+    while (fwt_stream_step(&st, 1500) == 1)
+        ;
+    fw_checkpoint_t cp;
+    FWT_ASSERT_OK(fw_checkpoint_decode(st.last_token.data, st.last_token.len, &cp));
+    FWT_ASSERT_UINT_EQ(cp.count, 4);
+    fw_checkpoint_free(&cp);
+
+    /* A consumer of buckets 0 and 2 gets exactly their records: K consumers split a category. */
+    uint32_t mine[] = {2, 0};
+    req.buckets = mine;
+    req.n_buckets = 2;
+    fwt_stream_t half;
+    fwt_stream_open(&half, pt.address, &req, count_bucket, split);
+    fwt_stream_until(&half, all->per_bucket[0] + all->per_bucket[2], 10000);
+    while (fwt_stream_step(&half, 300) == 1)
+        ; /* checkpoints; no more records may come */
+    FWT_ASSERT_UINT_EQ(half.records, all->per_bucket[0] + all->per_bucket[2]);
+    FWT_ASSERT_UINT_EQ(split->per_bucket[0], all->per_bucket[0]);
+    FWT_ASSERT_UINT_EQ(split->per_bucket[2], all->per_bucket[2]);
+    FWT_ASSERT_UINT_EQ(split->per_bucket[1] + split->per_bucket[3], 0);
+    fwt_stream_close(&half);
+    fwt_stream_close(&st);
+    free(all);
+    free(split);
+    fwt_cal_stop(&pt);
+    fwt_cal_stop(&cal);
     fwt_zk_stop(&zk);
 }

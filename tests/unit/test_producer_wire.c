@@ -5,7 +5,7 @@
  * connections dropped after storing, NOT_OWNER, silence, an unknown
  * category, and a crash that loses acked blocks. Checks that every record's
  * callback runs once, that every delivered record is stored once, and that
- * keyed records keep their order in the bucket crc32c(key) % buckets.
+ * keyed records keep their order in the bucket fw_key_bucket(key) names.
  * (The real calligraphus is exercised by tests/integration.)
  */
 #include "fwtest.h"
