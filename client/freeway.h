@@ -1,7 +1,8 @@
 /*
- * libfreeway: the library applications link to send records to freeway.
- * This header is the whole public API; everything else under client/ is
- * private to the library.
+ * libfreeway: the library applications link to send records to freeway
+ * and to read them back. This header is the whole public API; everything
+ * else under client/ is private to the library. The producer comes first;
+ * the consumer has its own section (and its own rules on threads) below.
  *
  * The producer. fw_producer_send() copies a record into the current batch
  * of its category and bucket and returns at once; an I/O thread owned by the
@@ -252,6 +253,280 @@ uint64_t fw_producer_id(const fw_producer_t *p);
 
 /** The bucket a record with this key goes to in a category of `buckets` buckets (> 0). */
 uint32_t fw_key_bucket(const void *key, size_t key_len, uint32_t buckets);
+
+/* ---- the consumer ------------------------------------------------------------------------------
+ *
+ * A consumer reads one category (all of its buckets, or some) from ptail
+ * and hands each record to the application once, in stored order within a
+ * bucket. It has no thread of its own: fw_consumer_poll() runs its I/O in
+ * the caller's thread, and every callback runs inside fw_consumer_poll().
+ *
+ * Exactly once. The consumer keeps, per bucket, the position of the next
+ * record after the last one it handed to on_record. When a connection
+ * breaks (ptail killed, a network fault, a damaged block) it connects to any
+ * ptail (the children of nodes/ptail in ZooKeeper, or the `ptail` list) and
+ * resumes from those positions, so no record is skipped and none repeats.
+ * fw_consumer_checkpoint() gives the same positions as a token: an
+ * application that stores the token with its own state, atomically, can
+ * restart from it (FW_START_CHECKPOINT) and get exactly the records after
+ * it, from any ptail serving the same data or a copy of it.
+ *
+ * In short:
+ *
+ *   fw_consumer_options_t o;
+ *   fw_consumer_options_init(&o);
+ *   o.category = "web";
+ *   o.start = FW_START_CHECKPOINT;           (or FW_START_EARLIEST the first time)
+ *   o.start_token = saved, o.start_token_len = saved_len;
+ *   o.on_record = handle;                    (runs inside fw_consumer_poll)
+ *   o.on_checkpoint = save_with_my_state;    (or fw_consumer_checkpoint() at any time)
+ *   fw_consumer_create(&c, &o);
+ *   while ((rc = fw_consumer_poll(c, 1000)) >= 0)
+ *       ;                                    (rc < 0: fatal, see fw_consumer_error)
+ *   fw_consumer_close(c);
+ *
+ * Threads. A consumer is used by one thread at a time (it need not be the
+ * same thread each time); only fw_consumer_wakeup() may be called from any
+ * thread or from a signal handler. Callbacks may call fw_consumer_checkpoint(),
+ * fw_consumer_break(), fw_consumer_stats() and fw_consumer_error(); poll and
+ * close return -EDEADLK there.
+ */
+
+/** A consumer: one subscription, its connection and positions. */
+typedef struct fw_consumer_s fw_consumer_t;
+
+/** Where a consumer starts reading each bucket. */
+typedef enum {
+    /** The oldest record still stored. */
+    FW_START_EARLIEST = 0,
+    /** Only records stored after the subscription began. */
+    FW_START_LATEST = 1,
+    /** Right after the positions of a checkpoint token (start_token). */
+    FW_START_CHECKPOINT = 2,
+    /** The first block whose newest record is at or after start_ts_ms. */
+    FW_START_TIMESTAMP = 3,
+} fw_start_t;
+
+/** Severity of a message to the consumer's log callback (same values as the producer's). */
+typedef enum {
+    FW_CONSUMER_LOG_DEBUG = 0,
+    FW_CONSUMER_LOG_INFO = 1,
+    FW_CONSUMER_LOG_WARN = 2,
+    FW_CONSUMER_LOG_ERROR = 3,
+} fw_consumer_log_level_t;
+
+/** Receives the consumer's log messages (one line, no newline; valid during the call). */
+typedef void (*fw_consumer_log_cb)(fw_consumer_log_level_t level, const char *message, void *arg);
+
+/** A place in a bucket: a record's, or "the next record" in a checkpoint. */
+typedef struct fw_consumer_position_s {
+    uint32_t bucket;
+    /** The segment file's id. */
+    uint64_t segment_id;
+    /** The byte offset of the record's block in the segment. */
+    uint64_t offset;
+    /** The record's index in its block. */
+    uint32_t record_index;
+} fw_consumer_position_t;
+
+/** One record; every pointer is valid only during the on_record callback. */
+typedef struct fw_consumer_record_s {
+    uint32_t bucket;
+    uint64_t segment_id;
+    /** The byte offset of the record's block in its segment. */
+    uint64_t offset;
+    /** The record's index in its block. */
+    uint32_t record_index;
+    /** Milliseconds since the epoch, as the producer set it. */
+    int64_t timestamp;
+    /** 1 if the record has a key (which may be empty), 0 if not. */
+    int has_key;
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+} fw_consumer_record_t;
+
+/** Records ptail cannot deliver (damaged beyond repair, deleted by retention). */
+typedef struct fw_consumer_gap_s {
+    uint32_t bucket;
+    /** The first position not delivered. */
+    fw_consumer_position_t from;
+    /** Where the bucket goes on. */
+    fw_consumer_position_t to;
+    /** ptail's words; valid during the callback. */
+    const char *reason;
+} fw_consumer_gap_t;
+
+/**
+ * A record. The consumer counts it delivered before the call, so a token
+ * taken inside the callback (fw_consumer_checkpoint) includes it.
+ */
+typedef void (*fw_consumer_record_cb)(const fw_consumer_record_t *r, void *arg);
+/**
+ * ptail marked a checkpoint: token (binary, len bytes, valid during the call)
+ * holds the consumer's positions now, the same as fw_consumer_checkpoint()
+ * would return. Store it with your state to resume from it.
+ */
+typedef void (*fw_consumer_checkpoint_cb)(const void *token, size_t len, void *arg);
+/** ptail reported records it cannot deliver; the stream goes on at g->to. */
+typedef void (*fw_consumer_gap_cb)(const fw_consumer_gap_t *g, void *arg);
+
+/** Consumer options; fill with fw_consumer_options_init() and change what you need. */
+typedef struct fw_consumer_options_s {
+    /**
+     * ZooKeeper "host:port[,host:port...][/chroot]" to find ptail (the
+     * children of nodes/ptail). NULL: $FREEWAY_ZK, else
+     * "127.0.0.1:2181/freeway". Ignored when ptail is set.
+     */
+    const char *zk;
+    /** "host:port[,host:port...]": ptail servers to use instead of ZooKeeper. NULL or "" for none.
+     */
+    const char *ptail;
+    /** The category to read; required. */
+    const char *category;
+    /** The buckets to read (nbuckets entries, any order); NULL: every bucket, also ones added
+     * later. */
+    const uint32_t *buckets;
+    size_t nbuckets;
+    /** Where to start (default FW_START_LATEST). */
+    fw_start_t start;
+    /** FW_START_CHECKPOINT: a binary token of this category (copied). */
+    const void *start_token;
+    size_t start_token_len;
+    /** FW_START_TIMESTAMP: milliseconds since the epoch. */
+    int64_t start_ts_ms;
+    /** ptail marks a checkpoint after this many records (default 1000; 0: not by count)... */
+    uint32_t checkpoint_every_records;
+    /** ... or this long after the last one, if records came since (default 1000 ms; 0: not by
+     * time). */
+    uint32_t checkpoint_every_ms;
+    /**
+     * Flow control: the bytes ptail may have sent that the application has
+     * not taken yet (default 4 MiB). The consumer grants more as records
+     * are delivered; it buffers at most this plus one block.
+     */
+    size_t credit_bytes;
+    /** A name for ptail's metrics and logs; NULL for none. */
+    const char *name;
+    /** Receives every record; required. */
+    fw_consumer_record_cb on_record;
+    /** Receives checkpoint tokens; may be NULL. */
+    fw_consumer_checkpoint_cb on_checkpoint;
+    /** Receives gaps; may be NULL (they are logged at warning level either way). */
+    fw_consumer_gap_cb on_gap;
+    /** Passed to on_record, on_checkpoint and on_gap. */
+    void *arg;
+    /** Receives the consumer's log messages; NULL drops them. */
+    fw_consumer_log_cb log_cb;
+    /** Passed to log_cb. */
+    void *log_arg;
+    /** Messages below this level are not passed to log_cb (default FW_CONSUMER_LOG_INFO). */
+    fw_consumer_log_level_t log_level;
+} fw_consumer_options_t;
+
+/** Counters of one consumer (fw_consumer_stats). */
+typedef struct fw_consumer_stats_s {
+    /** Records handed to on_record. */
+    uint64_t records;
+    /** Key and value bytes of those records. */
+    uint64_t bytes;
+    /** Blocks received whose records were (at least partly) new. */
+    uint64_t blocks;
+    /** Records received again after a resume and not delivered again. */
+    uint64_t records_skipped;
+    /** Checkpoints ptail marked. */
+    uint64_t checkpoints;
+    /** Gaps ptail reported. */
+    uint64_t gaps;
+    /** Subscriptions ptail accepted (the first and every resume). */
+    uint64_t subscriptions;
+    /** Connections that failed or broke. */
+    uint64_t disconnects;
+    /** Blocks refused for a bad CRC or structure (each costs a reconnect). */
+    uint64_t bad_blocks;
+    /**
+     * Records that came after a position without the records between them,
+     * inside one segment, and without a gap message: a ptail fault. Logged
+     * at error level; should stay 0.
+     */
+    uint64_t jumps;
+} fw_consumer_stats_t;
+
+/** Fills *o with the defaults documented on each member. */
+void fw_consumer_options_init(fw_consumer_options_t *o);
+
+/**
+ * Creates a consumer; *out is set on success. Nothing is sent before the
+ * first fw_consumer_poll(). 0, -EINVAL (no category or on_record, a zero
+ * credit, a bucket >= 65536, an unparsable zk or ptail list, an unknown
+ * start), FW_EBAD_CATEGORY, FW_ETOKEN_BAD / FW_ETOKEN_CRC / FW_ETOKEN_VERSION
+ * (a start token that does not decode or names another category), or
+ * -ENOMEM. The options and what they point to are copied.
+ */
+int fw_consumer_create(fw_consumer_t **out, const fw_consumer_options_t *o);
+
+/**
+ * Runs the consumer (connecting, reconnecting, reading) until at least one
+ * callback has run, the timeout has passed (timeout_ms < 0: no limit; 0:
+ * only what is ready now), fw_consumer_break() was called in a callback or
+ * fw_consumer_wakeup() from elsewhere. Returns the number of records
+ * delivered (0 when it timed out or only a checkpoint or gap came), or a
+ * fatal error that reconnecting cannot fix, after which every call returns
+ * it again: FW_EUNKNOWN_CATEGORY, FW_EBUCKET_RANGE, FW_ETOKEN_BAD (ptail
+ * refused the start token), FW_EPROTOCOL (ptail refused the request).
+ * -EDEADLK inside a callback. Lost connections, damaged blocks and
+ * unreachable servers are not errors: the consumer logs them and retries.
+ */
+int fw_consumer_poll(fw_consumer_t *c, int timeout_ms);
+
+/**
+ * From a callback: ends the current poll once the callback returns. The
+ * records not delivered yet stay buffered (and uncredited) for the next poll.
+ */
+void fw_consumer_break(fw_consumer_t *c);
+
+/**
+ * Makes a poll in progress (or the next one) return soon. Safe from any
+ * thread and from a signal handler, until fw_consumer_close() begins.
+ */
+void fw_consumer_wakeup(fw_consumer_t *c);
+
+/**
+ * A binary token for "every record delivered so far" (also the current
+ * record inside on_record): *token is malloc'd (free it with free()), *len
+ * its size. 0, -EAGAIN if there is nothing to say yet (no position known:
+ * before ptail's first answer, or with FW_START_LATEST / FW_START_TIMESTAMP
+ * before ptail's first checkpoint named every bucket), or -ENOMEM.
+ */
+int fw_consumer_checkpoint(fw_consumer_t *c, void **token, size_t *len);
+
+/**
+ * Closes the connection and the ZooKeeper session and frees the consumer.
+ * It waits for ZooKeeper to end the session (milliseconds; up to the
+ * session timeout of 10 s when ZooKeeper is unreachable). 0, or -EDEADLK
+ * (and nothing done) inside a callback. NULL is a no-op.
+ */
+int fw_consumer_close(fw_consumer_t *c);
+
+/**
+ * For people: the fatal error's message (ptail's own words when it gave
+ * any), else why the last connection failed, else "". Valid until the next
+ * poll or close.
+ */
+const char *fw_consumer_error(const fw_consumer_t *c);
+
+/** Copies the consumer's counters into *s. */
+void fw_consumer_stats(const fw_consumer_t *c, fw_consumer_stats_t *s);
+
+/** The text form of a binary token (base64url), malloc'd and NUL-terminated. 0 or a code. */
+int fw_consumer_token_to_text(const void *token, size_t len, char **text);
+
+/**
+ * A text token back to binary (*token malloc'd, *len its size). 0,
+ * FW_ETOKEN_BAD / FW_ETOKEN_CRC / FW_ETOKEN_VERSION, or -ENOMEM.
+ */
+int fw_consumer_token_from_text(const char *text, void **token, size_t *len);
 
 #ifdef __cplusplus
 }

@@ -13,4 +13,17 @@ int fw_cli_send(int argc, char **argv);
 /* freeway category create|list|describe|alter|delete: categories in ZooKeeper. */
 int fw_cli_category(int argc, char **argv);
 
+/*
+ * freeway tail -c CATEGORY: prints a category's records; 0 at --count, --timeout or a
+ * signal, 1 on a fatal error, 2 usage.
+ */
+int fw_cli_tail(int argc, char **argv);
+
+/*
+ * argv with -c CATEGORY / -cCATEGORY spelled --category (the option tables
+ * know long names only). Returns a malloc'd array (free it, and *spare,
+ * which holds a rewritten argument if any); NULL on -ENOMEM.
+ */
+char **fw_cli_short_category(int argc, char **argv, char **spare);
+
 #endif

@@ -13,6 +13,7 @@ struct command {
 static const struct command commands[] = {
     {"category", fw_cli_category, "create, list, describe, alter and delete categories"},
     {"send", fw_cli_send, "send stdin's lines to a category, one record per line"},
+    {"tail", fw_cli_tail, "print a category's records as they arrive, with checkpoints"},
     {"verify", fw_cli_verify, "check segment files or whole roots for damage"},
 };
 
