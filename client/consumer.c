@@ -193,6 +193,9 @@ static int on_subscribed(fw_consumer_t *c, fw_cconn_t *k, const Fwpb__Subscribed
 {
     uint32_t *list = NULL;
     uint32_t n = 0;
+    /* Refused before the copy: a longer list cannot be in order and in range. */
+    if (s->n_buckets > FW_BUCKETS_MAX)
+        return violation(c, k, "Subscribed lists %zu buckets", s->n_buckets);
     if (s->n_buckets > 0) {
         list = malloc(s->n_buckets * sizeof(*list));
         if (list == NULL)
@@ -245,6 +248,19 @@ static int on_records(fw_consumer_t *c, fw_cconn_t *k, const Fwpb__Records *m, c
                          : rc < 0      ? fw_strerror(rc)
                                        : "bytes after the block");
     }
+    /*
+     * The position comes from the network: a block starts after its
+     * segment's header in a real segment (segment 0 is "nothing consumed"),
+     * and the next position, offset + size, must not wrap. Otherwise the
+     * consumer would hold a position no token can carry, or one that moved
+     * back.
+     */
+    if (m->segment_id == 0 || m->offset < c->pos.first_offset ||
+        m->offset > UINT64_MAX - f->body_len)
+        return violation(c, k,
+                         "a block of bucket %" PRIu32 " at segment %" PRIu64 " offset %" PRIu64
+                         ", where no block can be",
+                         m->bucket, m->segment_id, m->offset);
     uint32_t first = m->has_first_record ? m->first_record : 0;
     if (first > h.record_count)
         return violation(c, k, "first_record %" PRIu32 " of a block of %" PRIu32 " records", first,
@@ -311,8 +327,14 @@ static int on_checkpoint(fw_consumer_t *c, fw_cconn_t *k, const Fwpb__Checkpoint
         fw_checkpoint_free(&cp);
         return violation(c, k, "a checkpoint of category %s", cp.category);
     }
-    /* Everything before the token was sent, and all of it was handled. */
+    /*
+     * Everything before the token was sent, and all of it was handled. A
+     * bucket outside the subscription is not ours to track: its position
+     * would only ride along in every later token.
+     */
     for (uint32_t i = 0; i < cp.count; i++) {
+        if (!subscribed_bucket(c, cp.positions[i].bucket))
+            continue;
         if (fw_cpos_advance(&c->pos, &cp.positions[i]) < 0) {
             fw_checkpoint_free(&cp);
             return violation(c, k, "out of memory");
@@ -338,6 +360,15 @@ static int on_checkpoint(fw_consumer_t *c, fw_cconn_t *k, const Fwpb__Checkpoint
 
 static int on_gap(fw_consumer_t *c, fw_cconn_t *k, const Fwpb__Gap *m)
 {
+    /*
+     * The bucket moves to `to`, so it must be a place in a real segment of a
+     * subscribed bucket: segment 0 ("nothing consumed") would make a bucket
+     * look placed when it is not, and with an offset no token can carry it.
+     */
+    if (!subscribed_bucket(c, m->bucket))
+        return violation(c, k, "a gap in bucket %" PRIu32 ", which is not subscribed", m->bucket);
+    if (m->to == NULL || m->to->segment_id == 0)
+        return violation(c, k, "a gap in bucket %" PRIu32 " that ends in segment 0", m->bucket);
     fw_consumer_gap_t g = {
         .bucket = m->bucket,
         .from = pub_position(m->from),

@@ -651,3 +651,83 @@ FWT_TEST(create_checks_its_options_and_wakeup_ends_a_poll)
     fake_stop(&f);
     fake_free(&f);
 }
+
+/*
+ * Frames a broken or hostile ptail could send, one per connection, each of
+ * which must cost a reconnect and deliver nothing: a block in segment 0
+ * ("nothing consumed" in a token), a block whose end wraps past 2^64, a
+ * block inside the segment header, a gap that ends in segment 0.
+ * The last connection is sound.
+ */
+#define HOSTILE_CONNS 5
+static void script_hostile(fake_t *f, int fd, int conn)
+{
+    fw_buf_t b = FW_BUF_INIT;
+    make_block(&b, 1, 2);
+    read_subscribe(f, fd, conn);
+    send_subscribed(f, fd, conn, 1);
+    switch (conn) {
+    case 0:
+        send_block(f, fd, conn, 0, 0, FIRST, 0, &b);
+        break;
+    case 1:
+        send_block(f, fd, conn, 0, 1, UINT64_MAX - 10, 0, &b);
+        break;
+    case 2:
+        send_block(f, fd, conn, 0, 1, 10, 0, &b);
+        break;
+    case 3: {
+        Fwpb__Position from = FWPB__POSITION__INIT, to = FWPB__POSITION__INIT;
+        from.segment_id = 1;
+        from.offset = FIRST;
+        Fwpb__Gap g = FWPB__GAP__INIT;
+        g.from = &from;
+        g.to = &to; /* segment 0: nowhere */
+        g.reason = "no end";
+        Fwpb__StreamMessage m = FWPB__STREAM_MESSAGE__INIT;
+        m.kind_case = FWPB__STREAM_MESSAGE__KIND_GAP;
+        m.gap = &g;
+        send_stream(f, fd, conn, &m, NULL, 0);
+        break;
+    }
+    default:
+        send_block(f, fd, conn, 0, 1, FIRST, 0, &b);
+        break;
+    }
+    read_credit_until_eof(f, fd, conn);
+    fw_buf_free(&b);
+}
+
+FWT_TEST(positions_ptail_cannot_mean_are_refused_and_cost_a_reconnect)
+{
+    fake_t f;
+    fake_start(&f, script_hostile, HOSTILE_CONNS);
+    app_t a;
+    app_open(&a, &f, FW_START_EARLIEST);
+    app_until(&a, 2);
+    const char *want[] = {"1.0", "1.1"};
+    expect_values(&a, want, 2);
+    fw_consumer_stats_t s;
+    fw_consumer_stats(a.c, &s);
+    FWT_ASSERT_UINT_EQ(s.subscriptions, HOSTILE_CONNS);
+    FWT_ASSERT_UINT_EQ(s.gaps, 0);
+    /* Nothing was delivered before the sound connection: every resume started from scratch. */
+    void *token;
+    size_t len;
+    FWT_ASSERT_OK(fw_consumer_checkpoint(a.c, &token, &len));
+    fw_checkpoint_t cp;
+    FWT_ASSERT_OK(fw_checkpoint_decode(token, len, &cp));
+    FWT_ASSERT_UINT_EQ(cp.count, 1);
+    FWT_ASSERT_UINT_EQ(cp.positions[0].segment_id, 1);
+    fw_buf_t b = FW_BUF_INIT;
+    make_block(&b, 1, 2);
+    FWT_ASSERT_UINT_EQ(cp.positions[0].offset, FIRST + b.len);
+    fw_buf_free(&b);
+    fw_checkpoint_free(&cp);
+    free(token);
+    FWT_ASSERT_OK(fw_consumer_close(a.c));
+    fake_stop(&f);
+    for (int i = 0; i < HOSTILE_CONNS; i++)
+        FWT_ASSERT_INT_EQ(f.subs[i]->start, FWPB__START_KIND__START_EARLIEST);
+    fake_free(&f);
+}
