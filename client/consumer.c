@@ -704,6 +704,13 @@ int fw_consumer_poll(fw_consumer_t *c, int timeout_ms)
     c->timed_out = 0;
     sigpipe_guard_t guard;
     sigpipe_block(&guard);
+    /*
+     * The loop's clock stood still since the last poll, and timers started
+     * now (the poll's timeout, a retry's backoff) count from it. A timeout
+     * counted from then fires before the loop first waits, and the poll then
+     * waits for the next timer instead (up to the 10 s connect timeout).
+     */
+    uv_update_time(&c->loop);
     /* First what an earlier poll left buffered when it ended inside a block. */
     fw_cconn_drain(c);
     if (!poll_done(c)) {

@@ -731,3 +731,25 @@ FWT_TEST(positions_ptail_cannot_mean_are_refused_and_cost_a_reconnect)
         FWT_ASSERT_INT_EQ(f.subs[i]->start, FWPB__START_KIND__START_EARLIEST);
     fake_free(&f);
 }
+
+/*
+ * The loop's clock stands still between polls: a poll that follows a busy
+ * stretch of the application must still wait its whole timeout.
+ */
+FWT_TEST(a_poll_after_the_application_was_busy_waits_its_whole_timeout)
+{
+    fake_t f;
+    fake_start(&f, script_none, 0); /* accepts nothing: no answer ends the poll */
+    app_t a;
+    app_open(&a, &f, FW_START_EARLIEST);
+    FWT_ASSERT_INT_EQ(fw_consumer_poll(a.c, 0), 0);
+    usleep(1500 * 1000); /* the application at work, not a wait for a condition */
+    int64_t t0 = fwt_now_ms();
+    FWT_ASSERT_INT_EQ(fw_consumer_poll(a.c, 500), 0);
+    int64_t took = fwt_now_ms() - t0;
+    FWT_ASSERT_INT_OP(took, >=, 450);
+    FWT_ASSERT_INT_OP(took, <, 3000);
+    FWT_ASSERT_OK(fw_consumer_close(a.c));
+    fake_stop(&f);
+    fake_free(&f);
+}
