@@ -7,6 +7,8 @@
  */
 #include "consumer_int.h"
 
+/* fw_status_name: the producer's, until it moves to proto/status.h. */
+#include "batch.h"
 #include "block.h"
 #include "checkpoint.h"
 #include "clock.h"
@@ -155,25 +157,11 @@ __attribute__((format(printf, 3, 4))) static int violation(fw_consumer_t *c, fw_
     return -1;
 }
 
-/*
- * A status's name as in proto/common.proto ("UNKNOWN_CATEGORY"). The
- * producer has the same helper in batch.h, among its private parts; it
- * belongs in proto/status.h.
- */
-static const char *status_name(int status)
-{
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value(&fwpb__status__descriptor, status);
-    if (v == NULL)
-        return "UNKNOWN_STATUS";
-    return strncmp(v->name, "STATUS_", 7) == 0 ? v->name + 7 : v->name;
-}
-
 static int on_error(fw_consumer_t *c, fw_cconn_t *k, const Fwpb__ErrorReply *e)
 {
     int status = e != NULL ? (int)e->status : FWPB__STATUS__STATUS_INTERNAL;
     const char *msg = e != NULL && e->message != NULL ? e->message : "";
-    snprintf(c->error, sizeof(c->error), "ptail %s: %s%s%s", k->addr, status_name(status),
+    snprintf(c->error, sizeof(c->error), "ptail %s: %s%s%s", k->addr, fw_status_name(status),
              msg[0] ? ": " : "", msg);
     switch (status) {
     case FWPB__STATUS__STATUS_UNKNOWN_CATEGORY:
