@@ -43,9 +43,10 @@ static uint32_t random_start(void)
 
 static int parse_list(fw_consumer_t *c, const char *s)
 {
+    /* Commas and spaces both separate addresses. */
     uint32_t cap = 1;
     for (const char *p = s; *p; p++)
-        cap += *p == ',';
+        cap += *p == ',' || *p == ' ';
     char(*addrs)[FW_CADDR_MAX] = calloc(cap, sizeof(*addrs));
     if (addrs == NULL)
         return -ENOMEM;

@@ -640,6 +640,10 @@ FWT_TEST(create_checks_its_options_and_wakeup_ends_a_poll)
 
     /* A valid consumer; a wakeup from elsewhere ends its poll before the timeout. */
     o.start = FW_START_EARLIEST;
+    o.ptail = "127.0.0.1:1 127.0.0.1:2,127.0.0.1:3"; /* spaces separate addresses too */
+    FWT_ASSERT_OK(fw_consumer_create(&c, &o));
+    FWT_ASSERT_OK(fw_consumer_close(c));
+    o.ptail = f.addr;
     FWT_ASSERT_OK(fw_consumer_create(&c, &o));
     fw_consumer_wakeup(c);
     int64_t t0 = fwt_now_ms();
