@@ -251,11 +251,23 @@ static void print_record(tail_t *t, const fw_consumer_record_t *r)
     fputs("}\n", stdout);
 }
 
+/*
+ * Notes a failed write to stdout. After one, stdio has dropped what it
+ * could not write and a later fflush() returns 0 with nothing to write, so
+ * the error flag is the only sign left that records were lost.
+ */
+static void check_out(tail_t *t)
+{
+    if (t->out_error == 0 && ferror(stdout))
+        t->out_error = errno ? errno : EIO;
+}
+
 /* 0 once stdout holds every record printed; else records the error. */
 static int flush_out(tail_t *t)
 {
     if (t->out_error == 0 && fflush(stdout) != 0)
         t->out_error = errno ? errno : EIO;
+    check_out(t);
     return t->out_error == 0 ? 0 : -1;
 }
 
@@ -379,7 +391,8 @@ static void on_record(const fw_consumer_record_t *r, void *arg)
     tail_t *t = arg;
     print_record(t, r);
     t->printed++;
-    if ((t->count > 0 && t->printed >= (uint64_t)t->count) || ferror(stdout))
+    check_out(t);
+    if ((t->count > 0 && t->printed >= (uint64_t)t->count) || t->out_error != 0)
         fw_consumer_break(t->c);
 }
 
@@ -646,6 +659,8 @@ int fw_cli_tail(int argc, char **argv)
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
+    /* A signal must not fail a write to stdout with EINTR (that would lose records). */
+    sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);

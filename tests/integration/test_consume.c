@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define N       150000
 #define KEYS    16
@@ -643,6 +644,21 @@ FWT_TEST(tail_resumes_from_its_checkpoint_file)
     count_output(out3, &oc);
     FWT_ASSERT_UINT_EQ(oc.lines, N);
     FWT_ASSERT(fwt_file_contains(err, "freeway tail: 0 records"));
+
+    /*
+     * A stdout that cannot take the records (a full disk) is an error, and
+     * the checkpoint file never covers records that did not reach it.
+     */
+    char full_file[FWT_PATH_MAX];
+    snprintf(full_file, sizeof(full_file), "%s/full.ckpt", fwt_tmpdir());
+    const char *afull[] = {"-c",      "web",    "--zk",
+                           f.spec,    "--from", "earliest",
+                           "--count", "500",    "--checkpoint-file",
+                           full_file, NULL};
+    FWT_ASSERT_INT_EQ(run_tail(afull, "/dev/full", err), 1);
+    FWT_ASSERT(fwt_file_contains(err, "writing records"));
+    FWT_ASSERT(fwt_file_contains(err, "no checkpoint yet"));
+    FWT_ASSERT(access(full_file, F_OK) != 0);
 
     /* json: one object per line, keys and values as strings. */
     const char *a4[] = {"-c",      "web", "--zk",     f.spec, "--from", "earliest",
