@@ -20,6 +20,11 @@ char **fw_cli_short_category(int argc, char **argv, char **spare)
         }
         if (strcmp(argv[i], "-c") == 0) {
             out[i] = "--category";
+            /* The next argument is the category, even one that starts with "-c". */
+            if (i + 1 < argc) {
+                i++;
+                out[i] = argv[i];
+            }
         } else if (strncmp(argv[i], "-c", 2) == 0 && *spare == NULL) {
             size_t n = strlen(argv[i]) + sizeof("--category=");
             if ((*spare = malloc(n)) != NULL) {
