@@ -562,8 +562,12 @@ static void stderr_token(const char *path, char *out, size_t cap)
     while (fgets(line, sizeof(line), fp) != NULL) {
         const char *m = "freeway tail: checkpoint ";
         if (strncmp(line, m, strlen(m)) == 0) {
-            snprintf(out, cap, "%s", line + strlen(m));
-            out[strcspn(out, "\n")] = '\0';
+            const char *token = line + strlen(m);
+            size_t len = strcspn(token, "\n");
+            if (len >= cap)
+                FWT_FAIL("a checkpoint of %zu characters in %s", len, path);
+            memcpy(out, token, len);
+            out[len] = '\0';
         }
     }
     fclose(fp);
