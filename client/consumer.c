@@ -7,8 +7,6 @@
  */
 #include "consumer_int.h"
 
-/* fw_status_name: the producer's, until it moves to proto/status.h. */
-#include "batch.h"
 #include "block.h"
 #include "checkpoint.h"
 #include "clock.h"
