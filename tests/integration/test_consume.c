@@ -12,6 +12,7 @@
 #include "fwt_zk.h"
 #include "fwtest.h"
 
+#include "checkpoint.h"
 #include "freeway.h"
 
 #include <signal.h>
@@ -661,8 +662,20 @@ FWT_TEST(tail_resumes_from_its_checkpoint_file)
                            full_file, NULL};
     FWT_ASSERT_INT_EQ(run_tail(afull, "/dev/full", err), 1);
     FWT_ASSERT(fwt_file_contains(err, "writing records"));
-    FWT_ASSERT(fwt_file_contains(err, "no checkpoint yet"));
-    FWT_ASSERT(access(full_file, F_OK) != 0);
+    /* ptail's first checkpoint (right after Subscribed) may be saved: it covers no record. */
+    if (access(full_file, F_OK) == 0) {
+        char text[1024] = "";
+        FILE *tf = fopen(full_file, "r");
+        FWT_ASSERT(tf != NULL);
+        FWT_ASSERT(fgets(text, sizeof(text), tf) != NULL);
+        fclose(tf);
+        text[strcspn(text, "\n")] = '\0';
+        fw_checkpoint_t left;
+        FWT_ASSERT_OK(fw_checkpoint_from_text(text, strlen(text), &left));
+        for (uint32_t i = 0; i < left.count; i++)
+            FWT_ASSERT_UINT_EQ(left.positions[i].segment_id, 0);
+        fw_checkpoint_free(&left);
+    }
 
     /* json: one object per line, keys and values as strings. */
     const char *a4[] = {"-c",      "web", "--zk",     f.spec, "--from", "earliest",

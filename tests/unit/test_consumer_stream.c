@@ -12,6 +12,7 @@
 
 #include "block.h"
 #include "checkpoint.h"
+#include "segment.h"
 #include "error.h"
 #include "frame.h"
 #include "freeway.h"
@@ -624,7 +625,7 @@ FWT_TEST(create_checks_its_options_and_wakeup_ends_a_poll)
     FWT_ASSERT_INT_EQ(fw_consumer_create(&c, &o), -EINVAL);
     o.credit_bytes = 1 << 20;
     /* A token of another category. */
-    fw_position_t p = {0, 1, FIRST, 0};
+    fw_position_t p = {0, 1, fw_seg_first_block(strlen("other")), 0};
     fw_checkpoint_t cp = {.count = 1, .positions = &p};
     snprintf(cp.category, sizeof(cp.category), "other");
     fw_buf_t token = FW_BUF_INIT;
