@@ -219,6 +219,8 @@ FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -g -fno-omit-frame-pointer \
 FUZZ_LIB_SRCS := $(COMMON_SRCS) $(PROTO_SRCS) $(PROTO_GEN_C)
 FUZZ_LIB_OBJS := $(patsubst %.c,$(FB)/obj/%.o,$(FUZZ_LIB_SRCS))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FB)/%,$(FUZZ_SRCS))
+# fuzz_consumer also links the consumer's own files (nothing else of libfreeway).
+FUZZ_CONSUMER_OBJS := $(patsubst %.c,$(FB)/obj/%.o,$(wildcard client/consumer*.c))
 
 $(FB)/obj/%.o: %.c | $(PROTO_GEN_H)
 	@mkdir -p $(dir $@)
@@ -230,6 +232,8 @@ $(FB)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) $(ZK_LIBS) -lm
+
+$(FB)/fuzz_consumer: $(FUZZ_CONSUMER_OBJS)
 
 -include $(shell find $(FB)/obj -name '*.d' 2>/dev/null)
 
@@ -246,7 +250,7 @@ $(B)/tools/seedgen: $(B)/obj/tests/fuzz/seedgen.o $(LIB_PROTO) $(LIB_COMMON)
 
 # Only the corpora seedgen writes are replaced; hand-made ones (fuzz_http, fuzz_pbtext)
 # and regression inputs (regress-*) stay.
-SEEDGEN_TARGETS := fuzz_block fuzz_frame fuzz_segment fuzz_checkpoint
+SEEDGEN_TARGETS := fuzz_block fuzz_frame fuzz_segment fuzz_checkpoint fuzz_consumer
 fuzz-seeds: $(B)/tools/seedgen
 	$(Q)for t in $(SEEDGEN_TARGETS); do \
 		find tests/fuzz/corpus/$$t -type f ! -name 'regress-*' -delete 2>/dev/null; done
@@ -256,7 +260,7 @@ fuzz-seeds: $(B)/tools/seedgen
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory MODE=release build/release/bin/calligraphus \
-		build/release/bin/freeway
+		build/release/bin/ptail build/release/bin/freeway
 	$(Q)scripts/demo start
 
 demo-stop:

@@ -210,6 +210,7 @@ static int run(daemon_t *d)
         fprintf(stderr, "ptail: bad --zk %s: %s\n", o->zk, fw_strerror(rc));
         return rc;
     }
+    d->server.zk = &d->registry.zk;
     uv_signal_init(&d->loop, &d->sigterm);
     uv_signal_init(&d->loop, &d->sigint);
     d->sigterm.data = d->sigint.data = d;

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "stats.h"
+#include "zk.h"
 
 typedef struct pt_sub_s pt_sub_t;
 typedef struct pt_server_s pt_server_t;
@@ -31,6 +32,7 @@ struct pt_server_s {
     char root[1024];
     pt_limits_t limits;
     pt_stats_t *stats;
+    fw_zk_t *zk; /* the registry's session, to ask the catalog; NULL: files only */
     uv_tcp_t listener;
     char address[128]; /* as bound */
     pt_sub_t *subs;

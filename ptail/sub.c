@@ -323,6 +323,24 @@ static void on_category_event(uv_fs_event_t *h, const char *file, int events, in
     kick(sub, 0);
 }
 
+/* New bucket directories of an all-buckets subscription show up at once (and the tick polls). */
+static void watch_category(pt_sub_t *sub)
+{
+    if (!sub->all_buckets || sub->cat_watching || sub->closing)
+        return;
+    struct stat st;
+    if (stat(sub->cat_dir, &st) != 0)
+        return; /* not there yet: the tick looks again */
+    if (uv_fs_event_init(sub->server->loop, &sub->cat_watch) < 0)
+        return;
+    sub->cat_watch.data = sub;
+    sub->handles++;
+    if (uv_fs_event_start(&sub->cat_watch, on_category_event, sub->cat_dir, 0) == 0)
+        sub->cat_watching = 1;
+    else
+        uv_close((uv_handle_t *)&sub->cat_watch, on_handle_closed);
+}
+
 /* ---- checkpoints ------------------------------------------------------------------------- */
 
 static int put_checkpoint(pt_sub_t *sub, int64_t now)
@@ -586,6 +604,45 @@ static int place_cursors(pt_sub_t *sub, const Fwpb__SubscribeRequest *req)
     return 0;
 }
 
+static void start_subscription(pt_sub_t *sub, Fwpb__SubscribeRequest *req);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+/*
+ * A category with no directory under the root yet may still exist: created
+ * in ZooKeeper, with nothing written (a writer makes the directory with the
+ * first segment), or not copied yet. ZooKeeper's catalog decides; the
+ * subscription then waits for the buckets to appear.
+ */
+static void on_category_checked(fw_zk_t *zk, int rc, const struct Stat *stat, void *arg)
+{
+    (void)zk;
+    (void)stat;
+    pt_sub_t *sub = arg;
+    Fwpb__SubscribeRequest *req = sub->pending_req;
+    sub->pending_req = NULL;
+    if (--sub->handles == 0) {
+        fwpb__subscribe_request__free_unpacked(req, NULL);
+        free_sub(sub); /* it closed meanwhile */
+        return;
+    }
+    if (sub->closing) {
+        fwpb__subscribe_request__free_unpacked(req, NULL);
+        return;
+    }
+    if (rc != ZOK) {
+        refuse(sub, rc == ZNONODE ? FW_EUNKNOWN_CATEGORY : FW_ERETRY_LATER,
+               "no category '%s' in this ptail's root%s", req->category,
+               rc == ZNONODE ? " or in ZooKeeper" : ", and ZooKeeper cannot say (try again)");
+    } else {
+        fw_log_info(LOG, "%s: %s exists in ZooKeeper but has no files here yet", sub->peer,
+                    req->category);
+        start_subscription(sub, req);
+        uv_read_start((uv_stream_t *)&sub->tcp, on_alloc, on_read);
+    }
+    fwpb__subscribe_request__free_unpacked(req, NULL);
+}
+
 static void handle_subscribe(pt_sub_t *sub, const fw_frame_t *f)
 {
     Fwpb__SubscribeRequest *req = fwpb__subscribe_request__unpack(NULL, f->meta_len, f->meta);
@@ -607,12 +664,38 @@ static void handle_subscribe(pt_sub_t *sub, const fw_frame_t *f)
     }
     struct stat st;
     if (stat(sub->cat_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        refuse(sub, FW_EUNKNOWN_CATEGORY, "no category '%s' in this ptail's root", req->category);
-        goto out;
+        char path[FW_CATEGORY_MAX + 16];
+        snprintf(path, sizeof(path), "/categories/%s", req->category);
+        if (s->zk == NULL) {
+            refuse(sub, FW_EUNKNOWN_CATEGORY, "no category '%s' in this ptail's root",
+                   req->category);
+            goto out;
+        }
+        if (!fw_zk_connected(s->zk) ||
+            fw_zk_exists(s->zk, path, NULL, NULL, on_category_checked, sub) < 0) {
+            refuse(sub, FW_ERETRY_LATER,
+                   "no category '%s' in this ptail's root, and ZooKeeper cannot say (try again)",
+                   req->category);
+            goto out;
+        }
+        /* Nothing else from this consumer until the answer; the answer holds the subscription. */
+        uv_read_stop((uv_stream_t *)&sub->tcp);
+        sub->pending_req = req;
+        sub->handles++;
+        return;
     }
+    start_subscription(sub, req);
+out:
+    fwpb__subscribe_request__free_unpacked(req, NULL);
+}
+
+/* The subscription of an existing category: buckets, start, Subscribed, then streaming. */
+static void start_subscription(pt_sub_t *sub, Fwpb__SubscribeRequest *req)
+{
+    pt_server_t *s = sub->server;
     if (pt_stats_category(s->stats, sub->category, &sub->stats) < 0) {
         refuse(sub, -ENOMEM, "out of memory");
-        goto out;
+        return;
     }
     if (req->consumer_name != NULL && req->consumer_name[0] != '\0')
         snprintf(sub->name, sizeof(sub->name), "%.100s", req->consumer_name);
@@ -624,22 +707,22 @@ static void handle_subscribe(pt_sub_t *sub, const fw_frame_t *f)
             uint32_t id = req->buckets[i];
             if (id >= FW_BUCKETS_MAX) {
                 refuse(sub, FW_EBUCKET_RANGE, "bucket %u is out of range", id);
-                goto out;
+                return;
             }
             for (size_t j = 0; j < i; j++) {
                 if (req->buckets[j] == id) {
                     refuse(sub, FW_EPROTOCOL, "bucket %u is named twice", id);
-                    goto out;
+                    return;
                 }
             }
             if (add_bucket(sub, id, (uint32_t)i) == NULL) {
                 refuse(sub, -ENOMEM, "out of memory");
-                goto out;
+                return;
             }
         }
     }
     if (place_cursors(sub, req) < 0)
-        goto out;
+        return;
     sub->every_records =
         req->has_checkpoint_every_records ? req->checkpoint_every_records : DEFAULT_EVERY_RECORDS;
     sub->every_ms = req->has_checkpoint_every_ms ? req->checkpoint_every_ms : DEFAULT_EVERY_MS;
@@ -673,19 +756,10 @@ static void handle_subscribe(pt_sub_t *sub, const fw_frame_t *f)
     for (uint32_t i = 0; i < sub->nbuckets; i++)
         if (sub->buckets[i] != NULL)
             watch_bucket(sub, sub->buckets[i]);
-    if (sub->all_buckets && uv_fs_event_init(s->loop, &sub->cat_watch) == 0) {
-        sub->cat_watch.data = sub;
-        sub->handles++;
-        if (uv_fs_event_start(&sub->cat_watch, on_category_event, sub->cat_dir, 0) == 0)
-            sub->cat_watching = 1;
-        else
-            uv_close((uv_handle_t *)&sub->cat_watch, on_handle_closed);
-    }
+    watch_category(sub);
     fw_log_info(LOG, "%s: %s subscribed to %s (%zu buckets%s)", sub->peer, sub->name, sub->category,
                 ok.n_buckets, sub->all_buckets ? ", and any added later" : "");
     pump(sub);
-out:
-    fwpb__subscribe_request__free_unpacked(req, NULL);
 }
 
 /* ---- reading ------------------------------------------------------------------------------ */
@@ -828,8 +902,10 @@ void pt_sub_poll(pt_sub_t *sub)
 {
     if (!sub->subscribed || sub->closing)
         return;
-    if (sub->all_buckets)
+    if (sub->all_buckets) {
+        watch_category(sub);
         rescan_buckets(sub);
+    }
     int64_t wall = fw_clock_wall_ms();
     for (uint32_t i = 0; i < sub->nbuckets; i++) {
         pt_bucket_t *b = sub->buckets[i];

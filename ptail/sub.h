@@ -43,6 +43,8 @@ struct pt_sub_s {
     int handles; /* open uv handles of this subscription */
     int subscribed;
     int refused; /* an ERROR frame is on its way; the connection closes after it */
+    /* a SUBSCRIBE waiting for ZooKeeper to say whether its category exists */
+    struct Fwpb__SubscribeRequest *pending_req;
     /* the subscription */
     char category[FW_CATEGORY_MAX + 1];
     char cat_dir[1024];

@@ -390,3 +390,56 @@ FWT_TEST(a_growing_category_joins_the_stream_and_buckets_split_between_consumers
     fwt_cal_stop(&cal);
     fwt_zk_stop(&zk);
 }
+
+/* ---- a category with no files yet ------------------------------------------------------- */
+
+static int ptail_registered(void *arg)
+{
+    fwt_cal_t *pt = arg;
+    return fwt_file_contains(pt->log_path, "registered as");
+}
+
+FWT_TEST(a_category_with_no_files_yet_is_served_once_they_come)
+{
+    fwt_zk_t zk;
+    fwt_zk_start(&zk);
+    char spec[128], root[FWT_PATH_MAX];
+    snprintf(spec, sizeof(spec), "%s/freeway", zk.connect);
+    snprintf(root, sizeof(root), "%s/root", fwt_tmpdir_mem());
+    fwt_category_create(spec, "web", 2, NULL);
+    /* No writer yet: the category exists only in ZooKeeper. */
+    fwt_cal_t cal, pt;
+    fwt_ptail_start(&pt, "p1", spec, root, NULL);
+    /* Until its ZooKeeper session is up, ptail could only say "try again". */
+    fwt_wait_until(ptail_registered, &pt, 20000, "ptail to register in ZooKeeper");
+    lines_seen_t *seen = calloc(1, sizeof(*seen));
+    FWT_ASSERT(seen != NULL);
+    Fwpb__SubscribeRequest req = FWPB__SUBSCRIBE_REQUEST__INIT;
+    req.category = "web";
+    req.start = FWPB__START_KIND__START_LATEST; /* all of a category's first records are new */
+    fwt_stream_t st;
+    fwt_stream_open(&st, pt.address, &req, count_line, seen);
+    FWT_ASSERT_INT_EQ(fwt_stream_step(&st, 10000), 1);
+    FWT_ASSERT(st.subscribed);
+
+    fwt_cal_start(&cal, "w1", spec, root, NULL);
+    fwt_cal_wait_owns(&cal, 2, "the writer to own both buckets");
+    send_lines(spec, 0, 3000);
+    fwt_stream_until(&st, 3000, 20000);
+    FWT_ASSERT_UINT_EQ(seen->dups, 0);
+
+    /* A category in neither place is still refused. */
+    Fwpb__SubscribeRequest nosuch = FWPB__SUBSCRIBE_REQUEST__INIT;
+    nosuch.category = "nosuch";
+    fwt_stream_t bad;
+    fwt_stream_open(&bad, pt.address, &nosuch, NULL, NULL);
+    fw_frame_t f;
+    FWT_ASSERT_INT_EQ(fwt_wire_next(bad.fd, 10000, &bad.in, &f), 1);
+    FWT_ASSERT_INT_EQ(f.type, FW_FRAME_ERROR);
+    fwt_stream_close(&bad);
+    fwt_stream_close(&st);
+    free(seen);
+    fwt_cal_stop(&pt);
+    fwt_cal_stop(&cal);
+    fwt_zk_stop(&zk);
+}
