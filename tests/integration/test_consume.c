@@ -421,6 +421,69 @@ FWT_TEST(kill_9_of_ptail_mid_stream_loses_and_repeats_nothing)
     fabric_stop(&f);
 }
 
+/*
+ * A consumer moves between a ptail on the writer's root and a ptail on a
+ * copy of it (byte-identical segments, as the copier makes them) and back:
+ * the positions it resumes from mean the same on both, so it sees every
+ * record once. The copy is taken halfway (cp of the root, the copier's job
+ * until it exists), so the copy also lags, as a real one does.
+ */
+FWT_TEST(moving_between_a_root_and_its_copy_loses_and_repeats_nothing)
+{
+    fabric_t f;
+    fabric_start(&f, 0);
+    /* Fixed ports: the consumer's list must still name them after restarts. */
+    int ports[2];
+    fwt_free_ports(ports, 2);
+    char listen[2][64], addrs[160];
+    for (int i = 0; i < 2; i++)
+        snprintf(listen[i], sizeof(listen[i]), "127.0.0.1:%d", ports[i]);
+    snprintf(addrs, sizeof(addrs), "%s %s", listen[0], listen[1]);
+    const char *root_flags[] = {"--listen", listen[0], "--poll", "200ms", NULL};
+    fwt_ptail_start(&f.pt[0], "p1", f.spec, f.root, root_flags);
+    f.npt = 1;
+    send_lines(&f, 0, N / 2);
+    char copy[FWT_PATH_MAX + 8];
+    snprintf(copy, sizeof(copy), "%s/copy", fwt_tmpdir_mem());
+    char *cp[] = {"/bin/cp", "-a", f.root, copy, NULL};
+    FWT_ASSERT_INT_EQ(fwt_run(cp, 30000, NULL), 0);
+    send_lines(&f, N / 2, N / 2); /* the copy does not have these */
+
+    /* Both ptails in its list, the copy's not started yet: it begins on the root. */
+    sink_t s;
+    sink_init(&s);
+    consumer_open(&s, &f, addrs, FW_START_EARLIEST, NULL, 0, 64 << 10);
+    s.stop_at = N / 4;
+    consume_until(&s, N);
+    FWT_ASSERT(fwt_cal_metric(&f.pt[0], "freeway_ptail_subscribers") == 1);
+
+    /* The root's ptail dies: the consumer goes on from the copy, up to its end. */
+    const char *copy_flags[] = {"--listen", listen[1], "--poll", "200ms", NULL};
+    fwt_ptail_start(&f.pt[1], "p2", f.spec, copy, copy_flags);
+    f.npt = 2;
+    fwt_cal_kill(&f.pt[0]);
+    s.stop_at = N / 2;
+    consume_until(&s, N);
+    FWT_ASSERT_UINT_EQ(s.records, N / 2);
+    FWT_ASSERT(fwt_cal_metric(&f.pt[1], "freeway_ptail_subscribers") == 1);
+
+    /* And back: the copy's ptail dies, the root's is up again, the rest comes from there. */
+    fwt_cal_restart(&f.pt[0]);
+    fwt_cal_kill(&f.pt[1]);
+    s.stop_at = 0;
+    consume_until(&s, N);
+    assert_clean(&s, "the consumer");
+    FWT_ASSERT_UINT_EQ(s.unique, N);
+    fw_consumer_stats_t cs;
+    fw_consumer_stats(s.c, &cs);
+    FWT_ASSERT_INT_OP(cs.subscriptions, >=, 3);
+    printf("%llu subscriptions over a root and its copy, %llu records skipped on resume\n",
+           (unsigned long long)cs.subscriptions, (unsigned long long)cs.records_skipped);
+    FWT_ASSERT_OK(fw_consumer_close(s.c));
+    sink_free(&s);
+    fabric_stop(&f);
+}
+
 /* The stored lines of one bucket, for a subset check. */
 typedef struct bucket_lines_s {
     uint8_t *in_bucket; /* 1 if the line is stored in a wanted bucket */
