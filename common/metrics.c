@@ -3,6 +3,7 @@
  * family and series it registered; knows nothing of how the text is served.
  */
 #include "metrics.h"
+#include "utf8.h"
 
 #include "log.h"
 
@@ -126,41 +127,11 @@ static int valid_label_name(const char *name)
 
 /* The exposition format is UTF-8; one bad byte would make a scraper reject
  * the whole page, so text is checked when it is registered. */
+/* Text of at most max_len bytes, and UTF-8, as the exposition format requires. */
 static int valid_utf8(const char *s, size_t max_len)
 {
-    const unsigned char *p = (const unsigned char *)s;
     size_t len = strlen(s);
-    if (len > max_len)
-        return 0;
-    for (size_t i = 0; i < len;) {
-        unsigned c = p[i];
-        size_t n;
-        unsigned min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            n = 1, min = 0x80, c &= 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            n = 2, min = 0x800, c &= 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            n = 3, min = 0x10000, c &= 0x07;
-        } else {
-            return 0;
-        }
-        if (len - i - 1 < n)
-            return 0;
-        for (size_t k = 1; k <= n; k++) {
-            if ((p[i + k] & 0xC0) != 0x80)
-                return 0;
-            c = (c << 6) | (p[i + k] & 0x3F);
-        }
-        /* Overlong forms, surrogates and values past U+10FFFF are invalid. */
-        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-            return 0;
-        i += n + 1;
-    }
-    return 1;
+    return len <= max_len && fw_utf8_valid(s, len);
 }
 
 /* Appends s escaped as the format requires: \ and newline always, " inside

@@ -140,33 +140,6 @@ static double seconds_since(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-/* -c CATEGORY / -cCATEGORY become --category: the option tables know long names only. */
-static char **translate_short(int argc, char **argv, char **spare)
-{
-    char **out = calloc((size_t)argc + 1, sizeof(*out));
-    if (out == NULL)
-        return NULL;
-    *spare = NULL;
-    for (int i = 0; i < argc; i++) {
-        out[i] = argv[i];
-        if (strcmp(argv[i], "--") == 0) {
-            for (i++; i < argc; i++)
-                out[i] = argv[i];
-            break;
-        }
-        if (strcmp(argv[i], "-c") == 0) {
-            out[i] = "--category";
-        } else if (strncmp(argv[i], "-c", 2) == 0 && *spare == NULL) {
-            size_t n = strlen(argv[i]) + sizeof("--category=");
-            if ((*spare = malloc(n)) != NULL) {
-                snprintf(*spare, n, "--category=%s", argv[i] + 2);
-                out[i] = *spare;
-            }
-        }
-    }
-    return out;
-}
-
 static int parse_key_sep(const char *text, int *sep)
 {
     *sep = -1;
@@ -296,7 +269,7 @@ int fw_cli_send(int argc, char **argv)
     char **rest;
     int nrest;
     char *spare = NULL;
-    char **args = translate_short(argc, argv, &spare);
+    char **args = fw_cli_short_category(argc, argv, &spare);
     if (args == NULL) {
         fprintf(stderr, "freeway send: out of memory\n");
         return 1;

@@ -7,6 +7,7 @@
  * after stdout was flushed. The last token is printed on stderr at exit.
  */
 #include "cli.h"
+#include "utf8.h"
 
 #include "checkpoint.h"
 #include "clock.h"
@@ -127,44 +128,6 @@ static void usage(FILE *out)
 
 /* ---- output ---------------------------------------------------------------------------------- */
 
-/* 1 if s[0..len) is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
-static int utf8_valid(const uint8_t *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        uint8_t b = s[i];
-        size_t n;
-        uint32_t cp;
-        if (b < 0x80) {
-            i++;
-            continue;
-        } else if ((b & 0xe0) == 0xc0) {
-            n = 2;
-            cp = b & 0x1f;
-        } else if ((b & 0xf0) == 0xe0) {
-            n = 3;
-            cp = b & 0x0f;
-        } else if ((b & 0xf8) == 0xf0) {
-            n = 4;
-            cp = b & 0x07;
-        } else {
-            return 0;
-        }
-        if (len - i < n)
-            return 0;
-        for (size_t k = 1; k < n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += n;
-    }
-    return 1;
-}
-
 /* A JSON string (quotes included) of UTF-8 text. */
 static void json_string(FILE *out, const uint8_t *s, size_t len)
 {
@@ -206,7 +169,7 @@ static void json_string(FILE *out, const uint8_t *s, size_t len)
 /* "name":"text", or "name_base64":"..." for bytes that are not UTF-8 (JSON strings are text). */
 static void json_bytes(FILE *out, const char *name, const void *p, size_t len)
 {
-    if (utf8_valid(p, len)) {
+    if (fw_utf8_valid(p, len)) {
         fprintf(out, "\"%s\":", name);
         json_string(out, p, len);
         return;
