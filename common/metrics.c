@@ -551,6 +551,54 @@ out:
     return rc;
 }
 
+int fw_metrics_remove(fw_metrics_t *reg, const char *name, ...)
+{
+    fw_buf_t key = FW_BUF_INIT;
+    int rc = 0;
+    va_list ap;
+    va_start(ap, name);
+    for (;;) {
+        const char *label = va_arg(ap, const char *);
+        if (label == NULL)
+            break;
+        const char *value = va_arg(ap, const char *);
+        if (value == NULL || (rc = fw_buf_append(&key, value, strlen(value) + 1)) < 0)
+            break;
+    }
+    va_end(ap);
+    if (rc < 0 || name == NULL) {
+        fw_buf_free(&key);
+        return rc < 0 ? rc : -EINVAL;
+    }
+    uint64_t hash = series_hash(name, (const char *)key.data, key.len);
+    pthread_mutex_lock(&reg->mu);
+    struct family *f = family_find(reg, name);
+    struct series *s =
+        f != NULL ? series_find(reg, f, hash, (const char *)key.data, key.len) : NULL;
+    if (s == NULL) {
+        rc = -ENOENT;
+    } else {
+        struct series **link = &reg->table[hash & (reg->table_size - 1)];
+        while (*link != s)
+            link = &(*link)->hnext;
+        *link = s->hnext;
+        struct series *prev = NULL;
+        for (struct series *t = f->first; t != s; t = t->next)
+            prev = t;
+        if (prev != NULL)
+            prev->next = s->next;
+        else
+            f->first = s->next;
+        if (f->last == s)
+            f->last = prev;
+        reg->nseries--;
+        free(s);
+    }
+    pthread_mutex_unlock(&reg->mu);
+    fw_buf_free(&key);
+    return rc;
+}
+
 int fw_metrics_counter(fw_metrics_t *reg, fw_metric_counter_t **out, const char *name,
                        const char *help, ...)
 {

@@ -109,6 +109,15 @@ int fw_metrics_counter_fn(fw_metrics_t *reg, const char *name, const char *help,
                           fw_metric_read_cb read, void *arg, ...) FW_METRICS_SENTINEL;
 
 /*
+ * Removes the series of metric `name` with the given label values (name/
+ * value pairs ended by NULL, as at registration), e.g. a departed
+ * consumer's lag. Any handle to it is invalid afterwards: only for series
+ * whose owners look them up each time rather than keep the handle. The
+ * family stays (an empty one renders nothing). 0, -ENOENT, -EINVAL, -ENOMEM.
+ */
+int fw_metrics_remove(fw_metrics_t *reg, const char *name, ...) FW_METRICS_SENTINEL;
+
+/*
  * Registers freeway_log_messages_total{level="warn"|"error"}: the lines this
  * process logged at those levels (fw_log_count), a cheap alarm for any daemon.
  */

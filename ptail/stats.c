@@ -51,3 +51,13 @@ void pt_stats_lag(pt_stats_t *s, const char *category, uint32_t bucket, const ch
                          "category", category, "bucket", b, "consumer", consumer, NULL) == 0)
         fw_metric_set(g, seconds);
 }
+
+void pt_stats_lag_remove(pt_stats_t *s, const char *category, uint32_t bucket, const char *consumer)
+{
+    char b[16];
+    snprintf(b, sizeof(b), "%u", bucket);
+    fw_metrics_remove(s->reg, "freeway_ptail_lag_bytes", "category", category, "bucket", b,
+                      "consumer", consumer, NULL);
+    fw_metrics_remove(s->reg, "freeway_ptail_lag_seconds", "category", category, "bucket", b,
+                      "consumer", consumer, NULL);
+}

@@ -27,5 +27,13 @@ int pt_stats_category(pt_stats_t *s, const char *category, pt_cat_stats_t *out);
 /* Sets a bucket's lag for one consumer: bytes stored after its position, and seconds. */
 void pt_stats_lag(pt_stats_t *s, const char *category, uint32_t bucket, const char *consumer,
                   double bytes, double seconds);
+/*
+ * Drops a departed consumer's lag series, so they neither linger with stale
+ * values nor pile up (unnamed consumers are named by their address). A
+ * subscription still streaming under the same name sets them again at the
+ * next tick: pt_stats_lag looks the series up each time, holding no handle.
+ */
+void pt_stats_lag_remove(pt_stats_t *s, const char *category, uint32_t bucket,
+                         const char *consumer);
 
 #endif

@@ -34,9 +34,13 @@ static void free_sub(pt_sub_t *sub)
 {
     pt_server_t *s = sub->server;
     for (uint32_t i = 0; i < sub->nbuckets; i++) {
-        if (sub->buckets[i] != NULL)
-            pt_cursor_close(&sub->buckets[i]->cur);
-        free(sub->buckets[i]);
+        pt_bucket_t *b = sub->buckets[i];
+        if (b == NULL)
+            continue;
+        if (b->lag_reported)
+            pt_stats_lag_remove(s->stats, sub->category, b->cur.bucket, sub->name);
+        pt_cursor_close(&b->cur);
+        free(b);
     }
     free(sub->buckets);
     fw_checkpoint_free(&sub->start_cp);
@@ -918,6 +922,7 @@ void pt_sub_poll(pt_sub_t *sub)
                              ? (double)(wall - b->last_ts) / 1000.0
                              : 0;
         pt_stats_lag(sub->server->stats, sub->category, b->cur.bucket, sub->name, bytes, seconds);
+        b->lag_reported = 1;
     }
     pump(sub);
 }

@@ -27,8 +27,9 @@ typedef struct pt_bucket_s {
     pt_cursor_t cur;
     uv_fs_event_t watch;
     int watching;
-    int caught_up;   /* the last read found nothing new */
-    int64_t last_ts; /* newest record timestamp sent, for lag */
+    int caught_up;    /* the last read found nothing new */
+    int64_t last_ts;  /* newest record timestamp sent, for lag */
+    int lag_reported; /* its lag series exist (removed when the subscription ends) */
     pt_sub_t *sub;
 } pt_bucket_t;
 

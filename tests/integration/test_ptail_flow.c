@@ -58,6 +58,18 @@ static void produce(const char *spec)
     FWT_ASSERT_OK(fw_producer_close(p, 10000));
 }
 
+#define SLOW_LAG "freeway_ptail_lag_bytes{category=\"big\",bucket=\"0\",consumer=\"slow\"}"
+
+static int slow_lag_shows(void *arg)
+{
+    return fwt_cal_metric(arg, SLOW_LAG) > 0;
+}
+
+static int no_subscribers(void *arg)
+{
+    return fwt_cal_metric(arg, "freeway_ptail_subscribers") == 0;
+}
+
 FWT_TEST(a_slow_consumer_slows_only_itself_and_memory_stays_bounded)
 {
     fwt_zk_t zk;
@@ -80,14 +92,17 @@ FWT_TEST(a_slow_consumer_slows_only_itself_and_memory_stays_bounded)
 
     /* Plenty of credit, but it never reads: its bytes pile up in ptail, or must not. */
     req.initial_credit_bytes = 1ull << 30;
+    req.consumer_name = "stuck";
     fwt_stream_t stuck;
     fwt_stream_open(&stuck, pt.address, &req, NULL, NULL);
     /* Little credit, read as it comes. */
     req.initial_credit_bytes = SMALL_CREDIT;
+    req.consumer_name = "slow";
     fwt_stream_t slow;
     fwt_stream_open(&slow, pt.address, &req, NULL, NULL);
     /* The one that keeps up gets everything while the other two hold back. */
     req.initial_credit_bytes = 4u << 20;
+    req.consumer_name = "fast";
     fwt_stream_t fast;
     fwt_stream_open(&fast, pt.address, &req, NULL, NULL);
     while (fast.records < RECORDS) {
@@ -117,14 +132,26 @@ FWT_TEST(a_slow_consumer_slows_only_itself_and_memory_stays_bounded)
            rss_before, rss_after, RECORDS * VALUE_SIZE >> 20);
     FWT_ASSERT(rss_after - rss_before < 24 * 1024);
 
+    /* The lag metrics tell them apart (ptail refreshes them every --poll, 1 s). */
+    fwt_wait_until(slow_lag_shows, &pt, 10000, "ptail to report the slow consumer's lag");
+    FWT_ASSERT(fwt_cal_metric(&pt, "freeway_ptail_subscribers") == 3);
+    const char *fast0 = "freeway_ptail_lag_bytes{category=\"big\",bucket=\"0\",consumer=\"fast\"}";
+    FWT_ASSERT(fwt_cal_metric(&pt, fast0) == 0);
+
     /* Credit given, the slow one catches up; then the stuck one reads, and has it all. */
     fwt_stream_credit(&slow, 1ull << 30);
     fwt_stream_until(&slow, RECORDS, 10000);
     fwt_stream_until(&stuck, RECORDS, 10000);
     FWT_ASSERT_UINT_EQ(fast.gaps + slow.gaps + stuck.gaps, 0);
+    FWT_ASSERT(fwt_cal_metric(&pt, "freeway_ptail_records_sent_total{category=\"big\"}") >=
+               3.0 * RECORDS);
     fwt_stream_close(&stuck);
     fwt_stream_close(&slow);
     fwt_stream_close(&fast);
+    /* Departed consumers leave no lag series behind. */
+    fwt_wait_until(no_subscribers, &pt, 10000, "ptail to see the consumers go");
+    FWT_ASSERT(fwt_cal_metric(&pt, SLOW_LAG) < 0);
+    FWT_ASSERT(fwt_cal_metric(&pt, fast0) < 0);
     fwt_cal_stop(&pt);
     fwt_cal_stop(&cal);
     fwt_zk_stop(&zk);

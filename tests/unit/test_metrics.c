@@ -68,6 +68,46 @@ FWT_TEST(counter_and_gauge_render_exactly)
                                    "freeway_test_open_segments 9.5\n");
 }
 
+FWT_TEST(a_removed_series_is_gone_and_can_come_back)
+{
+    fw_metrics_t *reg = new_reg();
+    const char *name = "freeway_test_lag_bytes";
+    const char *help = "Lag.";
+    fw_metric_gauge_t *g;
+    for (int i = 0; i < 200; i++) { /* enough to grow the hash table */
+        char c[16];
+        snprintf(c, sizeof(c), "c%d", i);
+        FWT_ASSERT_OK(fw_metrics_gauge(reg, &g, name, help, "consumer", c, NULL));
+        fw_metric_set(g, i);
+    }
+    FWT_ASSERT_UINT_EQ(fw_metrics_series_count(reg), 200);
+    /* The first, one in the middle and the last of the family's list. */
+    FWT_ASSERT_OK(fw_metrics_remove(reg, name, "consumer", "c0", NULL));
+    FWT_ASSERT_OK(fw_metrics_remove(reg, name, "consumer", "c100", NULL));
+    FWT_ASSERT_OK(fw_metrics_remove(reg, name, "consumer", "c199", NULL));
+    FWT_ASSERT_INT_EQ(fw_metrics_remove(reg, name, "consumer", "c100", NULL), -ENOENT);
+    FWT_ASSERT_INT_EQ(fw_metrics_remove(reg, "freeway_test_nothing", NULL), -ENOENT);
+    FWT_ASSERT_UINT_EQ(fw_metrics_series_count(reg), 197);
+    char *text = render(reg);
+    FWT_ASSERT(strstr(text, "consumer=\"c0\"") == NULL);
+    FWT_ASSERT(strstr(text, "consumer=\"c100\"") == NULL);
+    FWT_ASSERT(strstr(text, "consumer=\"c199\"") == NULL);
+    FWT_ASSERT(strstr(text, "freeway_test_lag_bytes{consumer=\"c1\"} 1\n") != NULL);
+    FWT_ASSERT(strstr(text, "freeway_test_lag_bytes{consumer=\"c198\"} 198\n") != NULL);
+    /* Registered again, it starts from zero, at the end of the family. */
+    FWT_ASSERT_OK(fw_metrics_gauge(reg, &g, name, help, "consumer", "c100", NULL));
+    FWT_ASSERT(fw_metric_gauge_get(g) == 0);
+    text = render(reg);
+    FWT_ASSERT(strstr(text, "freeway_test_lag_bytes{consumer=\"c100\"} 0\n") != NULL);
+    /* Removing every series leaves an empty family, which renders nothing. */
+    for (int i = 1; i < 199; i++) {
+        char c[16];
+        snprintf(c, sizeof(c), "c%d", i);
+        FWT_ASSERT_OK(fw_metrics_remove(reg, name, "consumer", c, NULL));
+    }
+    FWT_ASSERT_STR_EQ(render(reg), "");
+}
+
 FWT_TEST(gauge_values_use_the_shortest_exact_form)
 {
     static const struct {
