@@ -1,6 +1,7 @@
 /* Starting, stopping and observing calligraphus in tests (see fwt_cal.h). */
 #include "fwt_cal.h"
 
+#include "fwt_root.h"
 #include "fwtest.h"
 
 #include <arpa/inet.h>
@@ -252,4 +253,38 @@ int fwt_send_wait(fwt_proc_t *p, int timeout_ms)
     return WIFEXITED(status)     ? WEXITSTATUS(status)
            : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
                                  : -1;
+}
+
+void fwt_send_lines_spawn(fwt_proc_t *p, const char *zk, const char *category, uint64_t first,
+                          uint64_t n, int nkeys, const char *const *extra, char *log, size_t cap)
+{
+    static int serial;
+    char input[FWT_PATH_MAX];
+    serial++;
+    snprintf(input, sizeof(input), "%.*s/lines-%d-%llu", FWT_PATH_MAX - 64, fwt_tmpdir(), serial,
+             (unsigned long long)first);
+    snprintf(log, cap, "%.*s/send-%d-%llu.log", FWT_PATH_MAX - 64, fwt_tmpdir(), serial,
+             (unsigned long long)first);
+    FILE *f = fopen(input, "w");
+    FWT_ASSERT(f != NULL);
+    fwt_lines_write(f, first, n, nkeys);
+    fclose(f);
+    fwt_send_spawn(p, zk, category, input, log, extra);
+}
+
+void fwt_send_wait_ok(fwt_proc_t *p, const char *log)
+{
+    int rc = fwt_send_wait(p, 120000);
+    char tail[2048];
+    if (rc != 0)
+        FWT_FAIL("freeway send exited %d:\n%s", rc, fwt_file_tail(log, 20, tail, sizeof(tail)));
+}
+
+void fwt_send_lines(const char *zk, const char *category, uint64_t first, uint64_t n, int nkeys,
+                    const char *const *extra)
+{
+    fwt_proc_t p;
+    char log[FWT_PATH_MAX];
+    fwt_send_lines_spawn(&p, zk, category, first, n, nkeys, extra, log, sizeof(log));
+    fwt_send_wait_ok(&p, log);
 }

@@ -7,6 +7,9 @@
 #ifndef FWT_CAL_H
 #define FWT_CAL_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "fwt_proc.h"
 
 typedef struct fwt_cal_s {
@@ -72,5 +75,18 @@ void fwt_send_spawn(fwt_proc_t *p, const char *zk, const char *category, const c
 
 /* Waits up to timeout_ms for a `freeway send` to exit: its exit code, 128 + a signal, or -1. */
 int fwt_send_wait(fwt_proc_t *p, int timeout_ms);
+
+/*
+ * Writes the numbered lines [first, first + n) over nkeys keys (fwt_lines_write)
+ * to a file in the test's temp dir and starts `freeway send` on it, plus
+ * extra flags; the send's log path goes to log. Returns at once.
+ */
+void fwt_send_lines_spawn(fwt_proc_t *p, const char *zk, const char *category, uint64_t first,
+                          uint64_t n, int nkeys, const char *const *extra, char *log, size_t cap);
+/* Fails the test, with the end of the send's log, unless it exits 0 within 120 s. */
+void fwt_send_wait_ok(fwt_proc_t *p, const char *log);
+/* fwt_send_lines_spawn, then fwt_send_wait_ok. */
+void fwt_send_lines(const char *zk, const char *category, uint64_t first, uint64_t n, int nkeys,
+                    const char *const *extra);
 
 #endif

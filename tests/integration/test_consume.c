@@ -68,38 +68,20 @@ static void fabric_stop(fabric_t *f)
     fwt_zk_stop(&f->zk);
 }
 
+/* Small raw blocks: many blocks and checkpoints, and segments that roll. */
+static const char *send_flags[] = {"--batch-bytes", "8K", "--codec", "none", NULL};
+
 /* Starts `freeway send` with lines [first, first + count); returns at once. */
 static void send_spawn(fabric_t *f, fwt_proc_t *send, uint64_t first, uint64_t count, char *log,
                        size_t cap)
 {
-    char input[FWT_PATH_MAX];
-    snprintf(input, sizeof(input), "%s/lines-%llu", fwt_tmpdir(), (unsigned long long)first);
-    snprintf(log, cap, "%s/send-%llu.log", fwt_tmpdir(), (unsigned long long)first);
-    FILE *in = fopen(input, "w");
-    FWT_ASSERT(in != NULL);
-    fwt_lines_write(in, first, count, KEYS);
-    fclose(in);
-    /* Small raw blocks: many blocks and checkpoints, and segments that roll. */
-    const char *flags[] = {"--batch-bytes", "8K", "--codec", "none", NULL};
-    fwt_send_spawn(send, f->spec, "web", input, log, flags);
-}
-
-/* Fails the test unless the send exits 0 within 120 s. */
-static void send_wait(fwt_proc_t *send, const char *log)
-{
-    int rc = fwt_send_wait(send, 120000);
-    char tail[2048];
-    if (rc != 0)
-        FWT_FAIL("freeway send exited %d:\n%s", rc, fwt_file_tail(log, 20, tail, sizeof(tail)));
+    fwt_send_lines_spawn(send, f->spec, "web", first, count, KEYS, send_flags, log, cap);
 }
 
 /* Sends lines [first, first + count) and returns once `freeway send` has exited 0. */
 static void send_lines(fabric_t *f, uint64_t first, uint64_t count)
 {
-    fwt_proc_t send;
-    char log[FWT_PATH_MAX];
-    send_spawn(f, &send, first, count, log, sizeof(log));
-    send_wait(&send, log);
+    fwt_send_lines(f->spec, "web", first, count, KEYS, send_flags);
 }
 
 /* ---- a consumer and what it saw -------------------------------------------------------------- */
@@ -821,7 +803,7 @@ FWT_TEST(tail_moves_to_a_second_ptail_when_its_ptail_dies)
     int victim = fwt_cal_metric(&f.pt[0], "freeway_ptail_subscribers") == 1 ? 0 : 1;
     FWT_ASSERT(fwt_cal_metric(&f.pt[victim], "freeway_ptail_subscribers") == 1);
     fwt_cal_kill(&f.pt[victim]);
-    send_wait(&send, send_log);
+    fwt_send_wait_ok(&send, send_log);
     w.want = N;
     fwt_wait_until(tail_has, &w, 60000, "tail to print every line");
     FWT_ASSERT(fwt_cal_metric(&f.pt[1 - victim], "freeway_ptail_subscribers") == 1);

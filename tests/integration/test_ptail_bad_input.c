@@ -136,20 +136,6 @@ static void bystander_read(bystander_t *b, uint64_t until)
     }
 }
 
-static void send_lines(const char *spec, uint64_t first, uint64_t n)
-{
-    char input[FWT_PATH_MAX], log[FWT_PATH_MAX];
-    snprintf(input, sizeof(input), "%s/lines-%llu", fwt_tmpdir(), (unsigned long long)first);
-    snprintf(log, sizeof(log), "%s/send-%llu.log", fwt_tmpdir(), (unsigned long long)first);
-    FILE *f = fopen(input, "w");
-    FWT_ASSERT(f != NULL);
-    fwt_lines_write(f, first, n, 8);
-    fclose(f);
-    fwt_proc_t send;
-    fwt_send_spawn(&send, spec, "web", input, log, NULL);
-    FWT_ASSERT_INT_EQ(fwt_send_wait(&send, 60000), 0);
-}
-
 FWT_TEST(bad_subscriptions_get_clear_errors_and_close_only_their_connection)
 {
     fwt_zk_t zk;
@@ -162,7 +148,7 @@ FWT_TEST(bad_subscriptions_get_clear_errors_and_close_only_their_connection)
     fwt_cal_start(&cal, "w1", spec, root, NULL);
     fwt_cal_wait_owns(&cal, 4, "the writer to own every bucket");
     fwt_ptail_start(&pt, "p1", spec, root, NULL);
-    send_lines(spec, 0, LINES);
+    fwt_send_lines(spec, "web", 0, LINES, 8, NULL);
 
     bystander_t *by = calloc(1, sizeof(*by));
     FWT_ASSERT(by != NULL);
@@ -321,7 +307,7 @@ FWT_TEST(bad_subscriptions_get_clear_errors_and_close_only_their_connection)
     fw_buf_free(&token);
 
     /* The bystander never noticed: the rest of the records, and new ones, arrive once each. */
-    send_lines(spec, LINES, LINES);
+    fwt_send_lines(spec, "web", LINES, LINES, 8, NULL);
     bystander_read(by, 2 * LINES);
     for (int i = 0; i < 2 * LINES; i++)
         FWT_ASSERT_INT_EQ(by->seen[i], 1);

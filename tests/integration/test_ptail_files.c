@@ -165,20 +165,6 @@ static void count_line(fwt_stream_t *s, const fw_position_t *pos, const fw_recor
         l->dups++;
 }
 
-static void send_lines(const char *spec, uint64_t first, uint64_t n)
-{
-    char input[FWT_PATH_MAX], log[FWT_PATH_MAX];
-    snprintf(input, sizeof(input), "%s/lines-%llu", fwt_tmpdir(), (unsigned long long)first);
-    snprintf(log, sizeof(log), "%s/send-%llu.log", fwt_tmpdir(), (unsigned long long)first);
-    FILE *f = fopen(input, "w");
-    FWT_ASSERT(f != NULL);
-    fwt_lines_write(f, first, n, 64);
-    fclose(f);
-    fwt_proc_t send;
-    fwt_send_spawn(&send, spec, "web", input, log, NULL);
-    FWT_ASSERT_INT_EQ(fwt_send_wait(&send, 60000), 0);
-}
-
 /* The newest segment file of a bucket directory. */
 static void newest_segment(const char *dir, char *out, size_t n)
 {
@@ -205,7 +191,7 @@ FWT_TEST(a_torn_tail_waits_for_the_writers_recovery)
     /* A short damage grace: the torn tail must hold the stream even so. */
     const char *pt_flags[] = {"--damage-grace", "100ms", NULL};
     fwt_ptail_start(&pt, "p1", spec, root, pt_flags);
-    send_lines(spec, 0, 2000);
+    fwt_send_lines(spec, "web", 0, 2000, 64, NULL);
     lines_seen_t *seen = calloc(1, sizeof(*seen));
     FWT_ASSERT(seen != NULL);
     Fwpb__SubscribeRequest req = FWPB__SUBSCRIBE_REQUEST__INIT;
@@ -239,7 +225,7 @@ FWT_TEST(a_torn_tail_waits_for_the_writers_recovery)
     /* Recovery cuts the torn tail and seals; the stream goes on with new records, once each. */
     fwt_cal_restart(&cal);
     fwt_cal_wait_owns(&cal, 1, "the restarted writer to own the bucket");
-    send_lines(spec, 2000, 2000);
+    fwt_send_lines(spec, "web", 2000, 2000, 64, NULL);
     fwt_stream_until(&st, 4000, 20000);
     FWT_ASSERT_UINT_EQ(st.gaps, 0);
     FWT_ASSERT_UINT_EQ(seen->dups, 0);
@@ -335,7 +321,7 @@ FWT_TEST(a_growing_category_joins_the_stream_and_buckets_split_between_consumers
     fwt_cal_start(&cal, "w1", spec, root, NULL);
     fwt_cal_wait_owns(&cal, 2, "the writer to own both buckets");
     fwt_ptail_start(&pt, "p1", spec, root, NULL);
-    send_lines(spec, 0, 2000);
+    fwt_send_lines(spec, "web", 0, 2000, 64, NULL);
 
     by_bucket_t *all = calloc(1, sizeof(*all)), *split = calloc(1, sizeof(*split));
     FWT_ASSERT(all != NULL && split != NULL);
@@ -357,7 +343,7 @@ FWT_TEST(a_growing_category_joins_the_stream_and_buckets_split_between_consumers
                     NULL};
     FWT_ASSERT_INT_EQ(fwt_run(grow, 20000, NULL), 0);
     fwt_cal_wait_owns(&cal, 4, "the writer to own the new buckets");
-    send_lines(spec, 2000, 2000);
+    fwt_send_lines(spec, "web", 2000, 2000, 64, NULL);
     fwt_stream_until(&st, 4000, 20000);
     FWT_ASSERT_UINT_EQ(all->lines.dups, 0);
     FWT_ASSERT(all->per_bucket[2] > 0 && all->per_bucket[3] > 0);
@@ -424,7 +410,7 @@ FWT_TEST(a_category_with_no_files_yet_is_served_once_they_come)
 
     fwt_cal_start(&cal, "w1", spec, root, NULL);
     fwt_cal_wait_owns(&cal, 2, "the writer to own both buckets");
-    send_lines(spec, 0, 3000);
+    fwt_send_lines(spec, "web", 0, 3000, 64, NULL);
     fwt_stream_until(&st, 3000, 20000);
     FWT_ASSERT_UINT_EQ(seen->dups, 0);
 
