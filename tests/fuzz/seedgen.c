@@ -179,6 +179,155 @@ static void seeds_checkpoint(void)
     fw_buf_free(&text);
 }
 
+/* ---- fuzz_consumer: two option bytes (see fuzz_consumer.c), then ptail's frames ---------- */
+
+static void stream_frame(fw_buf_t *out, Fwpb__StreamMessage *sm, const fw_buf_t *body)
+{
+    check(fw_frame_append(out, FW_FRAME_STREAM, &sm->base, body ? body->data : NULL,
+                          body ? body->len : 0, 0),
+          "frame");
+}
+
+static void put_subscribed(fw_buf_t *out, const uint32_t *buckets, size_t n)
+{
+    Fwpb__Subscribed s = FWPB__SUBSCRIBED__INIT;
+    s.bucket_count = 8;
+    s.n_buckets = n;
+    s.buckets = (uint32_t *)buckets;
+    Fwpb__StreamMessage sm = FWPB__STREAM_MESSAGE__INIT;
+    sm.kind_case = FWPB__STREAM_MESSAGE__KIND_SUBSCRIBED;
+    sm.subscribed = &s;
+    stream_frame(out, &sm, NULL);
+}
+
+static void put_records(fw_buf_t *out, uint32_t bucket, uint64_t seg, uint64_t offset,
+                        uint32_t first, const fw_buf_t *blk)
+{
+    Fwpb__Records r = FWPB__RECORDS__INIT;
+    r.bucket = bucket;
+    r.segment_id = seg;
+    r.offset = offset;
+    r.has_first_record = first != 0;
+    r.first_record = first;
+    Fwpb__StreamMessage sm = FWPB__STREAM_MESSAGE__INIT;
+    sm.kind_case = FWPB__STREAM_MESSAGE__KIND_RECORDS;
+    sm.records = &r;
+    stream_frame(out, &sm, blk);
+}
+
+static void put_checkpoint(fw_buf_t *out, fw_position_t *pos, uint32_t n)
+{
+    fw_checkpoint_t cp = {"web_clicks", n, pos};
+    fw_buf_t tok = FW_BUF_INIT;
+    check(fw_checkpoint_encode(&cp, &tok), "token");
+    Fwpb__Checkpoint m = FWPB__CHECKPOINT__INIT;
+    m.token.data = tok.data;
+    m.token.len = tok.len;
+    Fwpb__StreamMessage sm = FWPB__STREAM_MESSAGE__INIT;
+    sm.kind_case = FWPB__STREAM_MESSAGE__KIND_CHECKPOINT;
+    sm.checkpoint = &m;
+    stream_frame(out, &sm, NULL);
+    fw_buf_free(&tok);
+}
+
+static void put_gap(fw_buf_t *out, uint32_t bucket, uint64_t from_seg, uint64_t from_off,
+                    uint64_t to_seg, uint64_t to_off)
+{
+    Fwpb__Position from = FWPB__POSITION__INIT, to = FWPB__POSITION__INIT;
+    from.bucket = to.bucket = bucket;
+    from.segment_id = from_seg;
+    from.offset = from_off;
+    to.segment_id = to_seg;
+    to.offset = to_off;
+    Fwpb__Gap g = FWPB__GAP__INIT;
+    g.bucket = bucket;
+    g.from = &from;
+    g.to = &to;
+    g.reason = "deleted by retention";
+    Fwpb__StreamMessage sm = FWPB__STREAM_MESSAGE__INIT;
+    sm.kind_case = FWPB__STREAM_MESSAGE__KIND_GAP;
+    sm.gap = &g;
+    stream_frame(out, &sm, NULL);
+}
+
+/* An error: in a StreamMessage (in_stream) or as an ERROR frame of its own. */
+static void put_error(fw_buf_t *out, Fwpb__Status status, const char *message, int in_stream)
+{
+    Fwpb__ErrorReply e = FWPB__ERROR_REPLY__INIT;
+    e.status = status;
+    e.message = (char *)message;
+    if (!in_stream) {
+        check(fw_frame_append(out, FW_FRAME_ERROR, &e.base, NULL, 0, 0), "frame");
+        return;
+    }
+    Fwpb__StreamMessage sm = FWPB__STREAM_MESSAGE__INIT;
+    sm.kind_case = FWPB__STREAM_MESSAGE__KIND_ERROR;
+    sm.error = &e;
+    stream_frame(out, &sm, NULL);
+}
+
+/* Option byte 0 of fuzz_consumer: start kind, callbacks, re-signing, break every n records. */
+enum { START_EARLIEST = 0, START_LATEST = 1, START_CHECKPOINT = 2, START_TIMESTAMP = 3 };
+#define OPT(start, cp_cb, gap_cb, resign, brk)                                                     \
+    ((start) | (cp_cb) << 2 | (gap_cb) << 3 | (resign) << 4 | (brk) << 5)
+
+static void write_consumer(const char *name, uint8_t opt, uint8_t mask, const fw_buf_t *frames)
+{
+    uint8_t hdr[2] = {opt, mask};
+    write_seed("fuzz_consumer", name, hdr, 2, frames->data, frames->len);
+}
+
+static void seeds_consumer(void)
+{
+    const uint64_t first = fw_seg_first_block(strlen("web_clicks"));
+    const uint32_t all4[] = {0, 1, 2, 3}, two[] = {1, 2};
+    fw_buf_t lz = FW_BUF_INIT, raw = FW_BUF_INIT, out = FW_BUF_INIT;
+    make_block(&lz, 40, FW_CODEC_LZ4, 1);
+    make_block(&raw, 3, FW_CODEC_NONE, 2);
+
+    /* A whole session: records in two buckets, a checkpoint after them, a gap. */
+    put_subscribed(&out, all4, 4);
+    put_records(&out, 1, 5, first, 0, &lz);
+    put_records(&out, 2, 5, first, 0, &raw);
+    put_records(&out, 2, 5, first + raw.len, 0, &raw);
+    fw_position_t pos[] = {{0, 0, 0, 0}, {1, 5, first + lz.len, 0}, {2, 5, first + 2 * raw.len, 0}};
+    put_checkpoint(&out, pos, 3);
+    put_gap(&out, 3, 0, 0, 7, 0);
+    write_consumer("session", OPT(START_EARLIEST, 1, 1, 1, 0), 0, &out);
+
+    /* Polls that end inside a block (a break every 3 records) and resume in it. */
+    fw_buf_reset(&out);
+    put_subscribed(&out, two, 2);
+    put_records(&out, 1, 9, first, 0, &lz);
+    put_checkpoint(&out, pos + 1, 2);
+    write_consumer("latest-break", OPT(START_LATEST, 1, 0, 0, 3), 0x06, &out);
+
+    /* From a start token (bucket 1 at segment 3, record 1 of a block): replays skipped, a bad gap.
+     */
+    fw_buf_reset(&out);
+    put_subscribed(&out, all4, 4);
+    put_records(&out, 1, 3, first + 100, 0, &raw);
+    put_records(&out, 1, 3, first + 100, 2, &raw);
+    put_records(&out, 1, 3, first + 100 + raw.len, 0, &raw);
+    put_gap(&out, 2, 3, first, 0, 0); /* refused: a gap must end in a real segment */
+    write_consumer("checkpoint-start", OPT(START_CHECKPOINT, 1, 1, 1, 0), 0x0f, &out);
+
+    /* A retryable error, a new connection that replays, then a fatal ERROR frame. */
+    fw_buf_reset(&out);
+    put_subscribed(&out, NULL, 0);
+    put_records(&out, 0, 2, first, 0, &raw);
+    put_error(&out, FWPB__STATUS__STATUS_SHUTTING_DOWN, "ptail is stopping", 1);
+    /* (the harness answers the new connection's SUBSCRIBE with a Subscribed) */
+    put_records(&out, 0, 2, first, 0, &raw);
+    put_records(&out, 0, 2, first + raw.len, 1, &raw);
+    put_error(&out, FWPB__STATUS__STATUS_UNKNOWN_CATEGORY, "no such category", 0);
+    write_consumer("error-reconnect", OPT(START_TIMESTAMP, 0, 0, 0, 0), 0, &out);
+
+    fw_buf_free(&lz);
+    fw_buf_free(&raw);
+    fw_buf_free(&out);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -195,6 +344,7 @@ int main(int argc, char **argv)
     seeds_frame();
     seeds_segment(tmpdir);
     seeds_checkpoint();
+    seeds_consumer();
     rmdir(tmpdir);
     return 0;
 }
