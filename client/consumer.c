@@ -191,6 +191,13 @@ static int on_subscribed(fw_consumer_t *c, fw_cconn_t *k, const Fwpb__Subscribed
                 free(list);
                 return violation(c, k, "Subscribed lists buckets out of order or range");
             }
+            /* A bucket not asked for would never get a position, and hold back every token. */
+            if (!subscribed_bucket(c, s->buckets[i])) {
+                free(list);
+                return violation(c, k,
+                                 "Subscribed lists bucket %" PRIu32 ", which was not asked for",
+                                 s->buckets[i]);
+            }
             list[n++] = s->buckets[i];
         }
     }

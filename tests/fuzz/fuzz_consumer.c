@@ -50,6 +50,7 @@
 typedef struct track_s {
     fw_consumer_t *c;
     uint32_t break_every;
+    uint8_t mask;
     uint64_t records;
     int check_in_record; /* take a token in the next on_record */
     /* floor[b]: nothing of bucket b below it may be delivered; valid where has[b]. */
@@ -111,6 +112,10 @@ static void check_token(void)
         if (T.has[p->bucket] && fw_pos_cmp(p, &T.floor[p->bucket]) < 0)
             abort(); /* a position moved back, or below a record already delivered */
         named += T.placed[p->bucket];
+        /* STRICT: a token names only subscribed buckets, or those of the start token. */
+        if (T.c->buckets != NULL && !(p->bucket < 8 && (T.mask >> p->bucket) & 1) &&
+            !(T.c->o.start == FW_START_CHECKPOINT && (p->bucket == 1 || p->bucket == 6)))
+            abort();
         touch(p->bucket);
         T.floor[p->bucket] = *p;
         T.has[p->bucket] = 1;
@@ -312,6 +317,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     track_reset();
     T.break_every = opt >> 5;
+    T.mask = mask;
     if (fw_consumer_create(&T.c, &o) != 0)
         abort();
     fw_buf_free(&tok);
