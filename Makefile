@@ -252,8 +252,8 @@ $(B)/tools/seedgen: $(B)/obj/tests/fuzz/seedgen.o $(LIB_PROTO) $(LIB_COMMON)
 # and regression inputs (regress-*) stay.
 SEEDGEN_TARGETS := fuzz_block fuzz_frame fuzz_segment fuzz_checkpoint fuzz_consumer
 fuzz-seeds: $(B)/tools/seedgen
-	$(Q)for t in $(SEEDGEN_TARGETS); do \
-		find tests/fuzz/corpus/$$t -type f ! -name 'regress-*' -delete 2>/dev/null; done
+	$(Q)for t in $(SEEDGEN_TARGETS); do mkdir -p tests/fuzz/corpus/$$t && \
+		find tests/fuzz/corpus/$$t -type f ! -name 'regress-*' -delete; done
 	$(Q)$(B)/tools/seedgen tests/fuzz/corpus
 
 # ---- demo, bench ----------------------------------------------------------------
