@@ -1,6 +1,8 @@
 /* Command-line helpers several commands share (see cli.h). */
 #include "cli.h"
 
+#include "config.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,4 +36,21 @@ char **fw_cli_short_category(int argc, char **argv, char **spare)
         }
     }
     return out;
+}
+
+int fw_cli_parsed(const char *cmd, int rc, const char *err, void (*usage)(FILE *out))
+{
+    if (rc == FW_CONFIG_HELP) {
+        usage(stdout);
+        return 0;
+    }
+    if (rc == FW_CONFIG_VERSION) {
+        printf("freeway %s\n", FW_VERSION);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "freeway %s: %s\n", cmd, err);
+        return 2;
+    }
+    return -1;
 }

@@ -371,18 +371,9 @@ int fw_cli_category(int argc, char **argv)
     char **rest;
     int nrest;
     int rc = fw_config_parse(category_opts, &o, argc, argv, &rest, &nrest, err, sizeof(err));
-    if (rc == FW_CONFIG_HELP) {
-        usage(stdout);
-        return 0;
-    }
-    if (rc == FW_CONFIG_VERSION) {
-        printf("freeway %s\n", FW_VERSION);
-        return 0;
-    }
-    if (rc < 0) {
-        fprintf(stderr, "freeway category: %s\n", err);
+    if ((rc = fw_cli_parsed("category", rc, err, usage)) >= 0) {
         fw_config_free(category_opts, &o);
-        return 2;
+        return rc;
     }
     const char *verb = nrest > 0 ? rest[0] : "";
     int wants_name = strcmp(verb, "list") != 0;

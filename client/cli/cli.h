@@ -2,6 +2,8 @@
 #ifndef FW_CLI_H
 #define FW_CLI_H
 
+#include <stdio.h>
+
 #define FW_VERSION "0.1.0"
 
 /* freeway verify PATH...: checks segment files; 0 clean, 1 damage, 2 usage. */
@@ -25,5 +27,12 @@ int fw_cli_tail(int argc, char **argv);
  * which holds a rewritten argument if any); NULL on -ENOMEM.
  */
 char **fw_cli_short_category(int argc, char **argv, char **spare);
+
+/*
+ * What command `cmd` does with fw_config_parse's result rc: prints its usage
+ * (--help) or the version (--version) and returns 0, prints "freeway CMD:
+ * err" and returns 2 for a bad flag, or returns -1: go on.
+ */
+int fw_cli_parsed(const char *cmd, int rc, const char *err, void (*usage)(FILE *out));
 
 #endif

@@ -276,18 +276,8 @@ int fw_cli_send(int argc, char **argv)
     }
     int rc = fw_config_parse(send_opts, &o, argc, args, &rest, &nrest, err, sizeof(err));
     int status = 2;
-    if (rc == FW_CONFIG_HELP) {
-        usage(stdout);
-        status = 0;
-        goto out;
-    }
-    if (rc == FW_CONFIG_VERSION) {
-        printf("freeway %s\n", FW_VERSION);
-        status = 0;
-        goto out;
-    }
-    if (rc < 0) {
-        fprintf(stderr, "freeway send: %s\n", err);
+    if ((rc = fw_cli_parsed("send", rc, err, usage)) >= 0) {
+        status = rc;
         goto out;
     }
     if (nrest > 0) {

@@ -507,18 +507,8 @@ int fw_cli_tail(int argc, char **argv)
         return 1;
     }
     int rc = fw_config_parse(tail_opts, &o, argc, args, &rest, &nrest, err, sizeof(err));
-    if (rc == FW_CONFIG_HELP) {
-        usage(stdout);
-        status = 0;
-        goto out;
-    }
-    if (rc == FW_CONFIG_VERSION) {
-        printf("freeway %s\n", FW_VERSION);
-        status = 0;
-        goto out;
-    }
-    if (rc < 0) {
-        fprintf(stderr, "freeway tail: %s\n", err);
+    if ((rc = fw_cli_parsed("tail", rc, err, usage)) >= 0) {
+        status = rc;
         goto out;
     }
     if (nrest > 0) {

@@ -167,16 +167,16 @@ static void verify_path(const char *path, int explicit, totals_t *t)
     free(entries);
 }
 
-static void verify_usage(void)
+static void verify_usage(FILE *out)
 {
-    printf("usage: freeway verify [--verbose] PATH...\n\n"
-           "Checks segment files, or every *.seg file under each directory: header and\n"
-           "payload CRCs of every block, every record decoded, the seal, and that the\n"
-           "file's name and place (ROOT/<category>/<bucket>/<id>.seg) match its header.\n"
-           "Prints a line per damaged file and a total; exits 1 if anything is damaged.\n"
-           "An open segment being appended to may show a torn tail while a write is in\n"
-           "flight: verify files at rest.\n\noptions:\n");
-    fw_config_usage(verify_opts, stdout);
+    fprintf(out, "usage: freeway verify [--verbose] PATH...\n\n"
+                 "Checks segment files, or every *.seg file under each directory: header and\n"
+                 "payload CRCs of every block, every record decoded, the seal, and that the\n"
+                 "file's name and place (ROOT/<category>/<bucket>/<id>.seg) match its header.\n"
+                 "Prints a line per damaged file and a total; exits 1 if anything is damaged.\n"
+                 "An open segment being appended to may show a torn tail while a write is in\n"
+                 "flight: verify files at rest.\n\noptions:\n");
+    fw_config_usage(verify_opts, out);
 }
 
 int fw_cli_verify(int argc, char **argv)
@@ -186,16 +186,10 @@ int fw_cli_verify(int argc, char **argv)
     char **paths;
     int npaths;
     int rc = fw_config_parse(verify_opts, &cfg, argc, argv, &paths, &npaths, err, sizeof(err));
-    if (rc == FW_CONFIG_HELP) {
-        verify_usage();
-        return 0;
-    }
-    if (rc == FW_CONFIG_VERSION) {
-        printf("freeway %s\n", FW_VERSION);
-        return 0;
-    }
-    if (rc < 0 || npaths == 0) {
-        fprintf(stderr, "freeway verify: %s\n", rc < 0 ? err : "give at least one PATH");
+    if ((rc = fw_cli_parsed("verify", rc, err, verify_usage)) >= 0)
+        return rc;
+    if (npaths == 0) {
+        fprintf(stderr, "freeway verify: give at least one PATH\n");
         return 2;
     }
     totals_t t = {.verbose = cfg.verbose};
