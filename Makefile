@@ -59,6 +59,7 @@ COMMON_SRCS := $(wildcard common/*.c)
 PROTO_SRCS := $(wildcard proto/*.c)
 CAL_SRCS := $(filter-out calligraphus/main.c,$(wildcard calligraphus/*.c))
 PTAIL_SRCS := $(filter-out ptail/main.c,$(wildcard ptail/*.c))
+COPIER_SRCS := $(filter-out copier/main.c,$(wildcard copier/*.c))
 CLIENT_SRCS := $(wildcard client/*.c)
 HARNESS_SRCS := $(wildcard tests/harness/*.c)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
@@ -72,12 +73,14 @@ PROTO_OBJS := $(call obj,$(PROTO_SRCS)) $(patsubst $(GEN)/%.c,$(B)/obj/gen/%.o,$
 HARNESS_OBJS := $(call obj,$(HARNESS_SRCS))
 CAL_OBJS := $(call obj,$(CAL_SRCS))
 PTAIL_OBJS := $(call obj,$(PTAIL_SRCS))
+COPIER_OBJS := $(call obj,$(COPIER_SRCS))
 CLIENT_OBJS := $(call obj,$(CLIENT_SRCS))
 
 LIB_COMMON := $(B)/lib/libfwcommon.a
 LIB_PROTO := $(B)/lib/libfwproto.a
 LIB_CAL := $(B)/lib/libcal.a
 LIB_PTAIL := $(B)/lib/libptail.a
+LIB_COPIER := $(B)/lib/libcopier.a
 # libfreeway: what applications link (producer, later consumer).
 LIB_CLIENT := $(B)/lib/libfreeway.a
 
@@ -97,7 +100,8 @@ CLI_BIN := $(B)/bin/freeway
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRCS))
 
-DAEMON_BINS := $(patsubst %/main.c,$(B)/bin/%,$(wildcard calligraphus/main.c ptail/main.c))
+DAEMON_BINS := $(patsubst %/main.c,$(B)/bin/%,$(wildcard calligraphus/main.c ptail/main.c \
+                 copier/main.c))
 
 # Example applications: each one file, linked only with libfreeway, as an application would be.
 EXAMPLE_SRCS := $(wildcard examples/*.c)
@@ -122,7 +126,8 @@ $(GEN)/proto/%.pb-c.c $(GEN)/proto/%.pb-c.h: proto/%.proto
 
 # Every object may include a generated header, so generate them first.
 $(COMMON_OBJS) $(PROTO_OBJS) $(HARNESS_OBJS) $(CLI_OBJS) $(CAL_OBJS) $(CLIENT_OBJS) \
-	$(PTAIL_OBJS) $(B)/obj/calligraphus/main.o $(B)/obj/ptail/main.o: | $(PROTO_GEN_H)
+	$(PTAIL_OBJS) $(COPIER_OBJS) $(B)/obj/calligraphus/main.o $(B)/obj/ptail/main.o \
+	$(B)/obj/copier/main.o: | $(PROTO_GEN_H)
 
 # ---- objects, libraries, binaries ------------------------------------------------
 
@@ -153,6 +158,15 @@ $(LIB_PTAIL): $(PTAIL_OBJS)
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+$(LIB_COPIER): $(COPIER_OBJS)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(B)/bin/copier: $(B)/obj/copier/main.o $(LIB_COPIER) $(LIB_PROTO) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
 $(B)/bin/ptail: $(B)/obj/ptail/main.o $(LIB_PTAIL) $(LIB_PROTO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
@@ -168,7 +182,7 @@ $(B)/bin/calligraphus: $(B)/obj/calligraphus/main.o $(LIB_CAL) $(LIB_PROTO) $(LI
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # Tests link the daemons' libraries too, so a unit test can reach any module.
-TEST_LIBS := $(LIB_CLIENT) $(LIB_CAL) $(LIB_PTAIL) $(LIB_PROTO) $(LIB_COMMON)
+TEST_LIBS := $(LIB_CLIENT) $(LIB_CAL) $(LIB_PTAIL) $(LIB_COPIER) $(LIB_PROTO) $(LIB_COMMON)
 
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(HARNESS_OBJS) $(TEST_LIBS)
 	@mkdir -p $(dir $@)
