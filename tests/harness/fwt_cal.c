@@ -42,11 +42,17 @@ static int log_address(const char *log, long from, const char *marker, char *out
 static int listening(void *arg)
 {
     fwt_cal_t *c = arg;
+    char scratch[256];
     if (!fwt_proc_running(&c->proc)) {
         char tail[2048];
         FWT_FAIL("%s %s exited at start:\n%s", c->program, c->id,
                  fwt_file_tail(c->log_path, 20, tail, sizeof(tail)));
     }
+    if (strcmp(c->program, "copier") == 0) /* it listens for nothing but scrapes */
+        return log_address(c->log_path, c->log_offset, "registered as ", scratch,
+                           sizeof(scratch)) &&
+               log_address(c->log_path, c->log_offset, "metrics on http://", c->metrics,
+                           sizeof(c->metrics));
     return log_address(c->log_path, c->log_offset, " listening on ", c->address,
                        sizeof(c->address)) &&
            log_address(c->log_path, c->log_offset, "metrics on http://", c->metrics,
@@ -62,10 +68,17 @@ static void spawn(fwt_cal_t *c)
     argv[n++] = c->id;
     argv[n++] = "--zk";
     argv[n++] = c->zk;
-    argv[n++] = "--root";
-    argv[n++] = c->root;
-    argv[n++] = "--listen";
-    argv[n++] = "127.0.0.1:0";
+    if (strcmp(c->program, "copier") == 0) {
+        argv[n++] = "--source";
+        argv[n++] = c->root;
+        argv[n++] = "--dest";
+        argv[n++] = c->dest;
+    } else {
+        argv[n++] = "--root";
+        argv[n++] = c->root;
+        argv[n++] = "--listen";
+        argv[n++] = "127.0.0.1:0";
+    }
     argv[n++] = "--metrics";
     argv[n++] = "127.0.0.1:0";
     for (int i = 0; c->extra[i] != NULL && n < 38; i++)
@@ -109,6 +122,21 @@ void fwt_ptail_start(fwt_cal_t *c, const char *id, const char *zk, const char *r
     start(c, "ptail", id, zk, root, extra);
 }
 
+void fwt_copier_start(fwt_cal_t *c, const char *id, const char *zk, const char *source,
+                      const char *dests, const char *const *extra)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->dest, sizeof(c->dest), "%s", dests);
+    c->program = "copier";
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    snprintf(c->zk, sizeof(c->zk), "%s", zk);
+    snprintf(c->root, sizeof(c->root), "%s", source);
+    snprintf(c->log_path, sizeof(c->log_path), "%s/%s.log", fwt_tmpdir(), id);
+    for (int i = 0; extra != NULL && extra[i] != NULL && i < 15; i++)
+        c->extra[i] = extra[i];
+    spawn(c);
+}
+
 void fwt_cal_restart(fwt_cal_t *c)
 {
     spawn(c); /* the log keeps every life; only this one's lines are read */
@@ -140,39 +168,47 @@ void fwt_cal_kill(fwt_cal_t *c)
     fwt_proc_wait(&c->proc, 10000, NULL);
 }
 
-double fwt_cal_metric(const fwt_cal_t *c, const char *series)
+/* GET /metrics from the daemon; the body (malloc'd), or NULL. */
+static char *scrape(const fwt_cal_t *c)
 {
     char host[64];
     snprintf(host, sizeof(host), "%s", c->metrics);
     char *colon = strrchr(host, ':');
     if (colon == NULL)
-        return -1;
+        return NULL;
     *colon = '\0';
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
     inet_pton(AF_INET, host, &sa.sin_addr);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return -1;
+        return NULL;
     struct timeval tv = {.tv_sec = 5};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         close(fd);
-        return -1;
+        return NULL;
     }
     const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
     if (write(fd, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1) {
         close(fd);
-        return -1;
+        return NULL;
     }
-    size_t cap = 1 << 20, len = 0;
+    size_t cap = 4 << 20, len = 0;
     char *buf = malloc(cap);
     ssize_t n;
     while (buf != NULL && len + 1 < cap && (n = read(fd, buf + len, cap - 1 - len)) > 0)
         len += (size_t)n;
     close(fd);
+    if (buf != NULL)
+        buf[len] = '\0';
+    return buf;
+}
+
+double fwt_cal_metric(const fwt_cal_t *c, const char *series)
+{
+    char *buf = scrape(c);
     if (buf == NULL)
         return -1;
-    buf[len] = '\0';
     double value = -1;
     size_t slen = strlen(series);
     for (char *line = buf; line != NULL && *line != '\0';) {
@@ -185,6 +221,26 @@ double fwt_cal_metric(const fwt_cal_t *c, const char *series)
     }
     free(buf);
     return value;
+}
+
+double fwt_cal_metric_sum(const fwt_cal_t *c, const char *family)
+{
+    char *buf = scrape(c);
+    if (buf == NULL)
+        return -1;
+    double sum = 0;
+    size_t flen = strlen(family);
+    for (char *line = buf; line != NULL && *line != '\0';) {
+        char *next = strchr(line, '\n');
+        if (strncmp(line, family, flen) == 0 && (line[flen] == ' ' || line[flen] == '{')) {
+            char *value = line[flen] == ' ' ? line + flen : strstr(line, "} ");
+            if (value != NULL)
+                sum += strtod(value + (line[flen] == ' ' ? 1 : 2), NULL);
+        }
+        line = next ? next + 1 : NULL;
+    }
+    free(buf);
+    return sum;
 }
 
 typedef struct owns_s {

@@ -26,6 +26,8 @@ typedef struct fwt_cal_s {
     char log_path[FWT_PATH_MAX];
     /** Where this life's lines start in the log. */
     long log_offset;
+    /** copier: its --dest list. */
+    char dest[2 * FWT_PATH_MAX];
     /** Extra flags, kept for fwt_cal_restart. */
     const char *extra[16];
 } fwt_cal_t;
@@ -45,6 +47,13 @@ void fwt_cal_start(fwt_cal_t *c, const char *id, const char *zk, const char *roo
 void fwt_ptail_start(fwt_cal_t *c, const char *id, const char *zk, const char *root,
                      const char *const *extra);
 
+/*
+ * Starts a copier (the same life cycle: restart, stop, kill, metrics) from
+ * source to dests ("URL[,URL]"); returns once it is registered in ZooKeeper.
+ */
+void fwt_copier_start(fwt_cal_t *c, const char *id, const char *zk, const char *source,
+                      const char *dests, const char *const *extra);
+
 void fwt_cal_restart(fwt_cal_t *c);
 /* SIGTERM; fails the test unless it exits 0 within 20 s. */
 void fwt_cal_stop(fwt_cal_t *c);
@@ -57,6 +66,8 @@ void fwt_cal_kill(fwt_cal_t *c);
  * cannot be read.
  */
 double fwt_cal_metric(const fwt_cal_t *c, const char *series);
+/* The sum of every series of a metric family (any labels); -1 if unreachable. */
+double fwt_cal_metric_sum(const fwt_cal_t *c, const char *family);
 
 /* Waits up to 30 s until c owns (has open) exactly n buckets. */
 void fwt_cal_wait_owns(fwt_cal_t *c, int n, const char *what);
