@@ -50,7 +50,10 @@ int cp_segment_sealed(const char *path)
 
 static void pass_done(cp_copier_t *c)
 {
-    if (--c->retention_running == 0 && c->stopping)
+    if (--c->retention_running > 0)
+        return;
+    fw_metric_inc(c->stats.retention_passes);
+    if (c->stopping)
         cp_copier_task_idle(c);
 }
 

@@ -16,6 +16,8 @@ int cp_stats_init(cp_stats_t *s, fw_metrics_t *reg)
                              "Bytes of the source segments retention deleted.", NULL);
     rc |= fw_metrics_counter(reg, &s->rate_waits, "freeway_copier_rate_waits_total",
                              "Times copying waited for the --rate limit.", NULL);
+    rc |= fw_metrics_counter(reg, &s->retention_passes, "freeway_copier_retention_passes_total",
+                             "Retention passes finished (every bucket looked at once).", NULL);
     rc |= fw_metrics_add_log_counters(reg);
     return rc != 0 ? -ENOMEM : 0;
 }

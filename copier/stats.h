@@ -14,6 +14,7 @@ typedef struct cp_stats_s {
     fw_metric_counter_t *segments_deleted;
     fw_metric_counter_t *bytes_deleted;
     fw_metric_counter_t *rate_waits;
+    fw_metric_counter_t *retention_passes;
 } cp_stats_t;
 
 /* One bucket's series towards one destination. */

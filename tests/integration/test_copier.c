@@ -11,7 +11,9 @@
 #include "fwt_zk.h"
 #include "fwtest.h"
 
+#include "fsutil.h"
 #include "names.h"
+#include "segment.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BUCKETS 4
@@ -186,4 +189,451 @@ FWT_TEST(copy_under_continuous_writes_is_byte_identical)
     fwt_cal_stop(&cp);
     fwt_cal_stop(&f.cal);
     fwt_zk_stop(&f.zk);
+}
+
+/*
+ * kill -9 of the copier ten times while lines stream in: each new life cuts
+ * what the last one wrote past its recorded progress and goes on from there,
+ * so the copy ends byte-identical, with no duplicate and no missing byte.
+ */
+FWT_TEST(ten_kill_9s_leave_the_copy_byte_identical)
+{
+    fabric_t f;
+    fabric_start(&f, BUCKETS);
+    fwt_cal_t cp;
+    fwt_copier_start(&cp, "c1", f.spec, f.root, f.url, copier_flags);
+    fwt_proc_t send;
+    char log[FWT_PATH_MAX];
+    /* A slow producer (small batches, short linger) keeps writes going through every kill. */
+    const char *slow[] = {"--batch-bytes", "2K", "--codec", "none", NULL};
+    fwt_send_lines_spawn(&send, f.spec, "web", 0, 400000, KEYS, slow, log, sizeof(log));
+    int kills = 0, mid_write = 0;
+    while (kills < 10) {
+        usleep((useconds_t)fwt_rand_range(50, 400) * 1000); /* a random moment, not a wait */
+        mid_write += fwt_proc_running(&send);
+        fwt_cal_kill(&cp);
+        kills++;
+        tree_diff_t d;
+        compare_tree(f.root, f.dest, BUCKETS, &d);
+        if (d.bad > 0)
+            FWT_FAIL("after kill %d, a copy is not a prefix of its source: %s", kills, d.first_bad);
+        fwt_cal_restart(&cp);
+    }
+    fwt_send_wait_ok(&send, log);
+    wait_identical(f.root, f.dest, BUCKETS, 60000);
+    printf("%d kills, %d of them while lines were being written\n", kills, mid_write);
+    fwt_lines_report_t r;
+    fwt_lines_check(f.dest, "web", 400000, KEYS, &r);
+    FWT_ASSERT_UINT_EQ(r.missing, 0);
+    FWT_ASSERT_UINT_EQ(r.dups, 0);
+    fwt_cal_stop(&cp);
+    fwt_cal_stop(&f.cal);
+    fwt_zk_stop(&f.zk);
+}
+
+typedef struct share_s {
+    fwt_cal_t *a, *b;
+    double want_a, want_b;
+} share_t;
+
+static int owned_split(void *arg)
+{
+    share_t *s = arg;
+    double a = s->a ? fwt_cal_metric_sum(s->a, "freeway_copier_bucket_owned") : 0;
+    double b = s->b ? fwt_cal_metric_sum(s->b, "freeway_copier_bucket_owned") : 0;
+    return a == s->want_a && b == s->want_b;
+}
+
+static void wait_split(fwt_cal_t *a, fwt_cal_t *b, int na, int nb, const char *what)
+{
+    share_t s = {a, b, na, nb};
+    fwt_wait_until(owned_split, &s, 30000, what);
+}
+
+/*
+ * Two copiers of one destination split its buckets evenly; when one dies
+ * the other takes its buckets over (after the session timeout) and copies
+ * on from the recorded progress; when it is back they split again.
+ */
+FWT_TEST(two_copiers_share_the_buckets_and_take_over)
+{
+    fabric_t f;
+    fabric_start(&f, 8);
+    fwt_cal_t a, b;
+    fwt_copier_start(&a, "ca", f.spec, f.root, f.url, copier_flags);
+    fwt_copier_start(&b, "cb", f.spec, f.root, f.url, copier_flags);
+    fwt_send_lines(f.spec, "web", 0, 50000, KEYS, send_flags);
+    wait_split(&a, &b, 4, 4, "each copier to hold 4 of the 8 buckets");
+    wait_identical(f.root, f.dest, 8, 30000);
+    double a_blocks = fwt_cal_metric_sum(&a, "freeway_copier_copied_blocks_total");
+    double b_blocks = fwt_cal_metric_sum(&b, "freeway_copier_copied_blocks_total");
+    printf("copied blocks: %.0f by ca, %.0f by cb\n", a_blocks, b_blocks);
+    FWT_ASSERT(a_blocks > 0 && b_blocks > 0);
+
+    fwt_cal_kill(&a);
+    fwt_send_lines(f.spec, "web", 50000, 50000, KEYS, send_flags);
+    wait_split(NULL, &b, 0, 8, "cb to take over every bucket");
+    wait_identical(f.root, f.dest, 8, 30000);
+
+    fwt_cal_restart(&a);
+    wait_split(&a, &b, 4, 4, "the buckets to be split again");
+    fwt_send_lines(f.spec, "web", 100000, 50000, KEYS, send_flags);
+    wait_identical(f.root, f.dest, 8, 30000);
+    fwt_lines_report_t r;
+    fwt_lines_check(f.dest, "web", 150000, KEYS, &r);
+    FWT_ASSERT_UINT_EQ(r.missing, 0);
+    FWT_ASSERT_UINT_EQ(r.dups, 0);
+    fwt_cal_stop(&a);
+    fwt_cal_stop(&b);
+    fwt_cal_stop(&f.cal);
+    fwt_zk_stop(&f.zk);
+}
+
+/* Segment files of one bucket directory: their count, and whether `id` is there. */
+static int count_segments(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    uint64_t id;
+    while ((e = readdir(d)) != NULL)
+        n += fw_seg_name_parse(e->d_name, &id) == 0;
+    closedir(d);
+    return n;
+}
+
+static int source_segments(const char *root, int buckets)
+{
+    int n = 0;
+    for (int b = 0; b < buckets; b++) {
+        char dir[FWT_PATH_MAX * 2];
+        snprintf(dir, sizeof(dir), "%s/web/%d", root, b);
+        n += count_segments(dir);
+    }
+    return n;
+}
+
+typedef struct passes_s {
+    fwt_cal_t *cp;
+    double want;
+} passes_t;
+
+static int retention_passes(void *arg)
+{
+    passes_t *p = arg;
+    return fwt_cal_metric(p->cp, "freeway_copier_retention_passes_total") >= p->want;
+}
+
+/* 1 once every segment under the root was last written over 1.5 s ago. */
+static int all_older_than_retention(void *arg)
+{
+    const char *root = arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    for (int b = 0; b < BUCKETS; b++) {
+        char dir[FWT_PATH_MAX * 2];
+        snprintf(dir, sizeof(dir), "%s/web/%d", root, b);
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        while (d != NULL && (e = readdir(d)) != NULL) {
+            char path[FWT_PATH_MAX * 3];
+            struct stat st;
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            if (e->d_name[0] != '.' && stat(path, &st) == 0 &&
+                now - (int64_t)st.st_mtim.tv_sec * 1000 - st.st_mtim.tv_nsec / 1000000 < 1500) {
+                closedir(d);
+                return 0;
+            }
+        }
+        if (d != NULL)
+            closedir(d);
+    }
+    return 1;
+}
+
+static int one_segment_per_bucket(void *arg)
+{
+    return source_segments(arg, BUCKETS) == BUCKETS;
+}
+
+/*
+ * Retention deletes a source segment only when it is sealed, copied whole to
+ * every destination and older than the retention: with one destination
+ * unreachable nothing goes; once it has caught up, everything but each
+ * bucket's newest (open) segment goes, and the copies keep all of it.
+ */
+FWT_TEST(retention_deletes_exactly_the_eligible_segments)
+{
+    fabric_t f;
+    fabric_start(&f, BUCKETS);
+    /* The second destination is under a regular file: every write to it fails. */
+    char blocker[FWT_PATH_MAX], copy2[FWT_PATH_MAX + 8], urls[3 * FWT_PATH_MAX];
+    snprintf(blocker, sizeof(blocker), "%s/blocked", fwt_tmpdir());
+    snprintf(copy2, sizeof(copy2), "%s/copy", blocker);
+    FILE *bf = fopen(blocker, "w");
+    FWT_ASSERT(bf != NULL);
+    fclose(bf);
+    snprintf(urls, sizeof(urls), "%s,file://%s", f.url, copy2);
+    const char *flags[] = {"--session-timeout", "2s", "--poll", "200ms", "--retention", "1s", NULL};
+    fwt_cal_t cp;
+    fwt_copier_start(&cp, "c1", f.spec, f.root, urls, flags);
+    fwt_send_lines(f.spec, "web", 0, 400000, KEYS, send_flags);
+    wait_identical(f.root, f.dest, BUCKETS, 30000);
+    int before = source_segments(f.root, BUCKETS);
+    FWT_ASSERT_INT_OP(before, >, 2 * BUCKETS);
+
+    /* Passes run after every segment is past the retention: still nothing may go. */
+    fwt_wait_until(all_older_than_retention, f.root, 30000, "the segments to age past 1 s");
+    passes_t p = {&cp, fwt_cal_metric(&cp, "freeway_copier_retention_passes_total") + 3};
+    fwt_wait_until(retention_passes, &p, 30000, "three retention passes");
+    FWT_ASSERT_INT_EQ(source_segments(f.root, BUCKETS), before);
+    FWT_ASSERT(fwt_cal_metric_sum(&cp, "freeway_copier_destination_errors_total") > 0);
+    FWT_ASSERT(fwt_cal_metric(&cp, "freeway_copier_segments_deleted_total") == 0);
+
+    /* The second destination comes back, catches up, and retention does its job. */
+    FWT_ASSERT_INT_EQ(unlink(blocker), 0);
+    fwt_wait_until(one_segment_per_bucket, f.root, 60000,
+                   "every bucket but its newest segment to be deleted");
+    FWT_ASSERT(fwt_cal_metric(&cp, "freeway_copier_segments_deleted_total") == before - BUCKETS);
+    /* Both copies hold every line: nothing was deleted before it was copied. */
+    fwt_lines_report_t r;
+    fwt_lines_check(f.dest, "web", 400000, KEYS, &r);
+    FWT_ASSERT_UINT_EQ(r.missing, 0);
+    FWT_ASSERT_UINT_EQ(r.dups, 0);
+    char copy2_root[FWT_PATH_MAX + 16];
+    snprintf(copy2_root, sizeof(copy2_root), "%s", copy2);
+    fwt_lines_check(copy2_root, "web", 400000, KEYS, &r);
+    FWT_ASSERT_UINT_EQ(r.missing, 0);
+    FWT_ASSERT_UINT_EQ(r.dups, 0);
+    fwt_cal_stop(&cp);
+    fwt_cal_stop(&f.cal);
+    fwt_zk_stop(&f.zk);
+}
+
+/*
+ * The line numbers in `freeway tail` output: send keyed each line by its
+ * "k<key>" prefix, so a record's value starts with the 9-digit number.
+ */
+static void count_lines(const char *out, uint32_t *seen, uint64_t n, uint64_t *total)
+{
+    for (const char *p = out; p != NULL && *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        unsigned long long line;
+        if (strspn(p, "0123456789") == 9 && sscanf(p, "%llu", &line) == 1 && line < n) {
+            seen[line]++;
+            (*total)++;
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+}
+
+/*
+ * The destination is a root ptail can serve, and a checkpoint taken on the
+ * writer's root is valid on the copy: a tail that saved its checkpoint while
+ * reading from the source resumes on a ptail of the copy with exactly the
+ * records after it.
+ */
+FWT_TEST(ptail_serves_the_copy_and_a_source_checkpoint_resumes_there)
+{
+    enum { LINES = 40000 };
+    fabric_t f;
+    fabric_start(&f, BUCKETS);
+    fwt_cal_t cp, pt_src, pt_copy;
+    fwt_copier_start(&cp, "c1", f.spec, f.root, f.url, copier_flags);
+    fwt_send_lines(f.spec, "web", 0, LINES, KEYS, send_flags);
+    wait_identical(f.root, f.dest, BUCKETS, 30000);
+    fwt_ptail_start(&pt_src, "p-src", f.spec, f.root, NULL);
+    fwt_ptail_start(&pt_copy, "p-copy", f.spec, f.dest, NULL);
+
+    char ckpt[FWT_PATH_MAX];
+    snprintf(ckpt, sizeof(ckpt), "%s/tail.ckpt", fwt_tmpdir());
+    uint32_t *seen = calloc(LINES, sizeof(*seen));
+    uint64_t total = 0;
+    char half[16];
+    snprintf(half, sizeof(half), "%d", LINES / 2);
+    char *first[] = {(char *)fwt_bin("freeway"),
+                     "tail",
+                     "-c",
+                     "web",
+                     "--zk",
+                     f.spec,
+                     "--ptail",
+                     pt_src.address,
+                     "--from",
+                     "earliest",
+                     "--count",
+                     half,
+                     "--checkpoint-file",
+                     ckpt,
+                     NULL};
+    char *out = NULL;
+    FWT_ASSERT_INT_EQ(fwt_run(first, 60000, &out), 0);
+    count_lines(out, seen, LINES, &total);
+    if (total != LINES / 2)
+        printf("tail printed:\n%.2000s\n", out);
+    free(out);
+    FWT_ASSERT_UINT_EQ(total, LINES / 2);
+
+    char *rest[] = {(char *)fwt_bin("freeway"),
+                    "tail",
+                    "-c",
+                    "web",
+                    "--zk",
+                    f.spec,
+                    "--ptail",
+                    pt_copy.address,
+                    "--count",
+                    half,
+                    "--checkpoint-file",
+                    ckpt,
+                    NULL};
+    FWT_ASSERT_INT_EQ(fwt_run(rest, 60000, &out), 0);
+    count_lines(out, seen, LINES, &total);
+    free(out);
+    uint64_t missing = 0, dups = 0;
+    for (uint64_t i = 0; i < LINES; i++) {
+        missing += seen[i] == 0;
+        dups += seen[i] > 1 ? seen[i] - 1 : 0;
+    }
+    free(seen);
+    printf("%" PRIu64 " records over the source's ptail then the copy's\n", total);
+    FWT_ASSERT_UINT_EQ(missing, 0);
+    FWT_ASSERT_UINT_EQ(dups, 0);
+    FWT_ASSERT(fwt_cal_metric(&pt_copy, "freeway_ptail_subscriptions_refused_total") == 0);
+    fwt_cal_stop(&pt_src);
+    fwt_cal_stop(&pt_copy);
+    fwt_cal_stop(&cp);
+    fwt_cal_stop(&f.cal);
+    fwt_zk_stop(&f.zk);
+}
+
+/* The offset of block `index` (0-based) of a segment, by its headers. */
+static uint64_t block_offset(const char *path, int index)
+{
+    fw_segr_t *r;
+    FWT_ASSERT_OK(fw_segr_open(path, &r));
+    fw_block_header_t h;
+    uint64_t off = 0;
+    for (int i = 0; i <= index; i++)
+        FWT_ASSERT_INT_EQ(fw_segr_skim(r, &h, &off), FW_SEGR_BLOCK);
+    fw_segr_close(r);
+    return off;
+}
+
+static uint64_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+typedef struct metric_at_least_s {
+    fwt_cal_t *cp;
+    const char *family;
+    double want;
+} metric_at_least_t;
+
+static int metric_at_least(void *arg)
+{
+    metric_at_least_t *m = arg;
+    return fwt_cal_metric_sum(m->cp, m->family) >= m->want;
+}
+
+/*
+ * A damaged block in a sealed source segment stops that bucket's copying at
+ * the block before it, with an error and a metric, and never reaches the
+ * destination; the other buckets copy on. Files written by hand (no writer).
+ */
+FWT_TEST(a_damaged_source_block_stops_its_bucket_and_is_never_copied)
+{
+    fwt_zk_t zk;
+    fwt_zk_start(&zk);
+    char spec[160], root[FWT_PATH_MAX], dest[FWT_PATH_MAX], url[FWT_PATH_MAX + 16];
+    snprintf(spec, sizeof(spec), "%s/freeway", zk.connect);
+    snprintf(root, sizeof(root), "%s/root", fwt_tmpdir());
+    snprintf(dest, sizeof(dest), "%s/copy", fwt_tmpdir());
+    snprintf(url, sizeof(url), "file://%s", dest);
+    char dir0[FWT_PATH_MAX + 16], dir1[FWT_PATH_MAX + 16];
+    snprintf(dir0, sizeof(dir0), "%s/web/0", root);
+    snprintf(dir1, sizeof(dir1), "%s/web/1", root);
+    FWT_ASSERT_OK(fw_mkdir_p(dir0));
+    FWT_ASSERT_OK(fw_mkdir_p(dir1));
+    fwt_segment_write(dir0, "web", 1, 5, 10, 1000, 1);
+    fwt_segment_write(dir0, "web", 2, 5, 10, 2000, 1);
+    fwt_segment_write(dir0, "web", 3, 5, 10, 3000, 0);
+    fwt_segment_write(dir1, "web", 1, 5, 10, 1000, 1);
+    fwt_segment_write(dir1, "web", 2, 5, 10, 2000, 0);
+    /* One payload byte of block 2 (the third) of bucket 0's segment 2. */
+    char bad[FWT_PATH_MAX * 2];
+    snprintf(bad, sizeof(bad), "%s/00000000000000000002.seg", dir0);
+    uint64_t at = block_offset(bad, 2);
+    int fd = open(bad, O_RDWR);
+    FWT_ASSERT(fd >= 0);
+    uint8_t byte;
+    FWT_ASSERT_INT_EQ(pread(fd, &byte, 1, (off_t)at + 70), 1);
+    byte ^= 0x5a;
+    FWT_ASSERT_INT_EQ(pwrite(fd, &byte, 1, (off_t)at + 70), 1);
+    close(fd);
+
+    fwt_cal_t cp;
+    fwt_copier_start(&cp, "c1", spec, root, url, copier_flags);
+    metric_at_least_t m = {&cp, "freeway_copier_bucket_stopped", 1};
+    fwt_wait_until(metric_at_least, &m, 30000, "bucket 0 to be reported stopped");
+    /* Bucket 1 is copied whole; bucket 0 up to the damaged block, exactly. */
+    tree_diff_t d;
+    memset(&d, 0, sizeof(d));
+    char copy1[FWT_PATH_MAX + 16], copy0[FWT_PATH_MAX + 16];
+    snprintf(copy1, sizeof(copy1), "%s/web/1", dest);
+    snprintf(copy0, sizeof(copy0), "%s/web/0", dest);
+    int64_t deadline = fwt_now_ms() + 30000;
+    do {
+        memset(&d, 0, sizeof(d));
+        compare_dir(dir1, copy1, &d);
+        FWT_ASSERT_UINT_EQ(d.bad, 0);
+        if (fwt_now_ms() > deadline)
+            FWT_FAIL("bucket 1 was not copied whole");
+    } while (d.missing > 0 && usleep(50 * 1000) == 0);
+    char copied_bad[FWT_PATH_MAX * 2], copied_first[FWT_PATH_MAX * 2], src_first[FWT_PATH_MAX * 2],
+        copied_third[FWT_PATH_MAX * 2];
+    snprintf(copied_bad, sizeof(copied_bad), "%s/00000000000000000002.seg", copy0);
+    snprintf(copied_first, sizeof(copied_first), "%s/00000000000000000001.seg", copy0);
+    snprintf(src_first, sizeof(src_first), "%s/00000000000000000001.seg", dir0);
+    snprintf(copied_third, sizeof(copied_third), "%s/00000000000000000003.seg", copy0);
+    FWT_ASSERT_UINT_EQ(file_size(copied_first), file_size(src_first));
+    FWT_ASSERT_UINT_EQ(file_size(copied_bad), at);
+    FWT_ASSERT_UINT_EQ(file_size(copied_third), 0);
+    memset(&d, 0, sizeof(d));
+    compare_dir(dir0, copy0, &d);
+    FWT_ASSERT_UINT_EQ(d.bad, 0);
+    FWT_ASSERT(fwt_cal_metric_sum(&cp, "freeway_copier_damaged_blocks_total") >= 1);
+    FWT_ASSERT(fwt_file_contains(cp.log_path, "damaged block at offset"));
+    fwt_cal_stop(&cp);
+    fwt_zk_stop(&zk);
+}
+
+/* Flags: --help explains, a bad destination is refused with a clear message. */
+FWT_TEST(help_and_bad_destinations)
+{
+    char *help[] = {(char *)fwt_bin("copier"), "--help", NULL};
+    char *out = NULL;
+    FWT_ASSERT_INT_EQ(fwt_run(help, 10000, &out), 0);
+    FWT_ASSERT(strstr(out, "--dest") != NULL && strstr(out, "--retention") != NULL &&
+               strstr(out, "--rate") != NULL);
+    free(out);
+    const char *bad[][2] = {
+        {"ftp://host/x", "unknown destination"},
+        {"file://relative/path", "file:///ABSOLUTE/PATH"},
+        {"webhdfs://host/path", "webhdfs://HOST:PORT/PATH"},
+        {"file:///a,file:///a", "given twice"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *argv[] = {(char *)fwt_bin("copier"), "--source", (char *)fwt_tmpdir(),  "--dest",
+                        (char *)bad[i][0],         "--zk",     "127.0.0.1:1/freeway", NULL};
+        int rc = fwt_run(argv, 10000, &out);
+        if (rc == 0 || strstr(out, bad[i][1]) == NULL)
+            FWT_FAIL("--dest %s: status %d, output:\n%s", bad[i][0], rc, out);
+        free(out);
+    }
 }
