@@ -216,11 +216,18 @@ $(B)/tools/%: $(B)/obj/tests/tools/%.o $(LIB_PROTO) $(LIB_COMMON)
 deps:
 	$(Q)scripts/install-deps
 
-test: deps
+# The npm client test_webhdfs_server checks the WebHDFS stand-in with, from the
+# lock file; the directory is the stamp (npm ci rewrites it, touch dates it).
+WEBHDFS_NODE_MODULES := tests/webhdfs/node_modules
+$(WEBHDFS_NODE_MODULES): tests/webhdfs/package.json tests/webhdfs/package-lock.json | deps
+	$(Q)npm ci --prefix tests/webhdfs --no-audit --no-fund
+	$(Q)touch $@
+
+test: deps $(WEBHDFS_NODE_MODULES)
 	$(Q)$(MAKE) --no-print-directory MODE=debug all
 	$(Q)tests/run build/debug
 
-asan: deps
+asan: deps $(WEBHDFS_NODE_MODULES)
 	$(Q)$(MAKE) --no-print-directory MODE=asan all
 	$(Q)tests/run build/asan
 
