@@ -31,12 +31,13 @@ int cp_assign(const char *const *tasks, size_t ntasks, const char *const *member
     size_t *load = calloc(nmembers, sizeof(*load));
     if (load == NULL)
         return -ENOMEM;
-    size_t share = (ntasks + nmembers - 1) / nmembers;
+    /* floor shares for all, one more for `extra` of them: loads differ by one at most. */
+    size_t floor_share = ntasks / nmembers, extra = ntasks % nmembers, topped = 0;
     for (size_t i = 0; i < ntasks; i++) {
         int best = -1;
         uint32_t best_w = 0;
         for (size_t j = 0; j < nmembers; j++) {
-            if (load[j] >= share)
+            if (load[j] > floor_share || (load[j] == floor_share && topped == extra))
                 continue;
             uint32_t w = weight(tasks[i], members[j]);
             /* Ties go to the smaller id (members are sorted), the same everywhere. */
@@ -46,7 +47,8 @@ int cp_assign(const char *const *tasks, size_t ntasks, const char *const *member
             }
         }
         owner[i] = best;
-        load[best]++;
+        if (++load[best] > floor_share)
+            topped++;
     }
     free(load);
     return 0;

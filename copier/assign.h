@@ -7,9 +7,10 @@
  *
  * Rendezvous hashing with bounded loads: each bucket goes to the copier that
  * weighs it highest (fw_hash32 of bucket and copier), unless that copier
- * already has its share, ceil(buckets / copiers), in which case to the next.
- * So the spread is even (no copier holds more than one bucket above another's
- * share) and a copier joining or leaving moves about its share, not all.
+ * already has its share (buckets / copiers, rounded down, plus one for as
+ * many copiers as the division leaves over), in which case to the next. So
+ * the loads differ by one bucket at most, and a copier joining or leaving
+ * moves about its share, not everything.
  */
 #ifndef CP_ASSIGN_H
 #define CP_ASSIGN_H
