@@ -281,7 +281,7 @@ fuzz-seeds: $(B)/tools/seedgen
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory MODE=release build/release/bin/calligraphus \
-		build/release/bin/ptail build/release/bin/freeway
+		build/release/bin/ptail build/release/bin/copier build/release/bin/freeway
 	$(Q)scripts/demo start
 
 demo-stop:

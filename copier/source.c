@@ -109,6 +109,8 @@ static int compare_buckets(const void *a, const void *b)
 
 static cp_bucket_t *find(const cp_source_t *s, const char *category, uint32_t bucket)
 {
+    if (s->count == 0)
+        return NULL; /* bsearch wants a real array */
     cp_bucket_t key;
     snprintf(key.category, sizeof(key.category), "%s", category);
     key.bucket = bucket;
