@@ -789,9 +789,9 @@ int cal_node_init(cal_node_t *n, uv_loop_t *loop, const cal_node_config_t *cfg, 
         .loop_watchdog = 1,
     };
     cal_catalog_init(&n->catalog, &n->zk, on_catalog_changed, n);
-    cal_members_init(&n->members, &n->zk, cfg->id, cfg->address, cfg->metrics_address, cfg->root,
-                     on_members_changed, n);
-    n->members.started_ms = fw_clock_wall_ms();
+    if (cal_members_init(&n->members, &n->zk, cfg->id, cfg->address, cfg->metrics_address,
+                         cfg->root, on_members_changed, n) < 0)
+        return -ENOMEM;
     uv_timer_t *timers[] = {&n->tick, &n->kick, &n->heartbeat, &n->suspend_timer};
     for (size_t i = 0; i < 4; i++) {
         uv_timer_init(loop, timers[i]);

@@ -76,7 +76,8 @@ static void on_existing(fw_zk_t *zk, int rc, const struct Stat *stat, void *arg)
     if (stat->ephemeralOwner == fw_zk_session_id(zk)) {
         m->registering = 0;
         m->registered_session = stat->ephemeralOwner;
-        m->changed(m, m->arg);
+        if (m->changed != NULL)
+            m->changed(m, m->arg);
         return;
     }
     /* Left by our previous life (same id, a session not yet expired): it
@@ -96,6 +97,8 @@ static void on_created(fw_zk_t *zk, int rc, const char *path, void *arg)
         m->registered_session = fw_zk_session_id(zk);
         (void)path;
         fw_log_info("members", "registered as %s under %s", m->self_id, m->dir);
+        if (m->changed == NULL)
+            return;
         if (!m->listed)
             fw_members_sync(m);
         m->changed(m, m->arg);
@@ -235,7 +238,7 @@ void fw_members_sync(fw_members_t *m)
     if (!fw_zk_connected(m->zk))
         return;
     do_register(m);
-    if (!m->children_watch || !m->listed)
+    if (m->changed != NULL && (!m->children_watch || !m->listed))
         list_members(m);
 }
 

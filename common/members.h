@@ -50,7 +50,10 @@ struct fw_members_s {
     void *arg;
 };
 
-/* 0 or -ENOMEM. data is copied. */
+/*
+ * 0 or -ENOMEM. data is copied. changed NULL: registration only (no list,
+ * no watch), for a daemon that only needs to be found.
+ */
 int fw_members_init(fw_members_t *m, fw_zk_t *zk, const char *kind, const char *self_id,
                     const void *data, size_t len, fw_members_cb changed, void *arg);
 /* Registers (once per session), re-arms the watch, re-reads the list. */

@@ -1,8 +1,8 @@
 /*
  * pt_registry: this ptail's entry under nodes/ptail/<id> (ephemeral,
- * pbtext NodeInfo) so consumers can find it and `freeway status` can list
- * it. It owns the ZooKeeper session; ptail serves files whether or not
- * ZooKeeper is reachable, so nothing else waits for it.
+ * pbtext NodeInfo, through fw_members) so consumers can find it and
+ * `freeway status` can list it. It owns the ZooKeeper session; ptail serves
+ * files whether or not ZooKeeper is reachable, so nothing else waits for it.
  */
 #ifndef PT_REGISTRY_H
 #define PT_REGISTRY_H
@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include "members.h"
 #include "zk.h"
 
 typedef struct pt_registry_s pt_registry_t;
@@ -18,13 +19,8 @@ typedef void (*pt_registry_cb)(pt_registry_t *r);
 
 struct pt_registry_s {
     fw_zk_t zk;
-    char id[128];
-    char address[128];
-    char metrics_address[128];
-    char root[1024];
-    int64_t started_ms;
-    int64_t registered_session; /* 0: not registered in the current session */
-    int registering;
+    fw_members_t members;
+    int stopping;
     pt_registry_cb closed_cb;
 };
 
