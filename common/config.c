@@ -1,6 +1,8 @@
 /* Option tables: flags, config files and --help (see config.h). */
 #include "config.h"
 
+#include "version.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -405,4 +407,28 @@ void fw_config_usage(const fw_option_t *opts, FILE *out)
     }
     fprintf(out, "  %-28s %s\n", "--help", "print this help and exit");
     fprintf(out, "  %-28s %s\n", "--version", "print the version and exit");
+}
+
+int fw_config_daemon(const char *prog, const fw_option_t *opts, void *cfg, int argc, char **argv,
+                     void (*usage)(FILE *out))
+{
+    char err[512];
+    char **rest;
+    int nrest;
+    int rc = fw_config_parse(opts, cfg, argc, argv, &rest, &nrest, err, sizeof(err));
+    if (rc == FW_CONFIG_HELP || rc == FW_CONFIG_VERSION) {
+        if (rc == FW_CONFIG_HELP)
+            usage(stdout);
+        else
+            printf("%s %s\n", prog, FW_VERSION_STRING);
+        fw_config_free(opts, cfg);
+        return 0;
+    }
+    if (rc < 0 || nrest > 0) {
+        fprintf(stderr, "%s: %s\n", prog, rc < 0 ? err : "unexpected argument");
+        usage(stderr);
+        fw_config_free(opts, cfg);
+        return 2;
+    }
+    return -1;
 }

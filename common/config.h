@@ -59,6 +59,15 @@ int fw_config_load_file(const fw_option_t *opts, void *cfg, const char *path, ch
 /* Frees the strings the config owns. */
 void fw_config_free(const fw_option_t *opts, void *cfg);
 
+/*
+ * A daemon's command line in one call: fw_config_parse, then --help (usage
+ * on stdout), --version ("PROG VERSION"), or a bad flag or stray argument
+ * (the error and the usage on stderr, and the config freed). Returns -1 to
+ * go on, else the status to exit with (0, or 2 for bad usage).
+ */
+int fw_config_daemon(const char *prog, const fw_option_t *opts, void *cfg, int argc, char **argv,
+                     void (*usage)(FILE *out));
+
 /* Prints every option with its metavar, default and help. */
 void fw_config_usage(const fw_option_t *opts, FILE *out);
 

@@ -253,24 +253,9 @@ int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     static daemon_t d;
-    char err[512];
-    char **rest;
-    int nrest;
-    int rc = fw_config_parse(OPTIONS, &d.opt, argc, argv, &rest, &nrest, err, sizeof(err));
-    if (rc == FW_CONFIG_HELP) {
-        usage(stdout);
-        return 0;
-    }
-    if (rc == FW_CONFIG_VERSION) {
-        printf("copier %s\n", FW_VERSION_STRING);
-        return 0;
-    }
-    if (rc < 0 || nrest > 0) {
-        fprintf(stderr, "copier: %s\n", rc < 0 ? err : "unexpected argument");
-        usage(stderr);
-        fw_config_free(OPTIONS, &d.opt);
-        return 2;
-    }
+    int rc = fw_config_daemon("copier", OPTIONS, &d.opt, argc, argv, usage);
+    if (rc >= 0)
+        return rc;
     if (check_options(&d) < 0) {
         free(d.dest_list);
         fw_config_free(OPTIONS, &d.opt);

@@ -368,18 +368,29 @@ static void on_fixed(cp_dest_req_t *req, int status)
     cp_task_step(t);
 }
 
-static void fix(cp_task_t *t, uint64_t length)
+/*
+ * Sends one request about the current segment to the destination; the task
+ * waits in `state` until cb. A request that cannot even start is retried
+ * after a backoff.
+ */
+static void send_req(cp_task_t *t, cp_task_state_t state, uint64_t offset, cp_dest_cb cb,
+                     int (*op)(cp_dest_t *, cp_dest_req_t *))
 {
     t->req.category = t->bucket->category;
     t->req.bucket = t->bucket->bucket;
     t->req.segment_id = t->segment;
-    t->req.offset = length;
-    t->req.cb = on_fixed;
-    t->state = CP_TASK_FIXING;
-    if (cp_dest_truncate(t->dest, &t->req) < 0) {
+    t->req.offset = offset;
+    t->req.cb = cb;
+    t->state = state;
+    if (op(t->dest, &t->req) < 0) {
         t->state = CP_TASK_READY;
         backoff(t);
     }
+}
+
+static void fix(cp_task_t *t, uint64_t length)
+{
+    send_req(t, CP_TASK_FIXING, length, on_fixed, t->dest->ops->truncate);
 }
 
 /* The last block boundary at or below len in a source segment (0: below the header). */
@@ -462,16 +473,7 @@ static void on_length(cp_dest_req_t *req, int status)
 
 static void check(cp_task_t *t)
 {
-    t->req.category = t->bucket->category;
-    t->req.bucket = t->bucket->bucket;
-    t->req.segment_id = t->segment;
-    t->req.offset = 0;
-    t->req.cb = on_length;
-    t->state = CP_TASK_CHECKING;
-    if (cp_dest_length(t->dest, &t->req) < 0) {
-        t->state = CP_TASK_READY;
-        backoff(t);
-    }
+    send_req(t, CP_TASK_CHECKING, 0, on_length, t->dest->ops->length);
 }
 
 /* ---- copying: read, write, record ------------------------------------------------------ */
@@ -606,18 +608,9 @@ static void after_read(uv_work_t *w, int status)
             double lag = (double)(fw_clock_wall_ms() - r->oldest_ts) / 1000.0;
             fw_metric_set(t->stats.lag_seconds, lag < 0 ? 0 : lag);
         }
-        t->req.category = t->bucket->category;
-        t->req.bucket = t->bucket->bucket;
-        t->req.segment_id = t->segment;
-        t->req.offset = t->offset;
         t->req.bytes = r->out.data;
         t->req.len = r->out.len;
-        t->req.cb = on_written;
-        t->state = CP_TASK_WRITING;
-        if (cp_dest_write(t->dest, &t->req) < 0) {
-            t->state = CP_TASK_READY;
-            backoff(t);
-        }
+        send_req(t, CP_TASK_WRITING, t->offset, on_written, t->dest->ops->write);
         return;
     case CP_READ_AGAIN:
         resume_ok(t);
