@@ -20,10 +20,14 @@
 
 #include <curl/curl.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -825,6 +829,103 @@ FWT_TEST(close_from_a_callback)
         uv_walk(&loop, walk_handle, NULL);
         FWT_FAIL("the loop still has handles after the destination closed");
     }
+    free(bytes);
+    server_stop(&server);
+}
+
+/* ---- a namenode that redirects with 307 ----------------------------------------------- */
+
+/*
+ * The stand-in honours noredirect=true, as Hadoop 3 does; a namenode that
+ * ignores it answers 307 with a Location header instead. This one does only
+ * that, for APPEND, pointing at the stand-in's datanode, on a thread.
+ */
+typedef struct redirector_s {
+    int listen_fd;
+    int port;
+    int dn_port, nn_port;
+    char request_line[512]; /* the last one it was sent */
+    pthread_t thread;
+} redirector_t;
+
+static void *redirector_main(void *arg)
+{
+    redirector_t *r = arg;
+    int fd = accept(r->listen_fd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    char head[8192];
+    size_t len = 0;
+    while (len < sizeof(head) - 1) {
+        ssize_t n = read(fd, head + len, sizeof(head) - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        head[len] = '\0';
+        if (strstr(head, "\r\n\r\n") != NULL)
+            break;
+    }
+    head[len] = '\0';
+    /* "POST /webhdfs/v1/PATH?QUERY HTTP/1.1" */
+    char *eol = strstr(head, "\r\n");
+    if (eol != NULL)
+        *eol = '\0';
+    snprintf(r->request_line, sizeof(r->request_line), "%.500s", head);
+    char path[1024] = "";
+    sscanf(head, "%*s %1023[^? ]", path);
+    char answer[2048];
+    int n = snprintf(answer, sizeof(answer),
+                     "HTTP/1.1 307 TEMPORARY_REDIRECT\r\n"
+                     "Location: http://127.0.0.1:%d%s?op=APPEND&user.name=freeway"
+                     "&namenoderpcaddress=127.0.0.1:%d\r\n"
+                     "Content-Type: application/octet-stream\r\n"
+                     "Content-Length: 0\r\nConnection: close\r\n\r\n",
+                     r->dn_port, path, r->nn_port);
+    (void)!write(fd, answer, (size_t)n);
+    close(fd);
+    return NULL;
+}
+
+static void redirector_start(redirector_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->dn_port = server.dn_port;
+    r->nn_port = server.nn_port;
+    r->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    FWT_ASSERT(r->listen_fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t salen = sizeof(sa);
+    FWT_ASSERT(bind(r->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    FWT_ASSERT(listen(r->listen_fd, 4) == 0);
+    FWT_ASSERT(getsockname(r->listen_fd, (struct sockaddr *)&sa, &salen) == 0);
+    r->port = ntohs(sa.sin_port);
+    FWT_ASSERT_INT_EQ(pthread_create(&r->thread, NULL, redirector_main, r), 0);
+}
+
+FWT_TEST(append_through_a_307_redirect)
+{
+    setup(0);
+    cp_dest_t *d = dest_open(10000);
+    uint8_t *bytes = create_seg(d, 1, 100);
+    dest_close(d);
+    FWT_ASSERT_OK(uv_loop_init(&loop));
+
+    redirector_t r;
+    redirector_start(&r);
+    d = dest_open_port(r.port, 10000);
+    FWT_ASSERT_OK(do_write(d, 1, 100, bytes, 100, NULL));
+    FWT_ASSERT_INT_EQ(pthread_join(r.thread, NULL), 0);
+    close(r.listen_fd);
+    fprintf(stderr, "the redirector was sent: %s\n", r.request_line);
+    FWT_ASSERT(strncmp(r.request_line,
+                       "POST /webhdfs/v1/freeway/orders/3/00000000000000000001.seg?", 59) == 0);
+    FWT_ASSERT(strstr(r.request_line, "op=APPEND&noredirect=true&user.name=freeway") != NULL);
+    dest_close(d);
+
+    uint8_t want[200];
+    memcpy(want, bytes, 100);
+    memcpy(want + 100, bytes, 100);
+    assert_seg_equals(1, want, 200);
     free(bytes);
     server_stop(&server);
 }
