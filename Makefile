@@ -255,6 +255,8 @@ $(FB)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) $(ZK_LIBS) -lm
 
 $(FB)/fuzz_consumer: $(FUZZ_CONSUMER_OBJS)
+# fuzz_webhdfs_json links only the copier's JSON reader.
+$(FB)/fuzz_webhdfs_json: $(FB)/obj/copier/webhdfs_json.o
 
 -include $(shell find $(FB)/obj -name '*.d' 2>/dev/null)
 
