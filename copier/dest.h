@@ -60,7 +60,10 @@ struct cp_dest_req_s {
      *        name that readers ignore (".<id>.seg.tmp" in the same directory,
      *        replaced if it exists) and renamed into place once durable, so
      *        a segment never appears at the destination without its whole
-     *        header. Missing directories are made.
+     *        header. Missing directories are made. A segment of that name
+     *        already there (a copy a crash left before its progress was
+     *        recorded: the claim makes the copier the bucket's only writer)
+     *        is replaced.
      */
     uint64_t offset;
     /** WRITE: the bytes (whole blocks, or the header and blocks at 0). */

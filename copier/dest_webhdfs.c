@@ -12,6 +12,7 @@
  *              PUT    CREATE .<id>.seg.tmp&overwrite=true&noredirect=true
  *              PUT    the bytes, to the datanode      -> 201
  *              PUT    RENAME to <id>.seg              -> true, or false and
+ *              DELETE <id>.seg, RENAME again          (a copy a crash left unrecorded)
  *              GET    GETFILESTATUS <id>.seg          -> exactly len bytes?
  *
  * The stall timeout (cp_dest_options_t) fails a request through which no
@@ -57,12 +58,13 @@ typedef enum {
     STEP_CREATE,        /* namenode: where to write the temporary file */
     STEP_CREATE_DATA,   /* datanode: the bytes */
     STEP_RENAME,        /* the temporary name to the final one */
+    STEP_REPLACE,       /* DELETE of the final name after a refused rename */
     STEP_RENAME_CHECK,  /* GETFILESTATUS of the final name after a refused rename */
     STEP_APPEND,        /* namenode: where to append */
     STEP_APPEND_DATA,   /* datanode: the bytes */
 } wh_step_t;
 
-typedef enum { M_GET, M_PUT, M_POST } wh_method_t;
+typedef enum { M_GET, M_PUT, M_POST, M_DELETE } wh_method_t;
 
 typedef struct wh_op_s wh_op_t;
 
@@ -117,6 +119,8 @@ struct wh_op_s {
     int waiting;
     int64_t deadline_ms;
     uint64_t backoff_ms;
+    /* WRITE at 0: the final name was deleted once to make room. */
+    int replaced;
     wh_op_t *prev, *next;
 };
 
@@ -287,6 +291,8 @@ static const char *step_op(const wh_op_t *op)
     case STEP_RENAME:
     case STEP_RENAME_CHECK:
         return "RENAME";
+    case STEP_REPLACE:
+        return "DELETE";
     case STEP_APPEND:
     case STEP_APPEND_DATA:
         break;
@@ -453,7 +459,9 @@ static int op_send(wh_op_t *op, wh_step_t step, wh_method_t method, const char *
      * after a burst is noticed up to about 5 s late. */
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, stall_s > 0 ? stall_s : 1L);
-    if (method != M_GET) {
+    if (method == M_DELETE)
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
+    if (method != M_GET && method != M_DELETE) {
         struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/octet-stream");
         struct curl_slist *h2 = h != NULL ? curl_slist_append(h, "Expect:") : NULL;
         if (h2 == NULL) {
@@ -520,6 +528,11 @@ static int send_rename(wh_op_t *op)
     size_t k = (size_t)snprintf(q, sizeof(q), "op=RENAME&destination=");
     int rc = url_encode(q, sizeof(q), &k, op->path, 0);
     return rc < 0 ? rc : send_nn(op, STEP_RENAME, M_PUT, op->tmp, q);
+}
+
+static int send_replace(wh_op_t *op)
+{
+    return send_nn(op, STEP_REPLACE, M_DELETE, op->path, "op=DELETE&recursive=false");
 }
 
 static int send_append(wh_op_t *op)
@@ -682,9 +695,22 @@ static void step_done(wh_op_t *op, long code)
             op_finish(op, 0);
             return;
         }
-        /* Refused: the final name exists or the temporary one does not. An
-         * earlier attempt whose answer was lost may have renamed it already. */
+        /* Refused: the final name exists, or the temporary one does not. A
+         * final name with no recorded progress is a copy a crash left behind
+         * (the bucket's claim makes us its only writer): it gives way, once. */
+        if (!op->replaced) {
+            op_next(op, send_replace(op));
+            return;
+        }
+        /* An earlier attempt whose answer was lost may have renamed it already. */
         op_next(op, send_status(op, STEP_RENAME_CHECK));
+        return;
+
+    case STEP_REPLACE:
+        if (code != 200)
+            break;
+        op->replaced = 1;
+        op_next(op, send_rename(op));
         return;
 
     case STEP_RENAME_CHECK:

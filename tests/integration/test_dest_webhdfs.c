@@ -643,11 +643,17 @@ FWT_TEST(stalled_datanode_times_out)
     server_stop(&server);
 }
 
+/*
+ * A first write replaces a segment of the same name that is already there:
+ * a copy a crash left before the copier recorded its progress (the bucket's
+ * claim makes the copier its only writer, and the progress says it holds
+ * nothing of that segment).
+ */
 FWT_TEST(rename_onto_existing_segment)
 {
     setup(0);
     cp_dest_t *d = dest_open(10000);
-    /* Someone else's segment 1, 50 bytes, already there. */
+    /* A stale segment 1, 50 bytes, already there. */
     char path[FWT_PATH_MAX + 256], dir[FWT_PATH_MAX + 256];
     seg_file(1, path, sizeof(path));
     snprintf(dir, sizeof(dir), "%.*s", (int)(strrchr(path, '/') - path), path);
@@ -661,19 +667,14 @@ FWT_TEST(rename_onto_existing_segment)
     fclose(f);
 
     uint8_t *bytes = random_bytes(80);
-    char error[256];
-    FWT_ASSERT_INT_EQ(do_write(d, 1, 0, bytes, 80, error), -EEXIST);
-    FWT_ASSERT_STR_EQ(error, "webhdfs RENAME /freeway/orders/3/00000000000000000001.seg: refused: "
-                             "/freeway/orders/3/00000000000000000001.seg exists with 50 bytes, "
-                             "not 80");
-    assert_seg_equals(1, other, sizeof(other));
+    uint64_t deletes = server_count(&server, "DELETE");
+    FWT_ASSERT_OK(do_write(d, 1, 0, bytes, 80, NULL));
+    FWT_ASSERT_UINT_EQ(server_count(&server, "DELETE"), deletes + 1);
+    assert_seg_equals(1, bytes, 80);
 
-    /* A create whose rename already happened (its answer lost): the same
-     * bytes written again find the segment in place, whole, and succeed. */
+    /* Written again (a create whose answer was lost): the new copy replaces it. */
     FWT_ASSERT_OK(do_write(d, 2, 0, bytes, 80, NULL));
-    uint64_t renames = server_count(&server, "RENAME");
     FWT_ASSERT_OK(do_write(d, 2, 0, bytes, 80, NULL));
-    FWT_ASSERT_UINT_EQ(server_count(&server, "RENAME"), renames + 1);
     assert_seg_equals(2, bytes, 80);
     dest_close(d);
     free(bytes);
