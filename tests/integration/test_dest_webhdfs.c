@@ -13,6 +13,7 @@
  * counts requests per op (GET /stats). Everything is on 127.0.0.1.
  */
 #include "fwt_proc.h"
+#include "fwt_webhdfs.h"
 #include "fwtest.h"
 
 #include "copier/dest.h"
@@ -33,170 +34,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define READY_TIMEOUT_MS 15000
-#define STOP_TIMEOUT_MS  5000
-#define CATEGORY         "orders"
-#define BUCKET           3
-
-/* ---- the stand-in ------------------------------------------------------------------- */
-
-typedef struct server_s {
-    fwt_proc_t proc;
-    char root[FWT_PATH_MAX];  /* --root: HDFS /a/b is root/a/b */
-    char ready[FWT_PATH_MAX]; /* --ready-file */
-    char log[FWT_PATH_MAX];
-    int nn_port, dn_port;
-} server_t;
-
-/* The repository's top directory, from this binary's path (build/<mode>/tests/NAME). */
-static const char *repo_root(void)
-{
-    static char root[PATH_MAX];
-    if (root[0] != '\0')
-        return root;
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    FWT_ASSERT(n > 0);
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    FWT_ASSERT(slash != NULL);
-    *slash = '\0';
-    char up[PATH_MAX + 16];
-    snprintf(up, sizeof(up), "%s/../../..", self);
-    if (realpath(up, root) == NULL)
-        FWT_FAIL("cannot resolve the repository root %s", up);
-    return root;
-}
-
-/* The first executable name on $PATH (fwt_proc_spawn does no PATH search). */
-static const char *find_program(const char *name, char *buf, size_t len)
-{
-    const char *path = getenv("PATH");
-    char *copy = strdup(path != NULL ? path : "/usr/bin:/bin");
-    FWT_ASSERT(copy != NULL);
-    char *save = NULL;
-    for (char *dir = strtok_r(copy, ":", &save); dir != NULL; dir = strtok_r(NULL, ":", &save)) {
-        if (snprintf(buf, len, "%s/%s", dir, name) < (int)len && access(buf, X_OK) == 0) {
-            free(copy);
-            return buf;
-        }
-    }
-    free(copy);
-    FWT_FAIL("no %s on PATH: run scripts/install-deps", name);
-}
-
-static int ready_or_exited(void *arg)
-{
-    server_t *s = arg;
-    return access(s->ready, R_OK) == 0 || !fwt_proc_running(&s->proc);
-}
-
-static void server_start(server_t *s, int truncate_delay_ms)
-{
-    const char *dir = fwt_tmpdir();
-    snprintf(s->root, sizeof(s->root), "%.400s/hdfs", dir);
-    snprintf(s->ready, sizeof(s->ready), "%.400s/webhdfs.ready", dir);
-    snprintf(s->log, sizeof(s->log), "%.400s/fake_webhdfs.log", dir);
-    char script[PATH_MAX + 64], python[FWT_PATH_MAX], delay[32];
-    snprintf(script, sizeof(script), "%s/tests/webhdfs/fake_webhdfs.py", repo_root());
-    if (access(script, R_OK) != 0)
-        FWT_FAIL("%s is missing", script);
-    snprintf(delay, sizeof(delay), "%d", truncate_delay_ms);
-    char *argv[] = {(char *)find_program("python3", python, sizeof(python)),
-                    script,
-                    "--root",
-                    s->root,
-                    "--port",
-                    "0",
-                    "--ready-file",
-                    s->ready,
-                    "--truncate-delay-ms",
-                    delay,
-                    NULL};
-    fwt_proc_spawn(&s->proc, "fake_webhdfs", argv, s->log);
-    fwt_wait_until(ready_or_exited, s, READY_TIMEOUT_MS, "fake_webhdfs.py's ready file");
-    char tail[4096];
-    if (!fwt_proc_running(&s->proc))
-        FWT_FAIL("fake_webhdfs.py exited before it was ready:\n%s",
-                 fwt_file_tail(s->log, 20, tail, sizeof(tail)));
-    FILE *f = fopen(s->ready, "r");
-    FWT_ASSERT(f != NULL);
-    int fields = fscanf(f, "%d %d", &s->nn_port, &s->dn_port);
-    fclose(f);
-    FWT_ASSERT_INT_EQ(fields, 2);
-    fprintf(stderr, "fake_webhdfs.py: namenode %d, datanode %d\n", s->nn_port, s->dn_port);
-}
-
-/* Stops it and fails on a Python exception in its log (a request it choked on). */
-static void server_stop(server_t *s)
-{
-    char tail[4096];
-    fwt_proc_stop(&s->proc, STOP_TIMEOUT_MS);
-    if (fwt_file_contains(s->log, "Traceback"))
-        FWT_FAIL("fake_webhdfs.py logged a Python exception:\n%s",
-                 fwt_file_tail(s->log, 40, tail, sizeof(tail)));
-}
-
-static size_t on_ctl_body(char *p, size_t size, size_t n, void *arg)
-{
-    char *buf = arg;
-    size_t have = strlen(buf), len = size * n;
-    if (have + len < 4096) {
-        memcpy(buf + have, p, len);
-        buf[have + len] = '\0';
-    }
-    return size * n;
-}
-
-/* One blocking request to the stand-in's namenode port (the loop is not running). */
-static long server_http(server_t *s, const char *method, const char *target, char *body)
-{
-    char url[1024];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", s->nn_port, target);
-    body[0] = '\0';
-    CURL *e = curl_easy_init();
-    FWT_ASSERT(e != NULL);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_ctl_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-    CURLcode rc = curl_easy_perform(e);
-    long code = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_cleanup(e);
-    if (rc != CURLE_OK)
-        FWT_FAIL("%s %s: %s", method, url, curl_easy_strerror(rc));
-    return code;
-}
-
-/* The next count datanode requests of op misbehave (mode: fail, drop-after-write, partial, stall).
- */
-static void server_fault(server_t *s, const char *op, const char *mode, int count)
-{
-    char target[128], body[4096];
-    snprintf(target, sizeof(target), "/fault?op=%s&mode=%s&count=%d", op, mode, count);
-    FWT_ASSERT_INT_EQ(server_http(s, "PUT", target, body), 200);
-}
-
-/* How many requests of op the namenode has had. */
-static uint64_t server_count(server_t *s, const char *op)
-{
-    char body[4096];
-    FWT_ASSERT_INT_EQ(server_http(s, "GET", "/stats", body), 200);
-    const char *path[] = {"namenode", op};
-    uint64_t n = 0;
-    int rc = cp_wh_json_get_u64(body, strlen(body), path, 2, &n);
-    if (rc == -ENOENT)
-        return 0;
-    FWT_ASSERT_OK(rc);
-    return n;
-}
+#define CATEGORY "orders"
+#define BUCKET   3
 
 /* ---- the destination on a loop -------------------------------------------------------- */
 
 static uv_loop_t loop;
-static server_t server;
+static fwt_webhdfs_t server;
 
 typedef struct call_s {
     cp_dest_req_t req;
@@ -214,7 +58,7 @@ static void on_req(cp_dest_req_t *req, int status)
 static void setup(int truncate_delay_ms)
 {
     FWT_ASSERT_OK(uv_loop_init(&loop));
-    server_start(&server, truncate_delay_ms);
+    fwt_webhdfs_start(&server, "webhdfs", truncate_delay_ms);
 }
 
 static cp_dest_t *dest_open_port(int port, int64_t stall_ms)
@@ -405,12 +249,12 @@ FWT_TEST(create_then_appends_byte_identical)
     FWT_ASSERT(access(tmp, F_OK) != 0);
     FWT_ASSERT_OK(do_write(d, 2, 0, all, 10, NULL));
     assert_seg_equals(2, all, 10);
-    FWT_ASSERT_UINT_EQ(server_count(&server, "MKDIRS"), 1);
-    FWT_ASSERT_UINT_EQ(server_count(&server, "RENAME"), 2);
+    FWT_ASSERT_UINT_EQ(fwt_webhdfs_count(&server, "MKDIRS"), 1);
+    FWT_ASSERT_UINT_EQ(fwt_webhdfs_count(&server, "RENAME"), 2);
 
     dest_close(d);
     free(all);
-    server_stop(&server);
+    fwt_webhdfs_stop(&server);
 }
 
 /* Starts n writes at once (segments 1..n, each at offsets[i]) and waits for all. */
@@ -459,7 +303,7 @@ FWT_TEST(many_requests_at_once)
         free(data[i]);
     }
     dest_close(d);
-    server_stop(&server);
+    fwt_webhdfs_stop(&server);
 }
 
 FWT_TEST(length_of_missing_segment)
@@ -478,7 +322,7 @@ FWT_TEST(length_of_missing_segment)
     FWT_ASSERT(strstr(error, "webhdfs APPEND /freeway/orders/3/") != NULL);
     FWT_ASSERT(strstr(error, "404 FileNotFoundException") != NULL);
     dest_close(d);
-    server_stop(&server);
+    fwt_webhdfs_stop(&server);
 }
 
 FWT_TEST(truncate_at_once)
@@ -502,7 +346,7 @@ FWT_TEST(truncate_at_once)
     assert_seg_equals(1, bytes, 1000);
     dest_close(d);
     free(bytes);
-    server_stop(&server);
+    fwt_webhdfs_stop(&server);
 }
 
 FWT_TEST(truncate_waits_for_block_recovery)
@@ -510,11 +354,11 @@ FWT_TEST(truncate_waits_for_block_recovery)
     setup(300);
     cp_dest_t *d = dest_open(10000);
     uint8_t *bytes = create_seg(d, 1, 1000);
-    uint64_t polls_before = server_count(&server, "GETFILESTATUS");
+    uint64_t polls_before = fwt_webhdfs_count(&server, "GETFILESTATUS");
     int64_t t0 = fwt_now_ms();
     FWT_ASSERT_OK(do_truncate(d, 1, 600, NULL));
     int64_t took = fwt_now_ms() - t0;
-    uint64_t polls = server_count(&server, "GETFILESTATUS") - polls_before;
+    uint64_t polls = fwt_webhdfs_count(&server, "GETFILESTATUS") - polls_before;
     fprintf(stderr, "truncate took %lld ms, %llu GETFILESTATUS\n", (long long)took,
             (unsigned long long)polls);
     /* {"boolean":false} first, then polls with a backoff, not a busy loop. */
@@ -525,17 +369,17 @@ FWT_TEST(truncate_waits_for_block_recovery)
 
     /* While a recovery runs, HDFS says "try later": -EAGAIN. Start one by hand. */
     char body[4096], error[256];
-    FWT_ASSERT_INT_EQ(server_http(&server, "POST",
-                                  "/webhdfs/v1/freeway/orders/3/00000000000000000001.seg"
-                                  "?op=TRUNCATE&newlength=100",
-                                  body),
+    FWT_ASSERT_INT_EQ(fwt_webhdfs_http(&server, "POST",
+                                       "/webhdfs/v1/freeway/orders/3/00000000000000000001.seg"
+                                       "?op=TRUNCATE&newlength=100",
+                                       body),
                       200);
     FWT_ASSERT(strstr(body, "false") != NULL);
     FWT_ASSERT_INT_EQ(do_write(d, 1, 600, bytes, 10, error), -EAGAIN);
     FWT_ASSERT(strstr(error, "403 RecoveryInProgressException") != NULL);
     dest_close(d);
     free(bytes);
-    server_stop(&server);
+    fwt_webhdfs_stop(&server);
 }
 
 FWT_TEST(truncate_wait_has_a_deadline)
@@ -552,7 +396,7 @@ FWT_TEST(truncate_wait_has_a_deadline)
     FWT_ASSERT(strstr(error, "webhdfs TRUNCATE /freeway/orders/3/00000000000000000001.seg: "
                              "still 1000 bytes, not 600") != NULL);
     dest_close(d);
-    server_stop(&server);
+    fwt_webhdfs_stop(&server);
 }
 
 FWT_TEST(append_fails_with_remote_exception)
@@ -560,7 +404,7 @@ FWT_TEST(append_fails_with_remote_exception)
     setup(0);
     cp_dest_t *d = dest_open(10000);
     uint8_t *bytes = create_seg(d, 1, 300);
-    server_fault(&server, "APPEND", "fail", 1);
+    fwt_webhdfs_fault(&server, "APPEND", "fail", 1);
     char error[256];
     FWT_ASSERT_INT_EQ(do_write(d, 1, 100, bytes + 100, 200, error), -EIO);
     FWT_ASSERT_STR_EQ(error, "webhdfs APPEND /freeway/orders/3/00000000000000000001.seg: 500 "
@@ -576,7 +420,7 @@ FWT_TEST(append_fails_with_remote_exception)
     FWT_ASSERT_UINT_EQ(len, 350);
     dest_close(d);
     free(bytes);
-    server_stop(&server);
+    fwt_webhdfs_stop(&server);
 }
 
 FWT_TEST(append_dropped_after_write_is_an_error)
@@ -588,7 +432,7 @@ FWT_TEST(append_dropped_after_write_is_an_error)
 
     /* The datanode wrote everything and hung up: unknown outcome, so an
      * error, and LENGTH tells the copier the bytes landed. */
-    server_fault(&server, "APPEND", "drop-after-write", 1);
+    fwt_webhdfs_fault(&server, "APPEND", "drop-after-write", 1);
     int rc = do_write(d, 1, 1000, bytes, 500, error);
     FWT_ASSERT_INT_OP(rc, <, 0);
     FWT_ASSERT(strstr(error, "webhdfs APPEND /freeway/orders/3/00000000000000000001.seg: ") ==
@@ -599,7 +443,7 @@ FWT_TEST(append_dropped_after_write_is_an_error)
     FWT_ASSERT_UINT_EQ(len, 1500);
 
     /* Half written: LENGTH shows it, and TRUNCATE repairs it. */
-    server_fault(&server, "APPEND", "partial", 1);
+    fwt_webhdfs_fault(&server, "APPEND", "partial", 1);
     FWT_ASSERT_INT_OP(do_write(d, 1, 1500, bytes + 500, 400, error), <, 0);
     FWT_ASSERT_OK(do_length(d, 1, &len));
     FWT_ASSERT_UINT_EQ(len, 1700);
@@ -612,7 +456,7 @@ FWT_TEST(append_dropped_after_write_is_an_error)
     assert_seg_equals(1, want, 2000);
     dest_close(d);
     free(bytes);
-    server_stop(&server);
+    fwt_webhdfs_stop(&server);
 }
 
 FWT_TEST(stalled_datanode_times_out)
@@ -620,7 +464,7 @@ FWT_TEST(stalled_datanode_times_out)
     setup(0);
     cp_dest_t *d = dest_open(1000);
     uint8_t *bytes = create_seg(d, 1, 100);
-    server_fault(&server, "APPEND", "stall", 1);
+    fwt_webhdfs_fault(&server, "APPEND", "stall", 1);
     char error[256];
     int64_t t0 = fwt_now_ms();
     FWT_ASSERT_INT_EQ(do_write(d, 1, 100, bytes, 100, error), -ETIMEDOUT);
@@ -632,7 +476,7 @@ FWT_TEST(stalled_datanode_times_out)
     FWT_ASSERT_INT_OP(took, <, 12000);
     FWT_ASSERT(strstr(error, "may or may not have been appended") != NULL);
     /* A create that stalls fails the same way, and leaves no segment. */
-    server_fault(&server, "CREATE", "stall", 1);
+    fwt_webhdfs_fault(&server, "CREATE", "stall", 1);
     FWT_ASSERT_INT_EQ(do_write(d, 2, 0, bytes, 100, error), -ETIMEDOUT);
     FWT_ASSERT(strstr(error, "webhdfs CREATE /freeway/orders/3/.00000000000000000002.seg.tmp: ") ==
                error);
@@ -640,7 +484,7 @@ FWT_TEST(stalled_datanode_times_out)
     FWT_ASSERT_INT_EQ(do_length(d, 2, &len), -ENOENT);
     dest_close(d);
     free(bytes);
-    server_stop(&server);
+    fwt_webhdfs_stop(&server);
 }
 
 /*
@@ -667,9 +511,9 @@ FWT_TEST(rename_onto_existing_segment)
     fclose(f);
 
     uint8_t *bytes = random_bytes(80);
-    uint64_t deletes = server_count(&server, "DELETE");
+    uint64_t deletes = fwt_webhdfs_count(&server, "DELETE");
     FWT_ASSERT_OK(do_write(d, 1, 0, bytes, 80, NULL));
-    FWT_ASSERT_UINT_EQ(server_count(&server, "DELETE"), deletes + 1);
+    FWT_ASSERT_UINT_EQ(fwt_webhdfs_count(&server, "DELETE"), deletes + 1);
     assert_seg_equals(1, bytes, 80);
 
     /* Written again (a create whose answer was lost): the new copy replaces it. */
@@ -678,7 +522,7 @@ FWT_TEST(rename_onto_existing_segment)
     assert_seg_equals(2, bytes, 80);
     dest_close(d);
     free(bytes);
-    server_stop(&server);
+    fwt_webhdfs_stop(&server);
 }
 
 FWT_TEST(namenode_down_is_connection_refused)
@@ -749,7 +593,7 @@ FWT_TEST(close_cancels_requests_in_flight)
     /* A datanode that stalls (the append sits in libcurl), and a second
      * request on the same loop. */
     FWT_ASSERT_OK(do_write(d, 2, 0, bytes, 100, NULL));
-    server_fault(&server, "APPEND", "stall", 2);
+    fwt_webhdfs_fault(&server, "APPEND", "stall", 2);
     call_t calls[2];
     call_init(&calls[0], 1, 100, bytes, 100);
     FWT_ASSERT_OK(cp_dest_write(d, &calls[0].req));
@@ -757,7 +601,7 @@ FWT_TEST(close_cancels_requests_in_flight)
     FWT_ASSERT_OK(cp_dest_write(d, &calls[1].req));
     close_after(d, calls, 2, 300);
     free(bytes);
-    server_stop(&server);
+    fwt_webhdfs_stop(&server);
 }
 
 FWT_TEST(close_cancels_truncate_waiting_for_recovery)
@@ -769,7 +613,7 @@ FWT_TEST(close_cancels_truncate_waiting_for_recovery)
     call_init(&c, 1, 600, NULL, 0);
     FWT_ASSERT_OK(cp_dest_truncate(d, &c.req));
     close_after(d, &c, 1, 400); /* between two GETFILESTATUS polls, or in one */
-    server_stop(&server);
+    fwt_webhdfs_stop(&server);
 }
 
 static void on_run_for(uv_timer_t *t)
@@ -810,7 +654,7 @@ FWT_TEST(close_from_a_callback)
     setup(0);
     cp_dest_t *d = dest_open(30000);
     uint8_t *bytes = create_seg(d, 1, 100);
-    server_fault(&server, "APPEND", "stall", 1);
+    fwt_webhdfs_fault(&server, "APPEND", "stall", 1);
     call_t stalled, quick;
     call_init(&stalled, 1, 100, bytes, 100);
     FWT_ASSERT_OK(cp_dest_write(d, &stalled.req));
@@ -831,7 +675,7 @@ FWT_TEST(close_from_a_callback)
         FWT_FAIL("the loop still has handles after the destination closed");
     }
     free(bytes);
-    server_stop(&server);
+    fwt_webhdfs_stop(&server);
 }
 
 /* ---- a namenode that redirects with 307 ----------------------------------------------- */
@@ -928,5 +772,5 @@ FWT_TEST(append_through_a_307_redirect)
     memcpy(want + 100, bytes, 100);
     assert_seg_equals(1, want, 200);
     free(bytes);
-    server_stop(&server);
+    fwt_webhdfs_stop(&server);
 }
