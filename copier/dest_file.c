@@ -128,8 +128,8 @@ static int do_append(file_dest_t *d, cp_dest_req_t *req, const char *path)
     int rc = fstat(fd, &st) < 0 ? -errno : 0;
     if (rc == 0 && (uint64_t)st.st_size != req->offset) {
         /* Someone else changed the file: never write where we did not expect. */
-        snprintf(req->error, sizeof(req->error), "%s is %lld bytes long, the copier expected %llu",
-                 path, (long long)st.st_size, (unsigned long long)req->offset);
+        cp_dest_error(req, "%s is %lld bytes long, the copier expected %llu", path,
+                      (long long)st.st_size, (unsigned long long)req->offset);
         close(fd);
         return -ESPIPE;
     }

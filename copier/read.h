@@ -26,7 +26,7 @@ typedef enum {
 
 typedef struct cp_read_s {
     /* in */
-    char path[4096];
+    char path[4200]; /* a bucket directory (4096) plus a segment name */
     uint64_t offset; /* 0 = from the start, header included */
     size_t limit;    /* stop adding blocks past this many bytes (one block always fits) */
     /* out */

@@ -112,7 +112,7 @@ static cp_bucket_t *find(const cp_source_t *s, const char *category, uint32_t bu
     if (s->count == 0)
         return NULL; /* bsearch wants a real array */
     cp_bucket_t key;
-    snprintf(key.category, sizeof(key.category), "%s", category);
+    snprintf(key.category, sizeof(key.category), "%.128s", category);
     key.bucket = bucket;
     cp_bucket_t *kp = &key;
     cp_bucket_t **found = bsearch(&kp, s->buckets, s->count, sizeof(*s->buckets), compare_buckets);
@@ -147,10 +147,10 @@ static void add_bucket(cp_source_t *s, const char *category, uint32_t bucket, co
     }
     s->buckets = grown;
     b->source = s;
-    snprintf(b->category, sizeof(b->category), "%s", category);
+    snprintf(b->category, sizeof(b->category), "%.128s", category);
     b->bucket = bucket;
     snprintf(b->dir, sizeof(b->dir), "%s", dir);
-    snprintf(b->name, sizeof(b->name), "%s/%" PRIu32, category, bucket);
+    snprintf(b->name, sizeof(b->name), "%.128s/%" PRIu32, category, bucket);
     uv_fs_event_init(s->loop, &b->event);
     b->event.data = b;
     s->open_handles++;

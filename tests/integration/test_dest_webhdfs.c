@@ -168,7 +168,7 @@ static void seg_file(uint64_t id, char *out, size_t cap)
 {
     char rel[256];
     FWT_ASSERT_OK(cp_dest_rel_path(rel, sizeof(rel), CATEGORY, BUCKET, id));
-    snprintf(out, cap, "%s/freeway/%s", server.root, rel);
+    snprintf(out, cap, "%.512s/freeway/%.200s", server.root, rel);
 }
 
 /* Reads a whole file; *len = its size. The caller frees. */
