@@ -19,7 +19,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
 /* The repository's top directory, from this binary's path (build/<mode>/tests/NAME). */
 const char *fwt_repo_root(void)
 {
