@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void each_task(cp_copier_t *c, void (*fn)(cp_task_t *))
 {
@@ -66,7 +67,8 @@ static void reassign(cp_copier_t *c)
     char *key_mem = calloc(n + 1, 1300);
     const char **ids = calloc((size_t)c->members.count + 1, sizeof(*ids));
     int *owner = calloc(n + 1, sizeof(*owner));
-    if (keys == NULL || key_mem == NULL || ids == NULL || owner == NULL)
+    int *idx = calloc(n + 1, sizeof(*idx));
+    if (idx == NULL || keys == NULL || key_mem == NULL || ids == NULL || owner == NULL)
         goto out;
     for (int d = 0; d < c->ndests; d++) {
         cp_dest_t *dest = c->dests[d];
@@ -81,17 +83,26 @@ static void reassign(cp_copier_t *c)
                 ids[nids++] = m->id;
             }
         }
+        /* Only buckets whose directory exists now: every copier of the
+         * destination must split the same list, whatever it saw before. */
+        size_t live = 0;
         for (size_t i = 0; i < n; i++) {
-            char *k = key_mem + i * 1300;
+            struct stat st;
+            idx[i] = -1;
+            if (stat(c->source.buckets[i]->dir, &st) < 0)
+                continue;
+            char *k = key_mem + live * 1300;
             snprintf(k, 1300, "%s/%s", dest->key, c->source.buckets[i]->name);
-            keys[i] = k;
+            keys[live] = k;
+            idx[i] = (int)live++;
         }
-        if (cp_assign(keys, n, ids, nids, owner) < 0)
+        c->live_buckets = live;
+        if (cp_assign(keys, live, ids, nids, owner) < 0)
             goto out;
         for (size_t i = 0; i < n; i++) {
             cp_task_t **tasks = c->source.buckets[i]->data;
             if (tasks != NULL && tasks[d] != NULL)
-                tasks[d]->wanted = self >= 0 && owner[i] == self;
+                tasks[d]->wanted = self >= 0 && idx[i] >= 0 && owner[idx[i]] == self;
         }
     }
     each_task(c, cp_task_step);
@@ -100,6 +111,7 @@ out:
     free(key_mem);
     free(ids);
     free(owner);
+    free(idx);
 }
 
 static void on_members_changed(fw_members_t *m, void *arg)
@@ -156,12 +168,24 @@ static void measure_and_step(cp_task_t *t)
 static void on_tick(uv_timer_t *timer)
 {
     cp_copier_t *c = timer->data;
-    if (c->stopping)
+    if (c->stopping) {
+        /* Steps that failed after the stop began left their task READY (with a
+         * backoff) or IDLE without telling: step them, then look again. */
+        each_task(c, cp_task_step);
+        cp_copier_task_idle(c);
         return;
+    }
     int rc = cp_source_scan(&c->source);
     if (rc < 0)
         fw_log_warn("copier", "cannot read the source %s: %s", c->cfg.source, fw_strerror(rc));
     fw_members_sync(&c->members);
+    size_t live = 0;
+    for (size_t i = 0; i < c->source.count; i++) {
+        struct stat st;
+        live += stat(c->source.buckets[i]->dir, &st) == 0;
+    }
+    if (live != c->live_buckets)
+        reassign(c); /* a bucket directory came or went */
     each_task(c, measure_and_step);
     if (c->cfg.retention_ms > 0)
         cp_retention_tick(c);

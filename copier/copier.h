@@ -59,6 +59,7 @@ struct cp_copier_s {
     int stopping;
     int leaving; /* every task is idle: the registration and session go */
     int closing_parts;
+    size_t live_buckets; /* bucket directories that existed at the last reassign */
     cp_copier_cb stopped_cb;
 };
 

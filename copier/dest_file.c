@@ -167,7 +167,15 @@ static void run_work(uv_work_t *w)
         }
         break;
     case OP_TRUNCATE: {
+        /* Only ever shorter: a truncate that grew the file would fill it with zeros. */
         int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size < req->offset) {
+            close(fd);
+            cp_dest_error(req, "%s is %lld bytes long, shorter than the %llu to truncate to", path,
+                          (long long)st.st_size, (unsigned long long)req->offset);
+            rc = -ESPIPE;
+            break;
+        }
         if (fd < 0 || ftruncate(fd, (off_t)req->offset) < 0 || (d->sync && fdatasync(fd) < 0))
             rc = -errno;
         if (fd >= 0)

@@ -184,11 +184,12 @@ static void on_claim_read(fw_zk_t *zk, int rc, const char *data, size_t len,
     cp_task_t *t = arg;
     const char *self = t->copier->cfg.id;
     t->state = CP_TASK_IDLE;
-    if (rc == ZNONODE) {
-        cp_task_step(t); /* gone meanwhile: try again */
-        return;
-    }
     if (rc != ZOK) {
+        t->claim_watch = 0; /* a get that failed set no watch: nothing would clear it */
+        if (rc == ZNONODE) {
+            cp_task_step(t); /* gone meanwhile: try again */
+            return;
+        }
         backoff(t);
         return;
     }
@@ -322,6 +323,7 @@ static void on_loaded(fw_zk_t *zk, int rc, const char *data, size_t len, const s
         if (fw_pbtext_parse(&fwpb__copier_progress__descriptor, data, len, &msg, err, sizeof(err)) <
             0) {
             stop_bucket(t, "unreadable progress in ZooKeeper (%s)", err);
+            release(t); /* never copy without knowing where the copy ends */
             return;
         }
         Fwpb__CopierProgress *p = (Fwpb__CopierProgress *)msg;
@@ -517,6 +519,8 @@ static void on_recorded(fw_zk_t *zk, int rc, const struct Stat *stat, void *arg)
         double delay = (double)(fw_clock_wall_ms() - r->oldest_ts) / 1000.0;
         fw_metric_observe(t->stats.delay, delay < 0 ? 0 : delay);
     }
+    if (r->out.cap > 256 * 1024)
+        fw_buf_free(&r->out); /* a catch-up chunk: do not keep one per bucket */
     cp_task_step(t);
 }
 
@@ -601,6 +605,12 @@ static void after_read(uv_work_t *w, int status)
     }
     switch (r->status) {
     case CP_READ_DATA:
+        if (!fw_zk_connected(zk_of(t))) {
+            /* Suspended: another copier may have the bucket by now. Write
+             * nothing; read again once the session is back. */
+            t->dirty = 1;
+            return;
+        }
         resume_ok(t);
         t->damage_since_ms = 0;
         cp_rate_take(&t->copier->rate, r->out.len);
@@ -625,8 +635,13 @@ static void after_read(uv_work_t *w, int status)
         on_damage(t);
         return;
     case CP_READ_GONE:
-        if (t->offset == 0)
-            return; /* listed, then deleted: the next listing tells */
+        if (t->offset == 0) {
+            /* Listed, then removed before a byte of it was copied (a torn
+             * header the writer's recovery removed; ids are never reused). */
+            t->sealed = 1;
+            cp_task_step(t);
+            return;
+        }
         stop_bucket(t, "source segment %" PRIu64 " is gone before it was copied whole", t->segment);
         return;
     case CP_READ_NO_HEADER:
@@ -652,6 +667,8 @@ static void after_read(uv_work_t *w, int status)
 static void start_read(cp_task_t *t)
 {
     cp_copier_t *c = t->copier;
+    if (!t->recorded)
+        return; /* never copy without knowing where the copy ends */
     if (t->segment == 0 || t->sealed) {
         uint64_t next = segment_after(t, t->segment);
         if (next == 0)
@@ -697,9 +714,13 @@ void cp_task_step(cp_task_t *t)
             go_idle(t);
             return;
         }
+        if (c->stopping) {
+            release(t); /* suspended: no delete, the claim goes with the session we close */
+            return;
+        }
         if (!fw_zk_connected(&c->zk))
             return; /* suspended: we may already have been replaced; hold still */
-        if (c->stopping || !t->wanted) {
+        if (!t->wanted) {
             release(t);
             return;
         }
