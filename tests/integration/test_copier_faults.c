@@ -11,6 +11,15 @@
 #include "fwt_zk.h"
 #include "fwtest.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FWT_HAS_ASAN 1
+#endif
+#endif
+#ifndef FWT_HAS_ASAN
+#define FWT_HAS_ASAN 0
+#endif
+
 #include "fsutil.h"
 #include "names.h"
 #include "copier/assign.h"
@@ -440,7 +449,13 @@ FWT_TEST(an_idle_copier_does_not_hold_a_chunk_per_bucket)
     usleep(1000 * 1000);
     long kib = rss_kib(cp.proc.pid);
     printf("copier RSS after catching up on %d buckets: %ld MiB\n", NB, kib / 1024);
-    FWT_ASSERT(kib > 0 && kib < 64 * 1024);
+    FWT_ASSERT(kib > 0);
+#if defined(__SANITIZE_ADDRESS__) || FWT_HAS_ASAN
+    /* AddressSanitizer keeps freed memory in quarantine (256 MiB): RSS says nothing here. */
+    printf("RSS bound not checked under AddressSanitizer\n");
+#else
+    FWT_ASSERT(kib < 64 * 1024);
+#endif
     fwt_cal_stop(&cp);
     fwt_zk_stop(&e.zk);
 }
