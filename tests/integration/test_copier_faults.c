@@ -339,7 +339,7 @@ static int pick_split(const env_t *e, char *gone, size_t cap, int *orphan)
     for (int g = 0; g < 50; g++) {
         snprintf(gone, cap, "old%d", g);
         for (int nb = 2; nb <= 40; nb++) {
-            snprintf(keys[0], sizeof(keys[0]), "%s/%s/0", key, gone);
+            snprintf(keys[0], sizeof(keys[0]), "%.1400s/%.64s/0", key, gone);
             with[0] = keys[0];
             for (int b = 0; b < nb; b++) {
                 snprintf(keys[b + 1], sizeof(keys[b + 1]), "%s/web/%d", key, b);
