@@ -182,11 +182,20 @@ static void on_kick(uv_timer_t *t)
     pump(sub);
 }
 
+/*
+ * Pumps after after_ms, or sooner if a kick is already due sooner. A kick
+ * armed for a later time (the next time-based checkpoint) is brought
+ * forward: new data must not wait for the checkpoint timer.
+ */
 static void kick(pt_sub_t *sub, uint64_t after_ms)
 {
-    if (sub->kick_armed || sub->closing)
+    if (sub->closing)
+        return;
+    uint64_t due = uv_now(sub->server->loop) + after_ms;
+    if (sub->kick_armed && sub->kick_due <= due)
         return;
     sub->kick_armed = 1;
+    sub->kick_due = due;
     uv_timer_start(&sub->kick, on_kick, after_ms, 0);
 }
 

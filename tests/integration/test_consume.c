@@ -839,3 +839,47 @@ FWT_TEST(tail_moves_to_a_second_ptail_when_its_ptail_dies)
     f.npt = 2;
     fabric_stop(&f);
 }
+
+/*
+ * A record stored while the subscription waits for its next time-based
+ * checkpoint goes out at once, not when that checkpoint is due: ptail armed
+ * one timer for both and new data waited up to checkpoint_every_ms (found by
+ * bench/bench's latency run: p50 250 ms at 1,000 records/s, bounded only by
+ * ptail's 1 s rescan). With the checkpoint and the rescan a minute away, the
+ * second record must come long before them.
+ */
+FWT_TEST(new_records_do_not_wait_for_the_checkpoint_timer)
+{
+    fabric_t f;
+    fabric_start(&f, 0);
+    /* ptail's own rescan (--poll) would also find it: a minute out too. */
+    const char *slow_poll[] = {"--poll", "60s", NULL};
+    fwt_ptail_start(&f.pt[0], "p1", f.spec, f.root, slow_poll);
+    f.npt = 1;
+    sink_t s;
+    sink_init(&s);
+    fw_consumer_options_t o;
+    fw_consumer_options_init(&o);
+    o.zk = f.spec;
+    o.category = "web";
+    o.start = FW_START_EARLIEST;
+    o.checkpoint_every_records = 0;
+    o.checkpoint_every_ms = 60000;
+    o.on_record = on_record;
+    o.arg = &s;
+    o.log_cb = on_log;
+    FWT_ASSERT_OK(fw_consumer_create(&s.c, &o));
+    send_lines(&f, 0, 1);
+    consume_until(&s, 1);
+    /* ptail has now sent a record since its last checkpoint: its timer is a minute out. */
+    send_lines(&f, 1, 1);
+    int64_t deadline = fwt_now_ms() + 20000;
+    while (s.records < 2 && fwt_now_ms() < deadline)
+        FWT_ASSERT(fw_consumer_poll(s.c, 200) >= 0);
+    if (s.records < 2)
+        FWT_FAIL("the second record did not come within 20 s (checkpoint due in 60 s)");
+    assert_clean(&s, "the consumer");
+    FWT_ASSERT_OK(fw_consumer_close(s.c));
+    sink_free(&s);
+    fabric_stop(&f);
+}
