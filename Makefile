@@ -107,8 +107,13 @@ DAEMON_BINS := $(patsubst %/main.c,$(B)/bin/%,$(wildcard calligraphus/main.c pta
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 EXAMPLE_BINS := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_SRCS))
 
+# bench/fwbench: the benchmarks' load generator (bench/README.md), linked as an application
+# is, plus the block builder for its lz4 yardstick.
+FWBENCH_SRCS := $(wildcard bench/fwbench/*.c)
+FWBENCH_BIN := $(B)/bench/fwbench
+
 all: $(LIB_COMMON) $(LIB_PROTO) $(LIB_CLIENT) $(CLI_BIN) $(DAEMON_BINS) $(TEST_BINS) $(TOOL_BINS) \
-	$(EXAMPLE_BINS)
+	$(EXAMPLE_BINS) $(FWBENCH_BIN)
 
 # ---- rebuild when flags change ------------------------------------------------
 
@@ -127,7 +132,7 @@ $(GEN)/proto/%.pb-c.c $(GEN)/proto/%.pb-c.h: proto/%.proto
 # Every object may include a generated header, so generate them first.
 $(COMMON_OBJS) $(PROTO_OBJS) $(HARNESS_OBJS) $(CLI_OBJS) $(CAL_OBJS) $(CLIENT_OBJS) \
 	$(PTAIL_OBJS) $(COPIER_OBJS) $(B)/obj/calligraphus/main.o $(B)/obj/ptail/main.o \
-	$(B)/obj/copier/main.o: | $(PROTO_GEN_H)
+	$(B)/obj/copier/main.o $(call obj,$(FWBENCH_SRCS)): | $(PROTO_GEN_H)
 
 # ---- objects, libraries, binaries ------------------------------------------------
 
@@ -200,6 +205,11 @@ $(CLI_BIN): $(CLI_OBJS) $(LIB_CLIENT) $(LIB_PROTO) $(LIB_COMMON)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/examples/%: $(B)/obj/examples/%.o $(LIB_CLIENT) $(LIB_PROTO) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(FWBENCH_BIN): $(call obj,$(FWBENCH_SRCS)) $(LIB_CLIENT) $(LIB_PROTO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
@@ -289,23 +299,32 @@ demo: deps
 demo-stop:
 	$(Q)scripts/demo stop
 
-# The ingest benchmark (bench/README.md): it installs fio and iperf3 and builds
-# the release binaries itself. bench-quick is the same at a smaller size (< 3 min).
-.PHONY: bench-quick
+# The benchmark (bench/README.md): limits, ingest, latency, ptail, scale, peers
+# and the copier's lag in one run; it installs what it needs (fio, iperf3,
+# redis-server, nats-server, gnuplot) and builds the release binaries itself.
+# bench-quick is the short subset (< 3 min). bench-ingest and bench-copier run
+# one part alone, with its own detailed report.
+.PHONY: bench-quick bench-ingest bench-ingest-quick bench-copier bench-copier-quick
 bench:
-	$(Q)bench/ingest
+	$(Q)bench/bench
 
 bench-quick:
+	$(Q)bench/bench --quick
+
+bench-ingest:
+	$(Q)bench/ingest
+
+bench-ingest-quick:
 	$(Q)bench/ingest --quick
 
-# The copier lag benchmark (bench/README.md): lag behind the writer at 50% of
-# peak ingest. bench-copier-quick measures 20 s instead of 60 (< 2 min).
-.PHONY: bench-copier bench-copier-quick
 bench-copier:
 	$(Q)bench/copier-lag
 
 bench-copier-quick:
 	$(Q)bench/copier-lag --quick
+
+# The peers' own clients (hiredis, the NATS C client), bench-only dependencies.
+-include bench/peers/peers.mk
 
 # ---- formatting -------------------------------------------------------------------
 
