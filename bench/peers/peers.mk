@@ -23,14 +23,16 @@ PEERS_BINS := $(PEERS_OUT)/redis_xadd $(PEERS_OUT)/nats_publish
 bench-peers-build: $(PEERS_BINS)
 
 # The makefile is a prerequisite so that a change of flags rebuilds.
-$(PEERS_OUT)/redis_xadd: bench/peers/redis_xadd.c bench/peers/peers.mk
-	@mkdir -p $(@D)
-	$(if $(filter @,$(Q)),@echo "  CCLD    $@")
-	$(Q)$(PEERS_CC) $(PEERS_CFLAGS) -o $@ $< -lhiredis
+PEERS_COMMON := bench/peers/peer_input.c bench/peers/peer_input.h bench/peers/peers.mk
 
-$(PEERS_OUT)/nats_publish: bench/peers/nats_publish.c bench/peers/peers.mk
+$(PEERS_OUT)/redis_xadd: bench/peers/redis_xadd.c $(PEERS_COMMON)
 	@mkdir -p $(@D)
 	$(if $(filter @,$(Q)),@echo "  CCLD    $@")
-	$(Q)$(PEERS_CC) $(PEERS_CFLAGS) -o $@ $< -lnats
+	$(Q)$(PEERS_CC) $(PEERS_CFLAGS) -o $@ $< bench/peers/peer_input.c -lhiredis
+
+$(PEERS_OUT)/nats_publish: bench/peers/nats_publish.c $(PEERS_COMMON)
+	@mkdir -p $(@D)
+	$(if $(filter @,$(Q)),@echo "  CCLD    $@")
+	$(Q)$(PEERS_CC) $(PEERS_CFLAGS) -o $@ $< bench/peers/peer_input.c -lnats
 
 .DEFAULT_GOAL := $(if $(PEERS_ALONE),bench-peers-build,$(PEERS_SAVED_GOAL))

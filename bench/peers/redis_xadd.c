@@ -13,15 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "peer_input.h"
+
+#define PROG "redis_xadd"
+
 #include <hiredis/hiredis.h>
-
-#define MB 1e6
-
-struct input {
-    const char *data;
-    size_t size;
-    size_t off;
-};
 
 static void usage(void)
 {
@@ -30,77 +26,6 @@ static void usage(void)
                     "  XADDs each line of FILE (newline stripped) as field r of a stream\n"
                     "  entry, keeping up to N commands in flight (default 1000), and\n"
                     "  prints one JSON line with the figures.\n");
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static long long parse_count(const char *flag, const char *text)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno != 0 || *end != '\0' || v <= 0) {
-        fprintf(stderr, "redis_xadd: %s wants a positive integer, not %s\n", flag, text);
-        exit(2);
-    }
-    return v;
-}
-
-/* The file is mapped rather than read so that the client's work during the
- * timed part is the protocol, not copies of the input. */
-static int input_open(struct input *in, const char *path)
-{
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    in->size = (size_t)st.st_size;
-    in->off = 0;
-    in->data = NULL;
-    if (in->size > 0) {
-        void *p = mmap(NULL, in->size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) {
-            int err = -errno;
-            close(fd);
-            return err;
-        }
-        madvise(p, in->size, MADV_SEQUENTIAL);
-        in->data = p;
-    }
-    close(fd);
-    return 0;
-}
-
-/* The next line without its newline; 0 at the end of the file. */
-static int input_next(struct input *in, const char **line, size_t *len)
-{
-    if (in->off >= in->size)
-        return 0;
-    const char *start = in->data + in->off;
-    const char *nl = memchr(start, '\n', in->size - in->off);
-    size_t n = nl ? (size_t)(nl - start) : in->size - in->off;
-    *line = start;
-    *len = n;
-    in->off += n + (nl ? 1 : 0);
-    return 1;
 }
 
 /* An XADD reply is the new entry's id, "<ms>-<seq>". */
@@ -150,13 +75,13 @@ int main(int argc, char **argv)
         if (strcmp(a, "--host") == 0)
             host = argv[++i];
         else if (strcmp(a, "--port") == 0)
-            port = (int)parse_count(a, argv[++i]);
+            port = (int)parse_count(PROG, a, argv[++i]);
         else if (strcmp(a, "--stream") == 0)
             stream = argv[++i];
         else if (strcmp(a, "--window") == 0)
-            window = parse_count(a, argv[++i]);
+            window = parse_count(PROG, a, argv[++i]);
         else if (strcmp(a, "--count") == 0)
-            limit = parse_count(a, argv[++i]);
+            limit = parse_count(PROG, a, argv[++i]);
         else if (a[0] == '-' || path != NULL) {
             usage();
             return 2;
