@@ -177,9 +177,7 @@ static void refuse(pt_sub_t *sub, int code, const char *fmt, ...)
 
 static void on_kick(uv_timer_t *t)
 {
-    pt_sub_t *sub = t->data;
-    sub->kick_armed = 0;
-    pump(sub);
+    pump(t->data);
 }
 
 /*
@@ -191,11 +189,8 @@ static void kick(pt_sub_t *sub, uint64_t after_ms)
 {
     if (sub->closing)
         return;
-    uint64_t due = uv_now(sub->server->loop) + after_ms;
-    if (sub->kick_armed && sub->kick_due <= due)
+    if (uv_is_active((uv_handle_t *)&sub->kick) && uv_timer_get_due_in(&sub->kick) <= after_ms)
         return;
-    sub->kick_armed = 1;
-    sub->kick_due = due;
     uv_timer_start(&sub->kick, on_kick, after_ms, 0);
 }
 

@@ -73,8 +73,6 @@ struct pt_sub_s {
     int writing;
     uv_write_t wreq;
     uv_timer_t kick; /* coalesces file events into one pump */
-    int kick_armed;
-    uint64_t kick_due; /* uv_now() when the armed kick fires */
 };
 
 /* Accepts a consumer from the listener. 0 or a negative errno. */

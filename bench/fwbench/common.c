@@ -1,6 +1,8 @@
 /* What every fwbench subcommand shares: the input file, latency samples, clocks. */
 #include "fwbench.h"
 
+#include "config.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -148,30 +150,10 @@ double fwb_cpu_seconds(void)
 
 int64_t fwb_parse_size(const char *text)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || v < 0)
+    uint64_t v;
+    if (fw_parse_size(text, &v) < 0 || v > INT64_MAX)
         return -1;
-    switch (*end) {
-    case '\0':
-        return v;
-    case 'K':
-    case 'k':
-        v <<= 10;
-        break;
-    case 'M':
-    case 'm':
-        v <<= 20;
-        break;
-    case 'G':
-    case 'g':
-        v <<= 30;
-        break;
-    default:
-        return -1;
-    }
-    return end[1] == '\0' ? v : -1;
+    return (int64_t)v;
 }
 
 void fwb_log(const char *who, int level, const char *message)

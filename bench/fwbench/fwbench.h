@@ -49,7 +49,7 @@ void fwb_samples_free(fwb_samples_t *s);
 int64_t fwb_now_ns(void);
 /* CPU seconds (user + system) this process has used. */
 double fwb_cpu_seconds(void);
-/* A size with an optional K/M/G suffix (powers of 1024), or -1. */
+/* A count or size, optionally with K, M or G (powers of 1024; fw_parse_size), or -1. */
 int64_t fwb_parse_size(const char *text);
 
 /* The subcommands: argc/argv start at the subcommand's own name. Exit statuses. */
