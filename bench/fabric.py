@@ -17,12 +17,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def load_script(name):
-    """A bench script without .py (bench/ingest, bench/copier-lag) as a module."""
-    path = os.path.join(HERE, name)
+    """A bench script without .py (bench/ingest) as a module, loaded once per
+    process: every part then shares its classes (a BenchError raised in one
+    is the one the others catch)."""
     modname = "bench_" + name.replace("-", "_")
+    if modname in sys.modules:
+        return sys.modules[modname]
+    path = os.path.join(HERE, name)
     loader = importlib.machinery.SourceFileLoader(modname, path)
     spec = importlib.util.spec_from_loader(modname, loader)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = mod
     dont_write = sys.dont_write_bytecode
     sys.dont_write_bytecode = True
     try:

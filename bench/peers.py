@@ -14,8 +14,6 @@ Standard library only, like bench/ingest.
 """
 
 import argparse
-import importlib.machinery
-import importlib.util
 import json
 import os
 import re
@@ -26,6 +24,8 @@ import subprocess
 import sys
 import types
 import urllib.request
+
+import fabric
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -42,41 +42,13 @@ REDIS_DURABILITY = {
     "everysec": "fsync every second: acked once written to the AOF (page cache); a machine "
                 "crash loses up to about 1 s",
 }
+ingest = fabric.ingest
+
 NATS_DURABILITY = {
     "always": "fsync per write (jetstream sync_interval: always)",
     "default": "page cache: each message is written to the stream's block file before its "
                "ack; the file store fsyncs it only on its timer, every 2 min",
 }
-
-
-# ---- bench/ingest's helpers --------------------------------------------------------------
-
-def load_ingest():
-    """bench/ingest as a module (a file without .py), without writing bytecode."""
-    path = os.path.join(HERE, "ingest")
-    loader = importlib.machinery.SourceFileLoader("bench_ingest", path)
-    spec = importlib.util.spec_from_loader("bench_ingest", loader)
-    mod = importlib.util.module_from_spec(spec)
-    dont_write = sys.dont_write_bytecode
-    sys.dont_write_bytecode = True
-    try:
-        loader.exec_module(mod)
-    finally:
-        sys.dont_write_bytecode = dont_write
-    return mod
-
-
-def ingest_of(daemons):
-    """The helpers of the very bench/ingest that made `daemons`. The caller
-    may run bench/ingest as its main script or load its own copy; either way
-    the BenchError raised here must be the class the caller catches, and
-    that is the one in the module that defined the Daemons class."""
-    g = type(daemons).stop.__globals__
-    names = ("BenchError", "wait_for", "free_port", "proc_cpu_seconds", "output_of")
-    if all(n in g for n in names):
-        return types.SimpleNamespace(**{n: g[n] for n in names})
-    mod = load_ingest()
-    return types.SimpleNamespace(**{n: getattr(mod, n) for n in names})
 
 
 # ---- small helpers -----------------------------------------------------------------------
@@ -148,7 +120,7 @@ def log_match(log, pattern):
     return m
 
 
-def run_client(ing, cmd, timeout, log):
+def run_client(cmd, timeout, log):
     """Runs a producer; its JSON line, or BenchError with its stderr (also
     kept in log)."""
     try:
@@ -157,17 +129,17 @@ def run_client(ing, cmd, timeout, log):
         with open(log, "w") as f:
             f.write(e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes)
                     else (e.stderr or ""))
-        raise ing.BenchError("%s did not finish within %d s (log: %s)"
+        raise ingest.BenchError("%s did not finish within %d s (log: %s)"
                              % (os.path.basename(cmd[0]), timeout, log))
     with open(log, "w") as f:
         f.write(r.stdout + r.stderr)
     if r.returncode != 0:
-        raise ing.BenchError("%s exited %d: %s (log: %s)" % (os.path.basename(cmd[0]),
+        raise ingest.BenchError("%s exited %d: %s (log: %s)" % (os.path.basename(cmd[0]),
                              r.returncode, r.stderr.strip()[-500:], log))
     try:
         return json.loads(r.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        raise ing.BenchError("%s printed no JSON line (log: %s)" % (os.path.basename(cmd[0]),
+        raise ingest.BenchError("%s printed no JSON line (log: %s)" % (os.path.basename(cmd[0]),
                                                                    log))
 
 
@@ -177,10 +149,10 @@ def client_timeout(ctx, count):
     return max(120 if getattr(ctx, "quick", False) else 300, count // 10_000)
 
 
-def check_binaries(ing):
+def check_binaries():
     for b in (REDIS_XADD, NATS_PUBLISH):
         if not os.access(b, os.X_OK):
-            raise ing.BenchError("%s is missing: make -f bench/peers/peers.mk bench-peers-build"
+            raise ingest.BenchError("%s is missing: make -f bench/peers/peers.mk bench-peers-build"
                                  % b)
 
 
@@ -197,13 +169,13 @@ def row(peer, setting, durability, client, got, server_cpu, disk, version, note=
 
 # ---- Redis Streams -----------------------------------------------------------------------
 
-def redis_run(ctx, ing, lines_path, count, fsync, say):
+def redis_run(ctx, lines_path, count, fsync, say):
     """One fresh redis-server with the AOF on (appendfsync `fsync`, no RDB
     snapshots) and one redis_xadd run into a new stream."""
     d = os.path.join(ctx.workdir, "redis", fsync)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
-    port = ing.free_port()
+    port = ingest.free_port()
     conf = os.path.join(d, "redis.conf")
     with open(conf, "w") as f:
         f.write("\n".join([
@@ -226,29 +198,29 @@ def redis_run(ctx, ing, lines_path, count, fsync, say):
     log = os.path.join(ctx.logdir, "redis-%s.log" % fsync)
     p = ctx.daemons.start(name, ["redis-server", conf], log)
     try:
-        ing.wait_for("%s on 127.0.0.1:%d" % (name, port), lambda: redis_ready(port), 30, proc=p,
+        ingest.wait_for("%s on 127.0.0.1:%d" % (name, port), lambda: redis_ready(port), 30, proc=p,
                      log=log)
         info = redis_cmd(port, "INFO", "server")
         m = re.search(r"redis_version:(\S+)", info)
         version = "redis " + (m.group(1) if m else "?")
         say("bench: Redis Streams, appendfsync %s: %s on 127.0.0.1:%d, %d records"
             % (fsync, version, port, count))
-        cpu0 = ing.proc_cpu_seconds(p.pid)
-        got = run_client(ing, [REDIS_XADD, "--port", str(port), "--stream", "bench",
+        cpu0 = ingest.proc_cpu_seconds(p.pid)
+        got = run_client([REDIS_XADD, "--port", str(port), "--stream", "bench",
                                "--window", str(REDIS_WINDOW), "--count", str(count),
                                lines_path],
                          client_timeout(ctx, count),
                          os.path.join(ctx.logdir, "redis_xadd-%s.log" % fsync))
-        server_cpu = ing.proc_cpu_seconds(p.pid) - cpu0
+        server_cpu = ingest.proc_cpu_seconds(p.pid) - cpu0
         xlen = redis_cmd(port, "XLEN", "bench")
         if got["records"] != count or xlen != count:
-            raise ing.BenchError("Redis Streams, appendfsync %s: %d records sent, XLEN says %s, "
+            raise ingest.BenchError("Redis Streams, appendfsync %s: %d records sent, XLEN says %s, "
                                  "%d wanted" % (fsync, got["records"], xlen, count))
         disk = tree_bytes(os.path.join(d, "appendonlydir"))
     finally:
         status = ctx.daemons.stop(p)
     if status != 0:
-        raise ing.BenchError("%s exited %s after SIGTERM (log: %s)" % (name, status, log))
+        raise ingest.BenchError("%s exited %s after SIGTERM (log: %s)" % (name, status, log))
     say("bench:   %.0f records/s, %.1f MB/s, server CPU %.1f s, client CPU %.1f s, AOF %.0f MB"
         % (got["records_per_s"], got["mb_per_s"], server_cpu, got["client_cpu_s"], disk / 1e6))
     if os.environ.get("BENCH_KEEP") != "1":
@@ -280,7 +252,7 @@ def nats_sync_always_supported(d):
     return r.returncode == 0
 
 
-def nats_run(ctx, ing, lines_path, count, sync, say, note=None):
+def nats_run(ctx, lines_path, count, sync, say, note=None):
     """One fresh nats-server with JetStream (file storage) and one
     nats_publish run into a new stream."""
     d = os.path.join(ctx.workdir, "nats", sync)
@@ -293,20 +265,20 @@ def nats_run(ctx, ing, lines_path, count, sync, say, note=None):
     log = os.path.join(ctx.logdir, "nats-%s.log" % sync)
     p = ctx.daemons.start(name, ["nats-server", "-c", conf], log)
     try:
-        ing.wait_for(name, lambda: log_match(log, r"Server is ready"), 30, proc=p, log=log)
+        ingest.wait_for(name, lambda: log_match(log, r"Server is ready"), 30, proc=p, log=log)
         port = int(log_match(log, r"client connections on 127\.0\.0\.1:(\d+)").group(1))
         mon = int(log_match(log, r"http monitor on 127\.0\.0\.1:(\d+)").group(1))
         version = "nats-server " + http_json("http://127.0.0.1:%d/varz" % mon).get("version", "?")
         say("bench: NATS JetStream, %s: %s on 127.0.0.1:%d, %d records"
             % (sync if sync == "always" else "default sync", version, port, count))
-        cpu0 = ing.proc_cpu_seconds(p.pid)
-        got = run_client(ing, [NATS_PUBLISH, "--url", "nats://127.0.0.1:%d" % port, "--create",
+        cpu0 = ingest.proc_cpu_seconds(p.pid)
+        got = run_client([NATS_PUBLISH, "--url", "nats://127.0.0.1:%d" % port, "--create",
                                "--stream", "BENCH", "--subject", "bench.peers",
                                "--max-pending", str(NATS_MAX_PENDING), "--count", str(count),
                                lines_path],
                          client_timeout(ctx, count),
                          os.path.join(ctx.logdir, "nats_publish-%s.log" % sync))
-        server_cpu = ing.proc_cpu_seconds(p.pid) - cpu0
+        server_cpu = ingest.proc_cpu_seconds(p.pid) - cpu0
         # The server's own count, from its monitoring endpoint.
         jsz = http_json("http://127.0.0.1:%d/jsz?accounts=true&streams=true" % mon)
         msgs = None
@@ -315,7 +287,7 @@ def nats_run(ctx, ing, lines_path, count, sync, say, note=None):
                 if st.get("name") == "BENCH":
                     msgs = st.get("state", {}).get("messages")
         if got["records"] != count or got["acked"] != count or msgs != count:
-            raise ing.BenchError("NATS JetStream, %s: %d records sent, %d acked, the stream holds "
+            raise ingest.BenchError("NATS JetStream, %s: %d records sent, %d acked, the stream holds "
                                  "%s, %d wanted" % (sync, got["records"], got["acked"], msgs,
                                                     count))
         disk = tree_bytes(store)
@@ -323,7 +295,7 @@ def nats_run(ctx, ing, lines_path, count, sync, say, note=None):
         status = ctx.daemons.stop(p)
     # nats-server ends with status 1 on SIGTERM once it has shut down cleanly.
     if status != 0 and not (status == 1 and log_match(log, r"Server Exiting")):
-        raise ing.BenchError("%s exited %s after SIGTERM (log: %s)" % (name, status, log))
+        raise ingest.BenchError("%s exited %s after SIGTERM (log: %s)" % (name, status, log))
     say("bench:   %.0f records/s, %.1f MB/s, server CPU %.1f s, client CPU %.1f s, store %.0f MB"
         % (got["records_per_s"], got["mb_per_s"], server_cpu, got["client_cpu_s"], disk / 1e6))
     if os.environ.get("BENCH_KEEP") != "1":
@@ -339,27 +311,27 @@ def nats_run(ctx, ing, lines_path, count, sync, say, note=None):
 
 def run_peers(ctx, lines_path, count, say):
     """Every peer run on the first count lines of lines_path; a list of
-    dicts, one per run (see bench/peers/README.md for the keys). Raises the
-    caller's BenchError on a failed run or a count that does not match.
+    dicts, one per run (see bench/peers/README.md for the keys). Raises
+    bench/ingest's BenchError (one class for every part: fabric.load_script)
+    on a failed run or a count that does not match.
     ctx: .workdir (scratch: redis/ and nats/ go under it), .daemons
     (bench/ingest's Daemons), .logdir, .quick."""
-    ing = ingest_of(ctx.daemons)
-    check_binaries(ing)
+    check_binaries()
     for tool in ("redis-server", "nats-server"):
         if shutil.which(tool) is None:
-            raise ing.BenchError("%s is not installed (scripts/install-deps bench)" % tool)
+            raise ingest.BenchError("%s is not installed (scripts/install-deps bench)" % tool)
     os.makedirs(ctx.workdir, exist_ok=True)
     os.makedirs(ctx.logdir, exist_ok=True)
     out = []
     for fsync in ("always", "everysec"):
-        out.append(redis_run(ctx, ing, lines_path, count, fsync, say))
+        out.append(redis_run(ctx, lines_path, count, fsync, say))
     nats_dir = os.path.join(ctx.workdir, "nats")
     os.makedirs(nats_dir, exist_ok=True)
     if nats_sync_always_supported(nats_dir):
-        out.append(nats_run(ctx, ing, lines_path, count, "always", say))
-        out.append(nats_run(ctx, ing, lines_path, count, "default", say))
+        out.append(nats_run(ctx, lines_path, count, "always", say))
+        out.append(nats_run(ctx, lines_path, count, "default", say))
     else:
-        out.append(nats_run(ctx, ing, lines_path, count, "default", say,
+        out.append(nats_run(ctx, lines_path, count, "default", say,
                             note="this nats-server has no way to fsync every write: its "
                                  "jetstream block rejects sync_interval (added in 2.10)"))
     return out
@@ -392,7 +364,6 @@ def main():
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args()
 
-    ingest = load_ingest()
     if not args.no_build:
         subprocess.run(["make", "--no-print-directory", "-C", REPO, "-f", "bench/peers/peers.mk",
                         "bench-peers-build"], check=True)

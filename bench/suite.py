@@ -6,7 +6,6 @@ import glob
 import json
 import os
 import subprocess
-import time
 
 import fabric
 from fabric import BenchError, say, ingest, fwbench
@@ -86,7 +85,7 @@ def produce_run(ctx, name, category, data, acks, threads, records, buckets=None,
         return f.writer_totals("freeway_calligraphus_records_appended_total",
                                category=category) >= sent
     try:
-        wait_for_quiet(settled)
+        ingest.wait_for("the writers' counters to count every record", settled, 15)
     except BenchError:
         pass  # reported as a count mismatch below
     after = {w.name: w.scrape() for w in f.writers}
@@ -133,14 +132,6 @@ def produce_run(ctx, name, category, data, acks, threads, records, buckets=None,
     return r
 
 
-def wait_for_quiet(check, timeout=15):
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise BenchError("timed out")
-        time.sleep(0.05)
-
-
 def ingest_runs(ctx, nodes, skip=()):
     out = []
     for n, data, acks, threads in ingest_specs(ctx.quick):
@@ -169,8 +160,8 @@ def ingest_runs(ctx, nodes, skip=()):
     return out
 
 
-def ownership_split(ctx, categories):
-    """How many buckets of the categories each writer owns (2-writer runs)."""
+def ownership_split(ctx):
+    """How many buckets each writer owns (the 2-writer runs)."""
     return {w.name: ingest.metric(w.scrape(), "freeway_calligraphus_owned_buckets")
             for w in ctx.fabric.writers}
 
