@@ -14,15 +14,18 @@
 #include <string.h>
 #include <time.h>
 
-#define TICK_MS         500
-#define KICK_MS         20
-#define RETRY_MS        500
+#define TICK_MS  500
+#define KICK_MS  20
+#define RETRY_MS 500
+/* Owner-node reads under way at once (see watch_owner). */
+#define OWNER_READS_MAX 256
 #define MAX_SLOTS_TOTAL (1u << 22)
 
 static void kick(cal_node_t *n);
 static void slot_release(cal_slot_t *s);
 static void slot_drop(cal_slot_t *s);
 static void maybe_finish_stop(cal_node_t *n);
+static void handback_next(cal_node_t *n);
 
 static const char *slot_name(const cal_slot_t *s, char *buf, size_t cap)
 {
@@ -35,9 +38,28 @@ static int slot_is_ours(const cal_slot_t *s)
     return s->state == CAL_SLOT_OPENING || s->state == CAL_SLOT_OWNED;
 }
 
-static void set_owned_gauge(cal_node_t *n)
+static int state_is_ours(cal_slot_state_t st)
 {
-    fw_metric_set(n->stats->owned_buckets, n->owned_count);
+    return st == CAL_SLOT_OPENING || st == CAL_SLOT_OWNED;
+}
+
+static int state_is_moving(cal_slot_state_t st)
+{
+    return st == CAL_SLOT_CLOSING || st == CAL_SLOT_RELEASING || st == CAL_SLOT_DROPPING;
+}
+
+/* Every state change goes through here, so the node's counts stay right. */
+static void slot_set_state(cal_slot_t *s, cal_slot_state_t st)
+{
+    cal_node_t *n = s->node;
+    int ours = state_is_ours(st) - state_is_ours(s->state);
+    n->taking += (st == CAL_SLOT_TAKING) - (s->state == CAL_SLOT_TAKING);
+    n->moving += state_is_moving(st) - state_is_moving(s->state);
+    s->state = st;
+    if (ours != 0) {
+        n->owned_count += ours;
+        fw_metric_set(n->stats->owned_buckets, n->owned_count);
+    }
 }
 
 /* ---- the lease ---------------------------------------------------------------------- */
@@ -101,7 +123,71 @@ static uint32_t slot_weight(const char *category, uint32_t bucket, const char *i
     return fw_hash32(key, (size_t)len);
 }
 
-static void watch_owner(cal_slot_t *s);
+/*
+ * The owner node of every slot is watched, so that the writer knows who owns
+ * each bucket (routing), which buckets are free (balance) and when it lost
+ * one of its own. Reading them goes through a queue with at most
+ * OWNER_READS_MAX under way: a new category of 10,000 buckets must not put
+ * 10,000 requests ahead of the lease's heartbeat.
+ *
+ * A slot's first read is of the bucket node (a probe): its child count says
+ * whether the bucket has an owner, and its data is what a takeover needs.
+ * Watching the owner node starts with exists (it sets a watch on a missing
+ * node too, so one request does for a free bucket) unless the node was there
+ * when last seen; then with get (one request for an owned bucket). Either
+ * falls back to the other when it guessed wrong.
+ */
+static void owner_read_start(cal_slot_t *s);
+
+static void pump_owner_reads(cal_node_t *n)
+{
+    while (n->read_head != NULL && n->owner_reads < OWNER_READS_MAX && !n->stopping &&
+           fw_zk_connected(&n->zk)) {
+        cal_slot_t *s = n->read_head;
+        n->read_head = s->owner_next;
+        if (n->read_head == NULL)
+            n->read_tail = NULL;
+        s->owner_next = NULL;
+        s->owner_queued = 0;
+        owner_read_start(s);
+    }
+}
+
+/*
+ * Alone and short of its share, the writer takes a bucket that its probe
+ * found free before watching it (on_taken does): watching first would cost
+ * a request, and our own takeover would fire the watch and cost another.
+ */
+static int watch_later(const cal_slot_t *s)
+{
+    return s->node->claiming && s->probed && !s->owner_watch &&
+           (s->state == CAL_SLOT_TAKING ||
+            (s->state == CAL_SLOT_FREE && s->owner_known && s->owner_id[0] == '\0'));
+}
+
+/* Queues a read of the slot's owner node if it is not watched or not known. */
+static void watch_owner(cal_slot_t *s)
+{
+    cal_node_t *n = s->node;
+    if ((s->owner_watch && s->owner_known && !s->need_meta) || s->owner_reading ||
+        s->owner_queued || (watch_later(s) && !s->need_meta))
+        return;
+    s->owner_queued = 1;
+    if (n->read_tail != NULL)
+        n->read_tail->owner_next = s;
+    else
+        n->read_head = s;
+    n->read_tail = s;
+    pump_owner_reads(n);
+}
+
+static void owner_read_end(cal_slot_t *s)
+{
+    cal_node_t *n = s->node;
+    s->owner_reading = 0;
+    n->owner_reads--;
+    pump_owner_reads(n);
+}
 
 static void on_owner_noop(cal_owner_t *o, int status)
 {
@@ -109,15 +195,21 @@ static void on_owner_noop(cal_owner_t *o, int status)
     (void)status;
 }
 
+static void owner_absent(cal_slot_t *s);
+
 static void on_owner_watch(fw_zk_t *zk, int rc, int type, const char *path, void *arg)
 {
     (void)zk;
-    (void)type;
     (void)path;
     cal_slot_t *s = arg;
     s->owner_watch = 0;
-    if (rc == ZOK && !s->node->stopping)
-        watch_owner(s);
+    if (rc != ZOK || s->node->stopping)
+        return; /* the session ended: the census watches again in the next one */
+    if (type == ZOO_DELETED_EVENT)
+        owner_absent(s); /* a read would only say so again */
+    else
+        s->owner_present = 1; /* there now: get reads it in one request */
+    watch_owner(s);
 }
 
 /* The owner node says the bucket is someone else's (or nobody's) while we
@@ -144,52 +236,30 @@ static void on_stale_owner_deleted(fw_zk_t *zk, int rc, void *arg)
     kick(s->node);
 }
 
-static void on_owner_read(fw_zk_t *zk, int rc, const char *data, size_t len,
-                          const struct Stat *stat, void *arg);
-
-static void on_owner_exists(fw_zk_t *zk, int rc, const struct Stat *stat, void *arg)
+/* No owner node. */
+static void owner_absent(cal_slot_t *s)
 {
-    (void)stat;
-    cal_slot_t *s = arg;
-    if (rc == ZNONODE) {
-        s->owner_known = 1;
-        s->owner_id[0] = s->owner_address[0] = '\0';
-        s->owner_session = 0;
-        check_lost(s);
-        kick(s->node);
-        return;
-    }
-    if (rc != ZOK) {
-        s->owner_watch = 0;
-        return;
-    }
-    /* Created between our get and our exists: the watch is set, read it. */
-    char path[300];
-    cal_owner_path(&s->owner, path, sizeof(path));
-    fw_zk_get(zk, path, NULL, NULL, on_owner_read, s);
+    s->owner_known = 1;
+    s->owner_present = 0;
+    s->owner_id[0] = s->owner_address[0] = '\0';
+    s->owner_session = 0;
+    check_lost(s);
+    kick(s->node);
 }
 
-static void on_owner_read(fw_zk_t *zk, int rc, const char *data, size_t len,
-                          const struct Stat *stat, void *arg)
+/* The owner node as read. */
+static void owner_present(cal_slot_t *s, const char *data, size_t len, const struct Stat *stat)
 {
-    cal_slot_t *s = arg;
     cal_node_t *n = s->node;
-    char path[300];
-    cal_owner_path(&s->owner, path, sizeof(path));
-    if (rc == ZNONODE) {
-        /* No owner: watch for one being created. */
-        if (fw_zk_exists(zk, path, on_owner_watch, s, on_owner_exists, s) < 0)
-            s->owner_watch = 0;
-        return;
-    }
-    if (rc != ZOK) {
-        s->owner_watch = 0;
-        return;
-    }
+    fw_zk_t *zk = &n->zk;
     ProtobufCMessage *m;
     char err[128];
     s->owner_known = 1;
+    s->owner_present = 1;
     s->owner_session = stat->ephemeralOwner;
+    /* A takeover after our read of the bucket node changed it. */
+    if (stat->czxid > s->owner.meta_mzxid)
+        cal_owner_forget(&s->owner);
     if (fw_pbtext_parse(&fwpb__owner_info__descriptor, data, len, &m, err, sizeof(err)) == 0) {
         Fwpb__OwnerInfo *info = (Fwpb__OwnerInfo *)m;
         snprintf(s->owner_id, sizeof(s->owner_id), "%s", info->node_id);
@@ -204,9 +274,10 @@ static void on_owner_read(fw_zk_t *zk, int rc, const char *data, size_t len,
      * session is dead to us; do not wait for ZooKeeper to expire it. */
     if (s->state == CAL_SLOT_FREE && strcmp(s->owner_id, n->cfg.id) == 0 &&
         s->owner_session != fw_zk_session_id(zk) && !n->stopping) {
-        char name[200];
+        char name[200], path[300];
         fw_log_info("calligraphus", "%s: removing the owner node of our previous session",
                     slot_name(s, name, sizeof(name)));
+        cal_owner_path(&s->owner, path, sizeof(path));
         fw_zk_delete(zk, path, stat->version, on_stale_owner_deleted, s);
     } else if (s->state == CAL_SLOT_FREE && strcmp(s->owner_id, n->cfg.id) == 0 &&
                s->owner_session == fw_zk_session_id(zk) && s->owner.cb == NULL) {
@@ -217,15 +288,129 @@ static void on_owner_read(fw_zk_t *zk, int rc, const char *data, size_t len,
     kick(n);
 }
 
-static void watch_owner(cal_slot_t *s)
+/* get without a watch, after exists found the node (and set the watch). */
+static void on_owner_peek(fw_zk_t *zk, int rc, const char *data, size_t len,
+                          const struct Stat *stat, void *arg)
 {
-    if (s->owner_watch || !fw_zk_connected(&s->node->zk))
-        return;
+    (void)zk;
+    cal_slot_t *s = arg;
+    if (rc == ZOK)
+        owner_present(s, data, len, stat);
+    else if (rc == ZNONODE)
+        owner_absent(s); /* gone again: the watch fires and we read once more */
+    else
+        s->owner_known = 0; /* watched but unread: the census asks again */
+    owner_read_end(s);
+}
+
+static void on_owner_get(fw_zk_t *zk, int rc, const char *data, size_t len, const struct Stat *stat,
+                         void *arg);
+
+static void on_owner_exists(fw_zk_t *zk, int rc, const struct Stat *stat, void *arg)
+{
+    (void)stat;
+    cal_slot_t *s = arg;
     char path[300];
     cal_owner_path(&s->owner, path, sizeof(path));
-    s->owner_watch = 1;
-    if (fw_zk_get(&s->node->zk, path, on_owner_watch, s, on_owner_read, s) < 0)
+    if (rc == ZNONODE) {
+        owner_absent(s); /* the watch waits for its creation */
+    } else if (rc == ZOK) {
+        /* The watch is set; read who owns it. */
+        if (fw_zk_get(zk, path, NULL, NULL, on_owner_peek, s) == 0)
+            return;
+        s->owner_known = 0;
+    } else {
         s->owner_watch = 0;
+    }
+    owner_read_end(s);
+}
+
+/* get with a watch. */
+static void on_owner_get(fw_zk_t *zk, int rc, const char *data, size_t len, const struct Stat *stat,
+                         void *arg)
+{
+    cal_slot_t *s = arg;
+    char path[300];
+    cal_owner_path(&s->owner, path, sizeof(path));
+    if (rc == ZOK) {
+        owner_present(s, data, len, stat);
+    } else if (rc == ZNONODE) {
+        /* get sets no watch on a missing node; exists does. */
+        if (fw_zk_exists(zk, path, on_owner_watch, s, on_owner_exists, s) == 0)
+            return;
+        s->owner_watch = 0;
+    } else {
+        s->owner_watch = 0;
+    }
+    owner_read_end(s);
+}
+
+/* Starts watching the owner node; 0 or a negative errno. */
+static int owner_arm(cal_slot_t *s)
+{
+    fw_zk_t *zk = &s->node->zk;
+    char path[300];
+    cal_owner_path(&s->owner, path, sizeof(path));
+    int rc = s->owner_present ? fw_zk_get(zk, path, on_owner_watch, s, on_owner_get, s)
+                              : fw_zk_exists(zk, path, on_owner_watch, s, on_owner_exists, s);
+    if (rc == 0)
+        s->owner_watch = 1;
+    return rc;
+}
+
+static void on_owner_probe(fw_zk_t *zk, int rc, const char *data, size_t len,
+                           const struct Stat *stat, void *arg)
+{
+    (void)zk;
+    cal_slot_t *s = arg;
+    int again = s->probed;
+    s->need_meta = 0;
+    s->meta_failed = rc != ZOK || cal_owner_learn(&s->owner, data, len, stat) < 0;
+    if (again || s->owner_watch) {
+        /* Only the data was wanted: the owner's watch says who owns it. */
+        owner_read_end(s);
+        kick(s->node);
+        return;
+    }
+    if (rc == ZOK) {
+        s->probed = 1;
+        if (stat->numChildren == 0) {
+            owner_absent(s); /* the census watches it, or takes it first */
+            owner_read_end(s);
+            return;
+        }
+        s->owner_present = 1; /* its only child is the owner node */
+    } else if (rc == ZNONODE) {
+        s->probed = 1; /* no bucket node (yet): the owner's watch will tell */
+    } else {
+        owner_read_end(s); /* the census asks again */
+        return;
+    }
+    if (owner_arm(s) < 0)
+        owner_read_end(s);
+}
+
+static void owner_read_start(cal_slot_t *s)
+{
+    cal_node_t *n = s->node;
+    int rc;
+    if (!s->need_meta && ((s->owner_watch && s->owner_known) || watch_later(s)))
+        return;
+    if (!s->probed || s->need_meta) {
+        char path[300];
+        cal_owner_bucket_path(&s->owner, path, sizeof(path));
+        rc = fw_zk_get(&n->zk, path, NULL, NULL, on_owner_probe, s);
+    } else if (s->owner_watch) {
+        char path[300];
+        cal_owner_path(&s->owner, path, sizeof(path));
+        rc = fw_zk_get(&n->zk, path, NULL, NULL, on_owner_peek, s);
+    } else {
+        rc = owner_arm(s);
+    }
+    if (rc < 0)
+        return; /* the census asks again */
+    s->owner_reading = 1;
+    n->owner_reads++;
 }
 
 /* ---- the bucket of an owned slot -------------------------------------------------- */
@@ -313,7 +498,7 @@ static void on_bucket_open(cal_bucket_t *b, int status)
         cal_bucket_close(b, on_failed_open_closed);
         return;
     }
-    s->state = CAL_SLOT_OWNED;
+    slot_set_state(s, CAL_SLOT_OWNED);
     fw_log_info("calligraphus", "%s: open at epoch %" PRIu64, slot_name(s, name, sizeof(name)),
                 s->owner.epoch);
     if (s->node->suspended)
@@ -332,12 +517,7 @@ static void open_bucket(cal_slot_t *s)
                  ? -ENOMEM
                  : cal_bucket_open(b, n->loop, &n->disk, n->cfg.root, s->cs->c->name, s->bucket,
                                    s->owner.epoch, s->owner.reserved_id, &cfg, on_bucket_open);
-    int counted = s->state == CAL_SLOT_OPENING;
-    if (!counted) {
-        n->owned_count++;
-        set_owned_gauge(n);
-    }
-    s->state = CAL_SLOT_OPENING;
+    slot_set_state(s, CAL_SLOT_OPENING);
     if (rc < 0) {
         fw_log_error("calligraphus", "%s: cannot open: %s", slot_name(s, name, sizeof(name)),
                      fw_strerror(rc));
@@ -365,7 +545,7 @@ static void on_taken(cal_owner_t *o, int status)
     cal_node_t *n = s->node;
     if (s->state != CAL_SLOT_TAKING)
         return;
-    s->state = CAL_SLOT_FREE;
+    slot_set_state(s, CAL_SLOT_FREE);
     if (status == 0) {
         if (n->stopping || fw_zk_session_id(&n->zk) != n->session) {
             cal_owner_release(o, on_owner_noop);
@@ -374,12 +554,15 @@ static void on_taken(cal_owner_t *o, int status)
             snprintf(s->owner_address, sizeof(s->owner_address), "%s", n->cfg.address);
             s->owner_session = n->session;
             s->owner_known = 1;
+            s->owner_present = 1;
             open_bucket(s);
+            watch_owner(s); /* taken before it was watched (watch_later) */
         }
     } else {
         if (status == FW_ENOT_OWNER) {
             snprintf(s->owner_id, sizeof(s->owner_id), "%s", o->owner_node);
             snprintf(s->owner_address, sizeof(s->owner_address), "%s", o->owner_address);
+            s->owner_present = 1;
         }
         s->retry_at_ms = fw_clock_mono_ms() + RETRY_MS;
     }
@@ -387,13 +570,32 @@ static void on_taken(cal_owner_t *o, int status)
     kick(n);
 }
 
+/* Takes n slots whose bucket nodes are known in one multi (cal_owner_take_many). */
+static void slots_take_many(cal_slot_t **ss, int n)
+{
+    cal_owner_t *os[CAL_OWNER_BATCH] = {NULL};
+    for (int i = 0; i < n; i++) {
+        ss[i]->owner.data = ss[i];
+        os[i] = &ss[i]->owner;
+    }
+    int rc = cal_owner_take_many(os, n, on_taken);
+    for (int i = 0; i < n; i++) {
+        if (rc == 0) {
+            slot_set_state(ss[i], CAL_SLOT_TAKING);
+        } else {
+            ss[i]->retry_at_ms = fw_clock_mono_ms() + RETRY_MS;
+        }
+    }
+}
+
 static void slot_take(cal_slot_t *s)
 {
     s->owner.data = s;
-    if (cal_owner_take(&s->owner, on_taken) == 0)
-        s->state = CAL_SLOT_TAKING;
-    else
+    if (cal_owner_take(&s->owner, on_taken) == 0) {
+        slot_set_state(s, CAL_SLOT_TAKING);
+    } else {
         s->retry_at_ms = fw_clock_mono_ms() + RETRY_MS;
+    }
 }
 
 static void on_released(cal_owner_t *o, int status)
@@ -406,8 +608,9 @@ static void on_released(cal_owner_t *o, int status)
                     "session",
                     slot_name(s, name, sizeof(name)), fw_strerror(status));
     if (s->state == CAL_SLOT_RELEASING)
-        s->state = CAL_SLOT_FREE;
+        slot_set_state(s, CAL_SLOT_FREE);
     maybe_finish_stop(s->node);
+    handback_next(s->node);
     kick(s->node);
 }
 
@@ -416,13 +619,14 @@ static void after_bucket(cal_slot_t *s)
     cal_node_t *n = s->node;
     if (s->state == CAL_SLOT_CLOSING && !n->stopping && s->owner.owned &&
         fw_zk_session_id(&n->zk) == n->session) {
-        s->state = CAL_SLOT_RELEASING;
+        slot_set_state(s, CAL_SLOT_RELEASING);
         s->owner.data = s;
         if (cal_owner_release(&s->owner, on_released) == 0)
             return;
     }
-    s->state = CAL_SLOT_FREE;
+    slot_set_state(s, CAL_SLOT_FREE);
     maybe_finish_stop(n);
+    handback_next(n);
     kick(n);
 }
 
@@ -444,12 +648,9 @@ static void on_bucket_closed(cal_bucket_t *b, int status)
 /* Hands the bucket back: seal, then delete our owner node. */
 static void slot_release(cal_slot_t *s)
 {
-    cal_node_t *n = s->node;
     if (!slot_is_ours(s))
         return;
-    n->owned_count--;
-    set_owned_gauge(n);
-    s->state = CAL_SLOT_CLOSING;
+    slot_set_state(s, CAL_SLOT_CLOSING);
     if (s->b != NULL)
         cal_bucket_close(s->b, on_bucket_closed);
     else
@@ -459,18 +660,13 @@ static void slot_release(cal_slot_t *s)
 /* The bucket is someone else's now: close without a seal, delete nothing. */
 static void slot_drop(cal_slot_t *s)
 {
-    cal_node_t *n = s->node;
-    if (slot_is_ours(s)) {
-        n->owned_count--;
-        set_owned_gauge(n);
-    }
     s->owner.owned = 0;
     if (s->b == NULL) {
         if (slot_is_ours(s))
-            s->state = CAL_SLOT_FREE;
+            slot_set_state(s, CAL_SLOT_FREE);
         return;
     }
-    s->state = CAL_SLOT_DROPPING;
+    slot_set_state(s, CAL_SLOT_DROPPING);
     cal_bucket_abandon(s->b, on_bucket_closed);
 }
 
@@ -541,12 +737,74 @@ static void each_slot(cal_node_t *n, slot_fn fn, void *arg)
     }
 }
 
+/*
+ * The cap best slots offered, by weight: the highest (takes, in our
+ * rendezvous order) or the lowest (hand-backs). A heap whose root is the
+ * worst kept, so one pass over n slots costs n log cap.
+ */
+typedef struct pick_s {
+    cal_slot_t **v;
+    uint32_t n, cap;
+    int lowest;
+} pick_t;
+
+static int pick_before(const pick_t *p, const cal_slot_t *a, const cal_slot_t *b)
+{
+    return p->lowest ? a->weight < b->weight : a->weight > b->weight;
+}
+
+static void pick_sift_down(pick_t *p, uint32_t i)
+{
+    for (;;) {
+        uint32_t worst = i, l = 2 * i + 1, r = l + 1;
+        if (l < p->n && pick_before(p, p->v[worst], p->v[l]))
+            worst = l;
+        if (r < p->n && pick_before(p, p->v[worst], p->v[r]))
+            worst = r;
+        if (worst == i)
+            return;
+        cal_slot_t *t = p->v[i];
+        p->v[i] = p->v[worst];
+        p->v[worst] = t;
+        i = worst;
+    }
+}
+
+static void pick_offer(pick_t *p, cal_slot_t *s)
+{
+    if (p->n < p->cap) {
+        uint32_t i = p->n++;
+        p->v[i] = s;
+        while (i > 0 && pick_before(p, p->v[(i - 1) / 2], p->v[i])) {
+            cal_slot_t *t = p->v[i];
+            p->v[i] = p->v[(i - 1) / 2];
+            p->v[(i - 1) / 2] = t;
+            i = (i - 1) / 2;
+        }
+    } else if (p->cap > 0 && pick_before(p, s, p->v[0])) {
+        p->v[0] = s;
+        pick_sift_down(p, 0);
+    }
+}
+
+/* Empties the heap into v, best first. */
+static void pick_sort(pick_t *p)
+{
+    uint32_t n = p->n;
+    while (p->n > 1) {
+        cal_slot_t *t = p->v[0];
+        p->v[0] = p->v[--p->n];
+        p->v[p->n] = t;
+        pick_sift_down(p, 0);
+    }
+    p->n = n;
+}
+
 typedef struct census_s {
     int64_t now;
-    int first_round;
-    uint32_t total, mine, moving;
-    cal_slot_t *best_free;   /* the unowned slot we weigh highest */
-    cal_slot_t *worst_owned; /* the owned slot we weigh lowest */
+    uint32_t total, mine, opening;
+    pick_t take; /* the unowned slots we weigh highest */
+    pick_t give; /* the owned slots we weigh lowest */
 } census_t;
 
 static void count_slot(cal_slot_t *s, void *arg)
@@ -569,48 +827,122 @@ static void count_slot(cal_slot_t *s, void *arg)
         reserve_id(s);
     if (s->state == CAL_SLOT_OPENING && s->b == NULL && c->now >= s->retry_at_ms && !n->suspended)
         open_bucket(s);
-    if (s->state == CAL_SLOT_OWNED && s->b != NULL && c->first_round)
+    if (s->state == CAL_SLOT_OWNED && s->b != NULL)
         cal_bucket_seal_if_idle(s->b);
     if (slot_is_ours(s) || s->state == CAL_SLOT_TAKING)
         c->mine++;
-    if (s->state != CAL_SLOT_FREE && s->state != CAL_SLOT_OWNED && s->state != CAL_SLOT_OPENING)
-        c->moving++;
+    if (s->state == CAL_SLOT_OPENING && s->b != NULL)
+        c->opening++;
     if (s->state == CAL_SLOT_FREE && s->owner_known && s->owner_id[0] == '\0' &&
-        c->now >= s->retry_at_ms && (c->best_free == NULL || s->weight > c->best_free->weight))
-        c->best_free = s;
-    if (s->state == CAL_SLOT_OWNED &&
-        (c->worst_owned == NULL || s->weight < c->worst_owned->weight))
-        c->worst_owned = s;
-    (void)n;
+        c->now >= s->retry_at_ms)
+        pick_offer(&c->take, s);
+    if (s->state == CAL_SLOT_OWNED)
+        pick_offer(&c->give, s);
 }
 
-static void rebalance(cal_node_t *n)
+static int can_balance(cal_node_t *n)
 {
-    if (n->stopping || n->suspended || !fw_zk_connected(&n->zk) ||
-        fw_zk_session_id(&n->zk) != n->session || !cal_members_registered(&n->members) ||
-        !n->members.listed || !n->catalog.listed)
-        return;
-    int limit = n->cfg.max_parallel_moves > 0 ? n->cfg.max_parallel_moves : 4;
-    for (int round = 0; round < limit; round++) {
-        census_t c = {.now = fw_clock_mono_ms(), .first_round = round == 0};
-        each_slot(n, count_slot, &c);
-        uint32_t live = (uint32_t)n->members.count;
-        if (cal_members_find(&n->members, n->cfg.id) == NULL)
-            live++;
-        uint32_t target = live ? (c.total + live - 1) / live : c.total;
-        if ((int)c.moving >= limit)
-            return;
-        if (c.mine > target && c.worst_owned != NULL) {
-            char name[200];
-            fw_log_info("calligraphus", "%s: handing back (own %u, share %u of %u over %u writers)",
-                        slot_name(c.worst_owned, name, sizeof(name)), c.mine, target, c.total,
-                        live);
-            slot_release(c.worst_owned);
-        } else if (c.mine < target && c.best_free != NULL) {
-            slot_take(c.best_free);
-        } else {
+    return !n->stopping && !n->suspended && fw_zk_connected(&n->zk) &&
+           fw_zk_session_id(&n->zk) == n->session && cal_members_registered(&n->members) &&
+           n->members.listed && n->catalog.listed;
+}
+
+/* Starts the next hand-backs the last rebalance chose, while we still own more than our share. */
+static void handback_next(cal_node_t *n)
+{
+    while (can_balance(n) && n->moving < n->cfg.max_parallel_moves && n->give_at < n->ngive) {
+        cal_slot_t *s = n->give[n->give_at++];
+        uint32_t mine = (uint32_t)(n->owned_count + n->taking);
+        if (mine <= n->give_share) {
+            n->ngive = 0;
             return;
         }
+        if (s->state != CAL_SLOT_OWNED)
+            continue;
+        char name[200];
+        fw_log_info("calligraphus", "%s: handing back (own %u, share %u of %u over %u writers)",
+                    slot_name(s, name, sizeof(name)), mine, n->give_share, n->give_total,
+                    n->give_live);
+        slot_release(s);
+    }
+}
+
+/*
+ * One pass over the slots, then as many moves as the share and the limits
+ * allow: takes of unowned buckets up to max_parallel_takes claimed or
+ * opening at once (a take makes nothing less available, and the open of a
+ * new bucket is cheap, so they run in parallel: 10,000 buckets are claimed
+ * in seconds, not four at a time), hand-backs up to max_parallel_moves
+ * (each seals a segment on the disk thread and leaves the bucket unwritable
+ * until the next owner has it).
+ */
+static void rebalance(cal_node_t *n)
+{
+    n->ngive = 0;
+    pump_owner_reads(n); /* slots queued while the session was down */
+    if (!can_balance(n))
+        return;
+    uint32_t takes = (uint32_t)n->cfg.max_parallel_takes;
+    /* Decided before the pass, which watches (or not) by it. */
+    uint32_t live = (uint32_t)n->members.count, slots = 0;
+    if (cal_members_find(&n->members, n->cfg.id) == NULL)
+        live++;
+    for (int i = 0; i < n->catalog.count; i++) {
+        cal_cat_state_t *cs = n->catalog.items[i]->data;
+        if (cs != NULL && !cs->c->deleted)
+            slots += cs->nslots;
+    }
+    n->claiming = live == 1 && (uint32_t)(n->owned_count + n->taking) < slots;
+    census_t c = {.now = fw_clock_mono_ms()};
+    c.take.v = n->picks;
+    c.take.cap = takes > (uint32_t)n->taking ? takes - (uint32_t)n->taking : 0;
+    c.give.v = n->picks + takes;
+    c.give.cap = takes;
+    c.give.lowest = 1;
+    each_slot(n, count_slot, &c);
+    uint32_t target = live ? (c.total + live - 1) / live : c.total;
+    if (c.mine > target) {
+        /* Hand-backs run max_parallel_moves at a time; the next starts as
+         * soon as one ends (handback_next), not at the next rebalance. */
+        pick_sort(&c.give);
+        n->give = c.give.v;
+        n->ngive = c.give.n;
+        n->give_at = 0;
+        n->give_share = target;
+        n->give_total = c.total;
+        n->give_live = live;
+        handback_next(n);
+    } else if (c.mine < target) {
+        uint32_t busy = (uint32_t)n->taking + c.opening;
+        uint32_t budget = target - c.mine;
+        if (budget > (takes > busy ? takes - busy : 0))
+            budget = takes > busy ? takes - busy : 0;
+        pick_sort(&c.take);
+        /* Buckets whose nodes we know go CAL_OWNER_BATCH to a multi: one
+         * request instead of sixteen, a fraction of ZooKeeper's work. */
+        cal_slot_t *batch[CAL_OWNER_BATCH];
+        int nbatch = 0;
+        for (uint32_t i = 0; i < budget && i < c.take.n; i++) {
+            cal_slot_t *s = c.take.v[i];
+            if (!s->owner.meta_known && !s->meta_failed) {
+                /* Its node changed since we read it (someone else owned it):
+                 * read it again, and it joins a multi in a later round. */
+                s->need_meta = 1;
+                watch_owner(s);
+                continue;
+            }
+            if (!s->owner.meta_known || s->owner.cb != NULL) {
+                slot_take(s);
+                continue;
+            }
+            batch[nbatch++] = s;
+            if (nbatch == CAL_OWNER_BATCH) {
+                slots_take_many(batch, nbatch);
+                nbatch = 0;
+            }
+        }
+        if (nbatch > 0)
+            slots_take_many(batch, nbatch);
     }
 }
 
@@ -772,15 +1104,59 @@ int cal_node_ready(cal_node_t *n, char *reason, size_t cap)
 
 /* ---- life cycle ----------------------------------------------------------------------------- */
 
+static double read_zk_requests(void *arg)
+{
+    return (double)fw_zk_requests(&((cal_node_t *)arg)->zk);
+}
+
+static double read_zk_waiting(void *arg)
+{
+    return fw_zk_requests_waiting(&((cal_node_t *)arg)->zk);
+}
+
+static double read_zk_peak(void *arg)
+{
+    return fw_zk_requests_peak(&((cal_node_t *)arg)->zk);
+}
+
+/* The session's request counts, read at scrape time. */
+static int register_zk_metrics(cal_node_t *n)
+{
+    fw_metrics_t *reg = n->stats->reg;
+    int rc = fw_metrics_counter_fn(reg, "freeway_calligraphus_zk_requests_total",
+                                   "Requests sent to ZooKeeper (a multi counts one).",
+                                   read_zk_requests, n, NULL);
+    if (rc == 0)
+        rc = fw_metrics_gauge_fn(reg, "freeway_calligraphus_zk_requests_waiting",
+                                 "Requests sent to ZooKeeper and not answered yet.",
+                                 read_zk_waiting, n, NULL);
+    if (rc == 0)
+        rc = fw_metrics_gauge_fn(reg, "freeway_calligraphus_zk_requests_peak",
+                                 "The most requests ever waiting for ZooKeeper at once.",
+                                 read_zk_peak, n, NULL);
+    return rc;
+}
+
 int cal_node_init(cal_node_t *n, uv_loop_t *loop, const cal_node_config_t *cfg, cal_stats_t *stats)
 {
     memset(n, 0, sizeof(*n));
     n->loop = loop;
     n->cfg = *cfg;
     n->stats = stats;
-    int rc = cal_disk_init(&n->disk, loop);
-    if (rc < 0)
+    if (n->cfg.max_parallel_moves <= 0)
+        n->cfg.max_parallel_moves = 4;
+    if (n->cfg.max_parallel_takes <= 0)
+        n->cfg.max_parallel_takes = 256;
+    n->picks = calloc(2 * (size_t)n->cfg.max_parallel_takes, sizeof(*n->picks));
+    if (n->picks == NULL)
+        return -ENOMEM;
+    int rc = register_zk_metrics(n);
+    if (rc == 0)
+        rc = cal_disk_init(&n->disk, loop);
+    if (rc < 0) {
+        free(n->picks);
         return rc;
+    }
     fw_zk_options_t zo = {
         .connect = cfg->zk_connect,
         .session_timeout_ms = cfg->session_timeout_ms,
@@ -790,8 +1166,10 @@ int cal_node_init(cal_node_t *n, uv_loop_t *loop, const cal_node_config_t *cfg, 
     };
     cal_catalog_init(&n->catalog, &n->zk, on_catalog_changed, n);
     if (cal_members_init(&n->members, &n->zk, cfg->id, cfg->address, cfg->metrics_address,
-                         cfg->root, on_members_changed, n) < 0)
+                         cfg->root, on_members_changed, n) < 0) {
+        free(n->picks);
         return -ENOMEM;
+    }
     uv_timer_t *timers[] = {&n->tick, &n->kick, &n->heartbeat, &n->suspend_timer};
     for (size_t i = 0; i < 4; i++) {
         uv_timer_init(loop, timers[i]);
@@ -802,6 +1180,7 @@ int cal_node_init(cal_node_t *n, uv_loop_t *loop, const cal_node_config_t *cfg, 
         for (size_t i = 0; i < 4; i++)
             uv_close((uv_handle_t *)timers[i], NULL);
         cal_disk_close(&n->disk, NULL);
+        free(n->picks);
         return rc;
     }
     n->zk.data = n;
@@ -850,6 +1229,7 @@ static void on_handle_closed(uv_handle_t *h)
     }
     cal_catalog_free(&n->catalog);
     cal_members_free(&n->members);
+    free(n->picks);
     if (n->stopped_cb != NULL)
         n->stopped_cb(n);
 }

@@ -11,6 +11,13 @@
  * writers join. A writer that dies loses its ephemeral owner nodes with its
  * session, and the survivors take its buckets.
  *
+ * Scale. Nothing is done one bucket at a time: takes run up to
+ * max_parallel_takes at once (claimed or opening), sixteen to a multi when
+ * the bucket nodes were read beforehand; hand-backs run max_parallel_moves
+ * at once, the next starting as one ends; owner-node reads go through a
+ * bounded queue; one pass over the slots picks every move. A new category of
+ * 10,000 buckets costs about two ZooKeeper requests per bucket.
+ *
  * Safety. Appends need a lease: a monotonic deadline renewed by a ZooKeeper
  * round trip every quarter of the session timeout, reaching 3/4 of the
  * timeout past the request. A writer whose session may have ended (paused,
@@ -48,7 +55,8 @@ typedef struct cal_node_config_s {
     size_t batch_bytes;
     size_t max_producers;
     int dedup_segments;
-    int max_parallel_moves; /* takes or hand-backs under way at once */
+    int max_parallel_moves; /* hand-backs under way at once (0: 4) */
+    int max_parallel_takes; /* takes (claim and open) under way at once (0: 256) */
 } cal_node_config_t;
 
 typedef enum {
@@ -74,7 +82,14 @@ typedef struct cal_slot_s {
     int64_t retry_at_ms;
     int reserving;
     /* the owner node as last read */
-    int owner_watch;
+    int owner_watch;   /* a watch is set on it, or a read that sets one is under way */
+    int owner_reading; /* a read is under way (counted in the node's owner_reads) */
+    int owner_queued;  /* waiting in the node's queue for a read */
+    int owner_present; /* it was there when last seen: read it with get, not exists */
+    int probed;        /* the bucket node was read (owner.meta_*, and whether it had an owner) */
+    int need_meta;     /* read the bucket node again before taking it (owner.meta_* is stale) */
+    int meta_failed;   /* that read did not give it: take it alone (reading it again) */
+    struct cal_slot_s *owner_next;
     int owner_known;
     char owner_id[CAL_ID_MAX];
     char owner_address[CAL_ADDR_MAX];
@@ -110,9 +125,26 @@ struct cal_node_s {
     int closing_handles;
     cal_node_cb stopped_cb;
     int owned_count; /* slots OPENING or OWNED */
+    /* Owner nodes to read, and the reads under way (bounded, so that a new
+     * category of 10,000 buckets does not put 10,000 requests in flight at
+     * once ahead of the lease's heartbeat). */
+    cal_slot_t *read_head, *read_tail;
+    int owner_reads;
+    int taking;         /* slots TAKING */
+    int moving;         /* slots CLOSING, RELEASING or DROPPING */
+    int claiming;       /* the only writer, short of its share (see watch_later) */
+    cal_slot_t **picks; /* rebalance's scratch: 2 * max_parallel_takes */
+    /* The hand-backs the last rebalance chose, lowest weight first, started
+     * (max_parallel_moves at a time) as earlier ones finish. */
+    cal_slot_t **give;
+    uint32_t ngive, give_at;
+    uint32_t give_share, give_total, give_live;
 };
 
-/* Starts the node: session, disk thread, watches. 0 or a negative errno. */
+/*
+ * Starts the node: session, disk thread, watches. 0 or a negative errno. n
+ * must outlive stats' registry (it reads the session's request counts).
+ */
 int cal_node_init(cal_node_t *n, uv_loop_t *loop, const cal_node_config_t *cfg, cal_stats_t *stats);
 
 /*

@@ -40,6 +40,8 @@
 #define BACKOFF_MAX_MS     5000
 #define WD_TICK_MS         100
 #define WD_DRAIN_MS        250
+/* Server names are resolved again at most this often (they still are on a reconnect). */
+#define RESOLVE_DELAY_MS 1000
 
 /* ---- types ------------------------------------------------------------------------ */
 
@@ -464,6 +466,10 @@ static void watch_link(conn_t *conn, watch_t *w)
 
 static void flight_link(conn_t *conn, req_t *req)
 {
+    fw_zk_t *zk = conn->zk;
+    zk->requests++;
+    if (++zk->requests_waiting > zk->requests_peak)
+        zk->requests_peak = zk->requests_waiting;
     req->fprev = NULL;
     req->fnext = conn->flight;
     if (conn->flight != NULL)
@@ -477,6 +483,7 @@ static void flight_unlink(req_t *req)
     if (!req->in_flight)
         return;
     conn_t *conn = req->item.conn;
+    conn->zk->requests_waiting--;
     if (req->fprev != NULL)
         req->fprev->fnext = req->fnext;
     else
@@ -955,6 +962,10 @@ static void open_conn(fw_zk_t *zk)
         schedule_reopen(zk);
         return;
     }
+    /* By default the client resolves the server names each time its thread
+     * polls, i.e. a getaddrinfo (a netlink dump of the interfaces) for every
+     * batch of requests: most of that thread's CPU under load. */
+    zoo_set_servers_resolution_delay(zh, RESOLVE_DELAY_MS);
     pthread_mutex_lock(&conn->mu);
     conn->zh = zh;
     pthread_mutex_unlock(&conn->mu);
@@ -1376,6 +1387,21 @@ const char *fw_zk_state_name(fw_zk_state_t state)
 int fw_zk_session_timeout(const fw_zk_t *zk)
 {
     return zk->negotiated_timeout_ms;
+}
+
+uint64_t fw_zk_requests(const fw_zk_t *zk)
+{
+    return zk->requests;
+}
+
+int fw_zk_requests_waiting(const fw_zk_t *zk)
+{
+    return zk->requests_waiting;
+}
+
+int fw_zk_requests_peak(const fw_zk_t *zk)
+{
+    return zk->requests_peak;
 }
 
 int fw_zk_client_id(const fw_zk_t *zk, clientid_t *out)

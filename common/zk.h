@@ -247,6 +247,11 @@ struct fw_zk_s {
     struct fw_zk_item_s *fifo_tail;
     uv_async_t async;
 
+    /* Counts for the owner's metrics (loop thread; every session's). */
+    uint64_t requests;    /* requests sent to ZooKeeper */
+    int requests_waiting; /* sent and not answered yet */
+    int requests_peak;    /* the most ever waiting at once */
+
     int closing;
     int finishing;
     int handles_open; /* uv handles not yet through their close callback */
@@ -295,6 +300,14 @@ fw_zk_state_t fw_zk_state(const fw_zk_t *zk);
 const char *fw_zk_state_name(fw_zk_state_t state);
 /* The session timeout the server granted; 0 before the first session. */
 int fw_zk_session_timeout(const fw_zk_t *zk);
+/*
+ * Requests sent to ZooKeeper since fw_zk_init (each step of an ensure_path
+ * and each multi counts one), those sent and not answered yet, and the most
+ * there ever were at once: for metrics.
+ */
+uint64_t fw_zk_requests(const fw_zk_t *zk);
+int fw_zk_requests_waiting(const fw_zk_t *zk);
+int fw_zk_requests_peak(const fw_zk_t *zk);
 /*
  * Copies the session's id and password into *out (to reattach after a
  * restart, or, in tests, to expire the session). 0, or -ENOTCONN if there is
