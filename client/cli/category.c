@@ -127,6 +127,40 @@ static int apply_options(const category_cfg_t *o, Fwpb__CategoryConfig *c)
     return 0;
 }
 
+/* Bucket nodes created per multi: 10,000 one at a time took ~10 s of round trips. */
+#define CREATE_BATCH 256
+
+/*
+ * Creates buckets/<name>/<b> for b in [from, b + n) in one multi; a batch that
+ * meets an existing node (an interrupted earlier run) is done one by one,
+ * keeping what exists. A ZooKeeper error code.
+ */
+static int create_batch(fw_cli_zk_t *z, const char *name, uint32_t from, uint32_t n,
+                        const fw_buf_t *text)
+{
+    static char paths[CREATE_BATCH][512];
+    zoo_op_t ops[CREATE_BATCH];
+    zoo_op_result_t results[CREATE_BATCH];
+    char rel[300];
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(rel, sizeof(rel), "buckets/%s/%" PRIu32, name, from + i);
+        fw_cli_zk_path(z, paths[i], sizeof(paths[i]), rel);
+        zoo_create_op_init(&ops[i], paths[i], (const char *)text->data, (int)text->len,
+                           &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+    }
+    int rc = zoo_multi(z->zh, (int)n, ops, results);
+    if (rc != ZNODEEXISTS)
+        return rc;
+    rc = ZOK;
+    for (uint32_t i = 0; rc == ZOK && i < n; i++) {
+        rc = zoo_create(z->zh, paths[i], (const char *)text->data, (int)text->len,
+                        &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+        if (rc == ZNODEEXISTS)
+            rc = ZOK;
+    }
+    return rc;
+}
+
 /* Creates buckets/<name>/<b> for b in [from, to) (existing ones are kept). */
 static int create_buckets(fw_cli_zk_t *z, const char *name, uint32_t from, uint32_t to)
 {
@@ -140,13 +174,9 @@ static int create_buckets(fw_cli_zk_t *z, const char *name, uint32_t from, uint3
     fw_buf_t text = FW_BUF_INIT;
     if (rc == ZOK && fw_pbtext_format(&meta.base, &text) < 0)
         rc = ZSYSTEMERROR;
-    for (uint32_t b = from; rc == ZOK && b < to; b++) {
-        snprintf(rel, sizeof(rel), "buckets/%s/%" PRIu32, name, b);
-        fw_cli_zk_path(z, path, sizeof(path), rel);
-        rc = zoo_create(z->zh, path, (char *)text.data, (int)text.len, &ZOO_OPEN_ACL_UNSAFE, 0,
-                        NULL, 0);
-        if (rc == ZNODEEXISTS)
-            rc = ZOK;
+    for (uint32_t b = from; rc == ZOK && b < to; b += CREATE_BATCH) {
+        uint32_t n = to - b < CREATE_BATCH ? to - b : CREATE_BATCH;
+        rc = create_batch(z, name, b, n, &text);
     }
     fw_buf_free(&text);
     if (rc != ZOK)

@@ -42,17 +42,27 @@ static void start(void)
     snprintf(spec, sizeof(spec), "%s/freeway-test", zk.connect);
 }
 
-/* Reads a znode through a plain client (no chroot). */
-static void read_znode(const char *path, char *buf, int cap)
+/* A plain client (no chroot), connected: the sync API answers ZCONNECTIONLOSS
+ * until the handshake is done, so an exists on / waits for it. */
+static zhandle_t *connect_zk(void)
 {
     zhandle_t *zh = zookeeper_init(zk.connect, NULL, 10000, NULL, NULL, 0);
     FWT_ASSERT(zh != NULL);
-    int len = cap - 1, rc = ZCONNECTIONLOSS;
     int64_t deadline = fwt_now_ms() + 10000;
-    /* The sync API answers ZCONNECTIONLOSS until the handshake is done. */
-    while ((rc = zoo_get(zh, path, 0, buf, &len, NULL)) == ZCONNECTIONLOSS &&
-           fwt_now_ms() < deadline)
-        len = cap - 1;
+    int rc;
+    while ((rc = zoo_exists(zh, "/", 0, NULL)) == ZCONNECTIONLOSS && fwt_now_ms() < deadline)
+        ;
+    if (rc != ZOK)
+        FWT_FAIL("connecting to ZooKeeper: %s", zerror(rc));
+    return zh;
+}
+
+/* Reads a znode through a plain client. */
+static void read_znode(const char *path, char *buf, int cap)
+{
+    zhandle_t *zh = connect_zk();
+    int len = cap - 1;
+    int rc = zoo_get(zh, path, 0, buf, &len, NULL);
     zookeeper_close(zh);
     if (rc != ZOK)
         FWT_FAIL("zoo_get %s: %s", path, zerror(rc));
@@ -152,4 +162,33 @@ FWT_TEST(zookeeper_down_is_reported)
     expect(out, "cannot reach ZooKeeper at 127.0.0.1:");
     FWT_ASSERT(fwt_now_ms() - t0 < 10000);
     free(out);
+}
+
+/*
+ * Many buckets are created in batches (one multi each); a run interrupted
+ * halfway leaves bucket nodes behind, and the next run keeps them and
+ * creates the rest.
+ */
+FWT_TEST(many_buckets_and_leftovers_from_an_interrupted_run)
+{
+    start();
+    zhandle_t *zh = connect_zk();
+    const char *made[] = {"/freeway-test", "/freeway-test/buckets", "/freeway-test/buckets/wide",
+                          "/freeway-test/buckets/wide/300"};
+    for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++)
+        FWT_ASSERT_INT_EQ(zoo_create(zh, made[i], "left", 4, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0),
+                          ZOK);
+    char *out;
+    FWT_ASSERT_INT_EQ(category(&out, "create", "wide", "--buckets", "600", NULL), 0);
+    free(out);
+    struct String_vector kids;
+    FWT_ASSERT_INT_EQ(zoo_get_children(zh, "/freeway-test/buckets/wide", 0, &kids), ZOK);
+    FWT_ASSERT_INT_EQ(kids.count, 600);
+    deallocate_String_vector(&kids);
+    zookeeper_close(zh);
+    char buf[256];
+    read_znode("/freeway-test/buckets/wide/300", buf, sizeof(buf));
+    FWT_ASSERT_STR_EQ(buf, "left");
+    read_znode("/freeway-test/buckets/wide/599", buf, sizeof(buf));
+    FWT_ASSERT_STR_EQ(buf, "epoch = 0\nnext_segment_id = 1\n");
 }
