@@ -149,7 +149,7 @@ class Fabric:
                  lambda: self.owned() >= self.buckets_created, timeout)
 
     def owned(self):
-        return sum(ingest.metric(w.scrape(), "freeway_calligraphus_owned_buckets")
+        return sum(ingest.metric(w.scrape(), "freeway_calligraphus_open_buckets")
                    for w in self.writers)
 
     def writer_totals(self, name, **labels):

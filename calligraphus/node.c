@@ -55,10 +55,15 @@ static void slot_set_state(cal_slot_t *s, cal_slot_state_t st)
     int ours = state_is_ours(st) - state_is_ours(s->state);
     n->taking += (st == CAL_SLOT_TAKING) - (s->state == CAL_SLOT_TAKING);
     n->moving += state_is_moving(st) - state_is_moving(s->state);
+    int open = (st == CAL_SLOT_OWNED) - (s->state == CAL_SLOT_OWNED);
     s->state = st;
     if (ours != 0) {
         n->owned_count += ours;
         fw_metric_set(n->stats->owned_buckets, n->owned_count);
+    }
+    if (open != 0) {
+        n->open_count += open;
+        fw_metric_set(n->stats->open_buckets, n->open_count);
     }
 }
 

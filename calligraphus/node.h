@@ -125,6 +125,7 @@ struct cal_node_s {
     int closing_handles;
     cal_node_cb stopped_cb;
     int owned_count; /* slots OPENING or OWNED */
+    int open_count;  /* slots OWNED: open and taking blocks */
     /* Owner nodes to read, and the reads under way (bounded, so that a new
      * category of 10,000 buckets does not put 10,000 requests in flight at
      * once ahead of the lease's heartbeat). */

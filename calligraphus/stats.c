@@ -24,7 +24,10 @@ cal_stats_t *cal_stats_create(fw_metrics_t *reg)
                            "The most block bytes ever held unanswered at once (vs --inflight).",
                            NULL);
     rc |= fw_metrics_gauge(reg, &s->owned_buckets, "freeway_calligraphus_owned_buckets",
-                           "Buckets this writer owns and has open.", NULL);
+                           "Buckets whose owner node is this writer's (open or still opening).",
+                           NULL);
+    rc |= fw_metrics_gauge(reg, &s->open_buckets, "freeway_calligraphus_open_buckets",
+                           "Buckets this writer owns, has recovered and takes blocks for.", NULL);
     rc |= fw_metrics_gauge(reg, &s->connections, "freeway_calligraphus_connections",
                            "Open client and peer connections.", NULL);
     rc |= fw_metrics_counter(reg, &s->frames_bad, "freeway_calligraphus_bad_frames_total",

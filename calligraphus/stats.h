@@ -27,6 +27,7 @@ typedef struct cal_stats_s {
     fw_metric_gauge_t *inflight_bytes;
     fw_metric_gauge_t *inflight_peak_bytes;
     fw_metric_gauge_t *owned_buckets;
+    fw_metric_gauge_t *open_buckets;
     fw_metric_gauge_t *connections;
     fw_metric_counter_t *frames_bad;
     fw_metric_counter_t *reads_paused;

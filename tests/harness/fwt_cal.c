@@ -246,27 +246,33 @@ double fwt_cal_metric_sum(const fwt_cal_t *c, const char *family)
 typedef struct owns_s {
     fwt_cal_t *w[2];
     int n;
+    const char *gauge;
 } owns_t;
 
 static int owns(void *arg)
 {
     owns_t *o = arg;
     for (int i = 0; i < 2; i++)
-        if (o->w[i] != NULL &&
-            fwt_cal_metric(o->w[i], "freeway_calligraphus_owned_buckets") != o->n)
+        if (o->w[i] != NULL && fwt_cal_metric(o->w[i], o->gauge) != o->n)
             return 0;
     return 1;
 }
 
 void fwt_cal_wait_owns(fwt_cal_t *c, int n, const char *what)
 {
-    owns_t o = {{c, NULL}, n};
+    owns_t o = {{c, NULL}, n, "freeway_calligraphus_open_buckets"};
+    fwt_wait_until(owns, &o, 30000, what);
+}
+
+void fwt_cal_wait_claimed(fwt_cal_t *c, int n, const char *what)
+{
+    owns_t o = {{c, NULL}, n, "freeway_calligraphus_owned_buckets"};
     fwt_wait_until(owns, &o, 30000, what);
 }
 
 void fwt_cal_wait_balanced(fwt_cal_t *a, fwt_cal_t *b, int each, const char *what)
 {
-    owns_t o = {{a, b}, each};
+    owns_t o = {{a, b}, each, "freeway_calligraphus_open_buckets"};
     fwt_wait_until(owns, &o, 30000, what);
 }
 

@@ -69,9 +69,11 @@ double fwt_cal_metric(const fwt_cal_t *c, const char *series);
 /* The sum of every series of a metric family (any labels); -1 if unreachable. */
 double fwt_cal_metric_sum(const fwt_cal_t *c, const char *family);
 
-/* Waits up to 30 s until c owns (has open) exactly n buckets. */
+/* Waits up to 30 s until c has exactly n buckets open (taking blocks). */
 void fwt_cal_wait_owns(fwt_cal_t *c, int n, const char *what);
-/* Waits up to 30 s until a and b own exactly `each` buckets at the same moment. */
+/* Waits up to 30 s until c holds the owner nodes of exactly n buckets (open or still opening). */
+void fwt_cal_wait_claimed(fwt_cal_t *c, int n, const char *what);
+/* Waits up to 30 s until a and b have exactly `each` buckets open at the same moment. */
 void fwt_cal_wait_balanced(fwt_cal_t *a, fwt_cal_t *b, int each, const char *what);
 
 /* Runs `freeway category create NAME --buckets N --zk ZK` plus extra flags; fails on error. */

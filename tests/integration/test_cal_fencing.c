@@ -119,7 +119,7 @@ FWT_TEST(a_frozen_writer_appends_nothing_to_buckets_it_lost)
     fflush(f);
     /* w2 takes w1's buckets once w1's session expires (it opens them only
      * after w1 lets go of their files, which it cannot do while frozen). */
-    fwt_cal_wait_owns(&w2, BUCKETS, "w2 to take every bucket");
+    fwt_cal_wait_claimed(&w2, BUCKETS, "w2 to take every bucket");
     FWT_ASSERT_OK(fwt_proc_signal(&w1.proc, SIGCONT));
     fclose(f);
 
