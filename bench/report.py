@@ -225,17 +225,23 @@ def render(report):
     if lat:
         L += ["", "## End to end: send -> consumer callback (100 B lines, durable acks)", "",
               "| load | records/s | e2e p50 | e2e p99 | e2e p99.9 | e2e max | ack p50 | ack p99 "
-              "| p99 vs 10 ms | p50 vs 2 ms |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| fdatasyncs | fdatasync p50 | fdatasync p99 | p99 vs 10 ms | p50 vs 2 ms |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in lat:
             if failed(r):
-                L.append("| %.0f%% | failed | | | | | | | | |" % (100 * r["share"]))
+                L.append("| %.0f%% | failed | | | | | | | | | | | |" % (100 * r["share"]))
                 continue
             e, a = r["end_to_end"], r["ack"]
+            f = r.get("fsync", {})
+            le = lambda v: "<= %g ms" % v if v is not None else "-"
             L.append("| %.0f%% of peak | %s | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f ms | "
-                     "%.2f ms | %s | %s |" % (
+                     "%.2f ms | %s | %s | %s | %s | %s |" % (
                          100 * r["share"], num(r["rate"]), e["p50_ms"], e["p99_ms"],
                          e["p999_ms"], e["max_ms"], a["p50_ms"], a["p99_ms"],
+                         num(f.get("count", 0)), le(f.get("p50_le_ms")), le(f.get("p99_le_ms")),
                          ratio(e["p99_ms"], TARGET_E2E_P99_MS), ratio(e["p50_ms"], TARGET_E2E_P50_MS)))
+        L += ["", "fdatasync percentiles are the writers' histogram bucket bounds "
+              "(freeway_calligraphus_fsync_seconds) over the same run."]
 
     pt = report.get("ptail")
     if pt:

@@ -162,11 +162,40 @@ def ingest_runs(ctx, nodes, skip=()):
 
 def ownership_split(ctx):
     """How many buckets each writer owns (the 2-writer runs)."""
-    return {w.name: ingest.metric(w.scrape(), "freeway_calligraphus_owned_buckets")
+    return {w.name: ingest.metric(w.scrape(), "freeway_calligraphus_open_buckets")
             for w in ctx.fabric.writers}
 
 
 # ---- end-to-end latency ----------------------------------------------------------------------
+
+FSYNC = "freeway_calligraphus_fsync_seconds"
+
+
+def fsync_buckets(fab):
+    """The writers' fdatasync histogram, summed: {upper bound: count at or below}."""
+    out = {}
+    for w in fab.writers:
+        for (name, labels), v in w.scrape().items():
+            if name == FSYNC + "_bucket":
+                le = float(dict(labels)["le"])
+                out[le] = out.get(le, 0.0) + v
+    return out
+
+
+def fsync_between(before, after):
+    """fdatasyncs between two fsync_buckets readouts: count, and the bucket
+    bounds holding the 50th and 99th percentiles (in ms; inf past the last)."""
+    bounds = sorted(after)
+    cum = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = cum[-1] if cum else 0
+
+    def quantile(q):
+        for b, c in zip(bounds, cum):
+            if total and c >= q * total:
+                return b * 1000
+        return None
+    return {"count": int(total), "p50_le_ms": quantile(0.5), "p99_le_ms": quantile(0.99)}
+
 
 def latency_runs(ctx, peak_records_per_s):
     out = []
@@ -178,6 +207,7 @@ def latency_runs(ctx, peak_records_per_s):
         say("bench: latency at %.0f%% of peak: %s records/s of 100 B for %d s (+%d s warm-up)"
             % (100 * share, format(round(rate), ","), ctx.cfg["latency_seconds"],
                ctx.cfg["latency_warmup"]))
+        fsync0 = fsync_buckets(ctx.fabric)
         try:
             got = fwbench(["latency", "--zk", ctx.fabric.zk, "--category", category, "--input",
                            ctx.inputs["lines"], "--rate", "%.0f" % rate, "--seconds",
@@ -193,10 +223,13 @@ def latency_runs(ctx, peak_records_per_s):
                             "duplicates %d" % (got["exit_status"], got["sent"], got["acked"],
                                                got["received"], got["duplicates"]))
         got.update({"share": share, "category": category, "problems": problems,
-                    "cdf": open(cdf).read() if os.path.exists(cdf) else ""})
-        e = got["end_to_end"]
-        say("bench:   end to end p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; ack p50 %.2f ms"
-            % (e["p50_ms"], e["p99_ms"], e["p999_ms"], got["ack"]["p50_ms"]))
+                    "cdf": open(cdf).read() if os.path.exists(cdf) else "",
+                    "fsync": fsync_between(fsync0, fsync_buckets(ctx.fabric))})
+        e, f = got["end_to_end"], got["fsync"]
+        say("bench:   end to end p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; ack p50 %.2f ms, "
+            "p99 %.2f ms; %d fdatasyncs, p50 <= %s ms, p99 <= %s ms"
+            % (e["p50_ms"], e["p99_ms"], e["p999_ms"], got["ack"]["p50_ms"],
+               got["ack"]["p99_ms"], f["count"], f["p50_le_ms"], f["p99_le_ms"]))
         out.append(got)
     return out
 

@@ -19,6 +19,12 @@
 
 enum { JOB_OPEN, JOB_APPEND, JOB_CLOSE };
 
+/* An open or close job, or an append job, is on the disk threads. */
+static int disk_busy(const cal_bucket_t *b)
+{
+    return b->job_busy || b->appends_out > 0;
+}
+
 /* 1 while this writer may still act as the bucket's owner. Any thread. */
 static int lease_ok(const cal_bucket_t *b)
 {
@@ -125,13 +131,17 @@ static void open_work(cal_disk_job_t *dj)
     job->open_rc = rc;
 }
 
-/* ---- appending: the job body, on the disk thread ------------------------- */
+/* ---- appending: the job's two stages, on the disk threads ----------------- */
 
 static void append_work(cal_disk_job_t *dj)
 {
     cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
     cal_bucket_t *b = dj->data;
     job->write_rc = job->sync_rc = 0;
+    if (atomic_load(&b->sync_failed)) {
+        job->write_rc = FW_ESEG_FAILED;
+        return;
+    }
     /* Checked here, just before the write: a writer resumed from a long
      * pause must not append to a bucket that may have a new owner. */
     if (!lease_ok(b)) {
@@ -163,12 +173,44 @@ static void append_work(cal_disk_job_t *dj)
     }
     job->write_rc =
         fw_segw_append(b->seg, job->iov, job->iovcnt, job->nblocks, job->nrecords, &job->offset);
+    job->seg_failed = b->seg->failed;
     if (job->write_rc < 0)
         return;
+    job->segment_id = b->seg->header.segment_id;
+    job->sync_fd = b->seg->fd;
+    job->write_no = atomic_fetch_add(&b->writes_done, 1) + 1;
     cal_disk_progress(dj);
+}
+
+/*
+ * Group commit across the pipeline: an fdatasync covers every write that
+ * finished before it started, so a job whose write an earlier job's sync
+ * already covered has nothing left to do. After a failed sync nothing
+ * written since the last good one can be trusted (fsyncgate), so every later
+ * sync of the bucket fails too.
+ */
+static void sync_work(cal_disk_job_t *dj)
+{
+    cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
+    cal_bucket_t *b = dj->data;
+    if (job->write_rc < 0)
+        return;
+    if (atomic_load(&b->sync_failed)) {
+        job->sync_rc = FW_ESEG_FAILED;
+        return;
+    }
+    if (job->write_no <= b->writes_synced)
+        return;
+    uint64_t covers = atomic_load(&b->writes_done);
     int64_t t0 = fw_clock_mono_ns();
-    job->sync_rc = fw_segw_sync(b->seg);
+    if (fdatasync(job->sync_fd) < 0) {
+        job->sync_rc = -errno;
+        atomic_store(&b->sync_failed, 1);
+        return;
+    }
     job->sync_ns = fw_clock_mono_ns() - t0;
+    job->synced = 1;
+    b->writes_synced = covers;
 }
 
 static void close_work(cal_disk_job_t *dj)
@@ -177,7 +219,7 @@ static void close_work(cal_disk_job_t *dj)
     cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
     job->write_rc = 0;
     if (b->seg != NULL) {
-        if (!b->seg->failed && !b->abandon && lease_ok(b))
+        if (!b->seg->failed && !atomic_load(&b->sync_failed) && !b->abandon && lease_ok(b))
             job->write_rc = fw_segw_seal(b->seg, fw_clock_wall_ms());
         fw_segw_close(b->seg);
         b->seg = NULL;
@@ -219,7 +261,7 @@ static void on_timer(uv_timer_t *t)
 
 static void schedule(cal_bucket_t *b)
 {
-    if (b->job_busy || b->pending_head == NULL || b->paused)
+    if (b->job_busy || b->writing || b->appends_out >= 2 || b->pending_head == NULL || b->paused)
         return;
     if (b->pending_bytes >= b->cfg.batch_bytes || b->cfg.sync_interval_ms == 0 ||
         b->state == CAL_BUCKET_CLOSING) {
@@ -245,15 +287,16 @@ static void on_written(cal_disk_job_t *dj)
 {
     cal_bucket_t *b = dj->data;
     cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
+    b->writing = 0;
     uint64_t off = job->offset;
     int ack_written = lease_ok(b);
     /* An append acked here is its submitter's again once its callback runs
      * (it may be freed there), so it leaves the in-flight list first; its
      * sequence counts as stored from now on (that is what the ack says). */
     cal_append_t *keep = NULL, **tail = &keep, *acked = NULL;
-    for (cal_append_t *a = b->inflight, *next; a != NULL; a = next) {
+    for (cal_append_t *a = job->blocks, *next; a != NULL; a = next) {
         next = a->next;
-        a->segment_id = b->seg->header.segment_id;
+        a->segment_id = job->segment_id;
         a->offset = off;
         off += a->len;
         if (a->ack == CAL_ACK_WRITTEN && !a->acked && ack_written) {
@@ -266,7 +309,7 @@ static void on_written(cal_disk_job_t *dj)
             tail = &a->next;
         }
     }
-    b->inflight = keep;
+    job->blocks = keep;
     /* (acked is in reverse; answer in block order) */
     cal_append_t *ordered = NULL;
     while (acked != NULL) {
@@ -281,17 +324,19 @@ static void on_written(cal_disk_job_t *dj)
         ordered->cb(ordered, 0);
         ordered = next;
     }
+    /* What arrived meanwhile is written while this write's sync runs. */
+    schedule(b);
 }
 
 static void on_appended(cal_disk_job_t *dj)
 {
     cal_bucket_t *b = dj->data;
     cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
-    cal_append_t *done = b->inflight;
-    b->inflight = NULL;
-    b->job_busy = 0;
-    if (job->new_segment_id != 0 && b->seg != NULL &&
-        b->seg->header.segment_id == job->new_segment_id)
+    cal_append_t *done = job->blocks;
+    job->blocks = NULL;
+    b->appends_out--;
+    b->writing = 0; /* a failed write reports no progress */
+    if (job->new_segment_id != 0 && job->segment_id == job->new_segment_id)
         b->seg_opened_ms = fw_clock_wall_ms();
 
     if (job->write_rc == 0 && job->sync_rc == 0 && !lease_ok(b))
@@ -313,7 +358,7 @@ static void on_appended(cal_disk_job_t *dj)
         b->pending_bytes = 0;
         fail_list(b, done, FW_ERETRY_LATER);
         fail_list(b, pending, FW_ERETRY_LATER);
-        if (job->sync_rc < 0 || (b->seg != NULL && b->seg->failed)) {
+        if (job->sync_rc < 0 || job->seg_failed) {
             /* fsyncgate: after a failed sync nothing written since the last good
              * one can be trusted. Stop here; ownership moves to another writer. */
             fw_log_error("calligraphus", "%s/%u: sync failed (%s); bucket stops accepting",
@@ -324,10 +369,12 @@ static void on_appended(cal_disk_job_t *dj)
                         b->category, b->bucket, fw_strerror(rc));
         }
     } else {
-        b->syncs++;
-        b->last_sync_ns = job->sync_ns;
-        if (b->sync_seconds != NULL)
-            fw_metric_observe(b->sync_seconds, (double)job->sync_ns / 1e9);
+        if (job->synced) {
+            b->syncs++;
+            b->last_sync_ns = job->sync_ns;
+            if (b->sync_seconds != NULL)
+                fw_metric_observe(b->sync_seconds, (double)job->sync_ns / 1e9);
+        }
         if (b->records_appended != NULL) {
             fw_metric_add(b->records_appended, job->nrecords);
             fw_metric_add(b->bytes_appended, job->bytes);
@@ -344,20 +391,24 @@ static void on_appended(cal_disk_job_t *dj)
             }
         }
     }
-    if (b->state == CAL_BUCKET_CLOSING && b->pending_head == NULL)
-        start_close(b);
-    else
+    if (b->state == CAL_BUCKET_CLOSING && b->pending_head == NULL) {
+        if (!disk_busy(b))
+            start_close(b);
+    } else {
         schedule(b);
+    }
 }
 
 static void flush(cal_bucket_t *b)
 {
-    if (b->job_busy || b->pending_head == NULL)
+    if (b->job_busy || b->writing || b->appends_out >= 2 || b->pending_head == NULL)
         return;
     uv_timer_stop(&b->timer);
     uint64_t room = room_left(b);
     int fresh = b->seg != NULL && b->seg->end == b->seg->header.header_len;
     int roll = room < b->pending_head->len && !fresh;
+    if (roll && b->appends_out > 0)
+        return; /* the sync stage still holds the segment: on_appended flushes again */
     if (roll && b->next_segment_id == 0) {
         /* The id for the next segment is still being reserved in ZooKeeper;
          * cal_bucket_give_segment_id flushes again. A bucket being closed or
@@ -380,7 +431,8 @@ static void flush(cal_bucket_t *b)
         b->iov = iov;
         b->iov_cap = n;
     }
-    cal_bucket_job_t *job = &b->job;
+    cal_bucket_job_t *job = &b->appends[b->next_append];
+    b->next_append ^= 1;
     memset(job, 0, sizeof(*job));
     job->kind = JOB_APPEND;
     job->iov = b->iov;
@@ -412,14 +464,16 @@ static void flush(cal_bucket_t *b)
         job->bytes += a->len;
         last = a;
     }
-    b->inflight = b->pending_head;
+    job->blocks = b->pending_head;
     b->pending_head = last->next;
     if (b->pending_head == NULL)
         b->pending_tail = NULL;
     last->next = NULL;
     b->pending_bytes -= job->bytes;
-    b->job_busy = 1;
+    b->appends_out++;
+    b->writing = 1;
     job->disk.work = append_work;
+    job->disk.sync_work = sync_work;
     job->disk.progress_cb = on_written;
     job->disk.done_cb = on_appended;
     job->disk.data = b;
@@ -575,7 +629,7 @@ static void on_idle_sealed(cal_disk_job_t *dj)
 
 int cal_bucket_seal_if_idle(cal_bucket_t *b)
 {
-    if (b->state != CAL_BUCKET_READY || b->paused || b->job_busy || b->pending_head != NULL ||
+    if (b->state != CAL_BUCKET_READY || b->paused || disk_busy(b) || b->pending_head != NULL ||
         b->seg == NULL || b->seg->end == b->seg->header.header_len ||
         fw_clock_wall_ms() - b->seg_opened_ms < b->cfg.roll_age_ms)
         return 0;
@@ -611,7 +665,7 @@ void cal_bucket_close(cal_bucket_t *b, cal_bucket_cb close_cb)
     int was_failed = b->state == CAL_BUCKET_FAILED;
     b->state = CAL_BUCKET_CLOSING;
     b->close_cb = close_cb;
-    if (b->job_busy)
+    if (disk_busy(b))
         return; /* the running job's done handler continues the close */
     if (b->pending_head != NULL && !was_failed)
         flush(b);
@@ -629,9 +683,10 @@ void cal_bucket_pause(cal_bucket_t *b)
     /* fail_list rolled those producers back to their last stored sequence,
      * but a job may still be writing some of their blocks: accept those
      * again, or a retry of one would be queued a second time after resume. */
-    for (cal_append_t *a = b->inflight; a != NULL; a = a->next)
-        (void)cal_dedup_accept(&b->dedup, a->header.producer_id, a->header.sequence,
-                               fw_clock_wall_ms());
+    for (int i = 0; i < 2; i++)
+        for (cal_append_t *a = b->appends[i].blocks; a != NULL; a = a->next)
+            (void)cal_dedup_accept(&b->dedup, a->header.producer_id, a->header.sequence,
+                                   fw_clock_wall_ms());
 }
 
 void cal_bucket_resume(cal_bucket_t *b)
@@ -649,14 +704,14 @@ void cal_bucket_abandon(cal_bucket_t *b, cal_bucket_cb close_cb)
         return; /* a close is under way; it now skips the seal */
     b->state = CAL_BUCKET_CLOSING;
     b->close_cb = close_cb;
-    if (!b->job_busy)
+    if (!disk_busy(b))
         start_close(b);
 }
 
 void cal_bucket_give_segment_id(cal_bucket_t *b, uint64_t id)
 {
     b->next_segment_id = id;
-    if (b->state == CAL_BUCKET_CLOSING && !b->job_busy && b->pending_head != NULL)
+    if (b->state == CAL_BUCKET_CLOSING && !disk_busy(b) && b->pending_head != NULL)
         flush(b);
     else
         schedule(b);

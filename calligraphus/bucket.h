@@ -1,9 +1,10 @@
 /*
  * cal_bucket: one owned bucket of a writer. It takes verified blocks from the
  * loop, drops retries (cal_dedup), batches what arrives within the sync
- * interval into one write and one fdatasync on the disk thread (group
+ * interval into one write and one fdatasync on the disk threads (group
  * commit), acks each block at its level once the write or the sync covers
- * it, rolls segments by size and age, and seals on close.
+ * it, rolls segments by size and age, and seals on close. A batch is written
+ * (and readable) while the previous batch's fdatasync still runs.
  *
  * Opening a bucket recovers it first: every unsealed segment left by an
  * earlier owner or a crash is cut after its last whole block and sealed, the
@@ -11,8 +12,9 @@
  * new segment with a higher id (never appended to a recovered file).
  *
  * Everything here runs on the loop thread except the job bodies, which run
- * on the disk thread and touch only the job and the open segment; the loop
- * does not touch the segment while a job is in flight.
+ * on the disk threads: the write stage touches the job and the open
+ * segment, the sync stage only the job and the atomics below. The loop
+ * reads the segment only while no write is in flight.
  */
 #ifndef CAL_BUCKET_H
 #define CAL_BUCKET_H
@@ -86,18 +88,23 @@ typedef void (*cal_bucket_cb)(cal_bucket_t *b, int status);
 /* The bucket used its spare segment id: reserve another, then cal_bucket_give_segment_id. */
 typedef void (*cal_bucket_id_cb)(cal_bucket_t *b);
 
-/* The job the bucket has on the disk thread (one at a time). */
+/* A job of the bucket's on the disk threads. */
 typedef struct cal_bucket_job_s {
     cal_disk_job_t disk;
     int kind; /* open, append, close */
     /* append */
+    cal_append_t *blocks; /* the appends it writes, in order */
     struct iovec *iov;
     int iovcnt;
     uint32_t nblocks, nrecords;
     size_t bytes;
     uint64_t new_segment_id; /* roll to this id first; 0 = no roll */
     int write_rc, sync_rc;
-    uint64_t offset;
+    uint64_t segment_id, offset; /* where it was written */
+    int sync_fd;                 /* the segment's, for the sync stage */
+    uint64_t write_no;           /* this bucket's writes so far, this one included */
+    int synced;                  /* an fdatasync of its own ran (not one before it) */
+    int seg_failed;              /* the segment is unusable after this write */
     int64_t sync_ns;
     /* open */
     uint64_t max_segment_id;
@@ -116,25 +123,39 @@ struct cal_bucket_s {
     uv_timer_t timer;
     cal_dedup_t dedup;
 
-    fw_segw_t *seg; /* the open segment (touched by the disk thread during a job) */
+    fw_segw_t *seg; /* the open segment (touched by the write thread during a job) */
     int64_t seg_opened_ms;
     uint64_t next_segment_id; /* the id the next roll uses; 0 = reserved, not here yet */
     uint64_t last_segment_id; /* the highest id on disk or used: new ones go above it */
     /* Set by the owner after open; NULL ids are allocated locally (tests). */
     cal_bucket_id_cb need_segment_id;
     /* CLOCK_MONOTONIC ns until which this writer may still act as the owner
-     * (see calligraphus/lease.h); NULL = no lease. Read by the disk thread. */
+     * (see calligraphus/lease.h); NULL = no lease. Read by the write thread. */
     const _Atomic int64_t *lease_ns;
     int paused; /* ownership in doubt: append nothing, answer retry-later */
     /* Closing without a seal: the bucket belongs to someone else now. Read by
-     * the disk thread's close job, which may already be running when set. */
+     * the write thread's close job, which may already be running when set. */
     _Atomic int abandon;
 
     cal_append_t *pending_head, *pending_tail; /* waiting for the next write */
     size_t pending_bytes;
-    cal_append_t *inflight; /* in the job on the disk thread */
-    int job_busy;
+    /*
+     * Appends are pipelined: the next batch is written while the previous
+     * one's fdatasync runs, so at most two append jobs are out, the older
+     * one syncing. A roll, a seal or a close waits until none is out (the
+     * sync stage holds the segment's fd).
+     */
+    cal_bucket_job_t appends[2];
+    int appends_out; /* submitted, done_cb not yet run */
+    int next_append; /* which of appends[] the next one uses */
+    int writing;     /* one of them is in its write stage */
+    int job_busy;    /* the open or close job is out */
     cal_bucket_job_t job;
+    /* Between the disk threads: writes done (write thread), the number of
+     * writes the last fdatasync covered and whether one failed (sync thread). */
+    _Atomic uint64_t writes_done;
+    uint64_t writes_synced;
+    _Atomic int sync_failed;
     struct iovec *iov;
     int iov_cap;
 

@@ -1,4 +1,4 @@
-/* The disk thread and its two queues (see disk.h). */
+/* The write and sync threads and their queues (see disk.h). */
 #include "disk.h"
 
 #include <errno.h>
@@ -22,7 +22,7 @@ void cal_disk_progress(cal_disk_job_t *job)
     post(job->disk, &job->progress_ev);
 }
 
-static void *disk_main(void *arg)
+static void *write_main(void *arg)
 {
     cal_disk_t *d = arg;
     for (;;) {
@@ -31,14 +31,48 @@ static void *disk_main(void *arg)
             pthread_cond_wait(&d->cv, &d->mu);
         cal_disk_job_t *job = d->todo_head;
         if (job == NULL) {
+            /* stopping, and every job has run: the sync thread may finish too */
+            d->writes_over = 1;
+            pthread_cond_signal(&d->sync_cv);
             pthread_mutex_unlock(&d->mu);
-            return NULL; /* stopping, and every job has run */
+            return NULL;
         }
         d->todo_head = job->next;
         if (d->todo_head == NULL)
             d->todo_tail = NULL;
         pthread_mutex_unlock(&d->mu);
         job->work(job);
+        /* Every job passes the sync thread, so done callbacks keep their order. */
+        pthread_mutex_lock(&d->mu);
+        job->next = NULL;
+        if (d->sync_tail != NULL)
+            d->sync_tail->next = job;
+        else
+            d->sync_head = job;
+        d->sync_tail = job;
+        pthread_cond_signal(&d->sync_cv);
+        pthread_mutex_unlock(&d->mu);
+    }
+}
+
+static void *sync_main(void *arg)
+{
+    cal_disk_t *d = arg;
+    for (;;) {
+        pthread_mutex_lock(&d->mu);
+        while (d->sync_head == NULL && !d->writes_over)
+            pthread_cond_wait(&d->sync_cv, &d->mu);
+        cal_disk_job_t *job = d->sync_head;
+        if (job == NULL) {
+            pthread_mutex_unlock(&d->mu);
+            return NULL;
+        }
+        d->sync_head = job->next;
+        if (d->sync_head == NULL)
+            d->sync_tail = NULL;
+        pthread_mutex_unlock(&d->mu);
+        if (job->sync_work != NULL)
+            job->sync_work(job);
         post(d, &job->done_ev);
     }
 }
@@ -48,6 +82,7 @@ static void on_thread_joined(uv_handle_t *h)
     cal_disk_t *d = h->data;
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
+    pthread_cond_destroy(&d->sync_cv);
     if (d->close_cb != NULL)
         d->close_cb(d);
 }
@@ -56,8 +91,9 @@ static void maybe_finish_close(cal_disk_t *d)
 {
     if (!d->stopping || d->pending > 0 || uv_is_closing((uv_handle_t *)&d->async))
         return;
-    /* Every job is done and the thread exits once it sees the queue empty. */
-    pthread_join(d->thread, NULL);
+    /* Every job is done and the threads exit once they see their queues empty. */
+    pthread_join(d->write_thread, NULL);
+    pthread_join(d->sync_thread, NULL);
     uv_close((uv_handle_t *)&d->async, on_thread_joined);
 }
 
@@ -87,6 +123,8 @@ int cal_disk_init(cal_disk_t *d, uv_loop_t *loop)
 {
     d->loop = loop;
     d->todo_head = d->todo_tail = NULL;
+    d->sync_head = d->sync_tail = NULL;
+    d->writes_over = 0;
     d->events_head = d->events_tail = NULL;
     d->stopping = 0;
     d->pending = 0;
@@ -97,8 +135,22 @@ int cal_disk_init(cal_disk_t *d, uv_loop_t *loop)
     d->async.data = d;
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
-    rc = pthread_create(&d->thread, NULL, disk_main, d);
+    pthread_cond_init(&d->sync_cv, NULL);
+    rc = pthread_create(&d->write_thread, NULL, write_main, d);
+    if (rc == 0) {
+        rc = pthread_create(&d->sync_thread, NULL, sync_main, d);
+        if (rc != 0) {
+            pthread_mutex_lock(&d->mu);
+            d->stopping = 1;
+            pthread_cond_signal(&d->cv);
+            pthread_mutex_unlock(&d->mu);
+            pthread_join(d->write_thread, NULL);
+        }
+    }
     if (rc != 0) {
+        pthread_mutex_destroy(&d->mu);
+        pthread_cond_destroy(&d->cv);
+        pthread_cond_destroy(&d->sync_cv);
         uv_close((uv_handle_t *)&d->async, NULL);
         return -rc;
     }
