@@ -288,8 +288,12 @@ static void on_written(cal_disk_job_t *dj)
     cal_bucket_t *b = dj->data;
     cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
     b->writing = 0;
+    job->written = 1;
+    if (job->new_segment_id != 0)
+        b->seg_opened_ms = fw_clock_wall_ms(); /* the next batch may go to it while this syncs */
     uint64_t off = job->offset;
-    int ack_written = lease_ok(b);
+    /* Not after an earlier batch's sync failed: its blocks were answered retry-later. */
+    int ack_written = lease_ok(b) && !atomic_load(&b->sync_failed);
     /* An append acked here is its submitter's again once its callback runs
      * (it may be freed there), so it leaves the in-flight list first; its
      * sequence counts as stored from now on (that is what the ack says). */
@@ -335,9 +339,11 @@ static void on_appended(cal_disk_job_t *dj)
     cal_append_t *done = job->blocks;
     job->blocks = NULL;
     b->appends_out--;
-    b->writing = 0; /* a failed write reports no progress */
-    if (job->new_segment_id != 0 && job->segment_id == job->new_segment_id)
-        b->seg_opened_ms = fw_clock_wall_ms();
+    /* A failed write reports no progress. A job that did is not the one
+     * writing now: the newer one may be, and its iov and the segment's end
+     * are the write thread's until it reports. */
+    if (!job->written)
+        b->writing = 0;
 
     if (job->write_rc == 0 && job->sync_rc == 0 && !lease_ok(b))
         job->write_rc = FW_ENOT_OWNER; /* stored perhaps, but not ours to ack */
@@ -426,6 +432,8 @@ static void flush(cal_bucket_t *b)
         struct iovec *iov = realloc(b->iov, (size_t)n * sizeof(*iov));
         if (iov == NULL) {
             fail_pending(b, FW_ERETRY_LATER);
+            if (b->state == CAL_BUCKET_CLOSING && !disk_busy(b))
+                start_close(b);
             return;
         }
         b->iov = iov;
@@ -683,8 +691,10 @@ void cal_bucket_pause(cal_bucket_t *b)
     /* fail_list rolled those producers back to their last stored sequence,
      * but a job may still be writing some of their blocks: accept those
      * again, or a retry of one would be queued a second time after resume. */
-    for (int i = 0; i < 2; i++)
-        for (cal_append_t *a = b->appends[i].blocks; a != NULL; a = a->next)
+    /* Oldest job first (with two out, the older is in the slot used next),
+     * so each producer ends at its newest sequence in flight. */
+    for (int k = 0; k < 2; k++)
+        for (cal_append_t *a = b->appends[b->next_append ^ k].blocks; a != NULL; a = a->next)
             (void)cal_dedup_accept(&b->dedup, a->header.producer_id, a->header.sequence,
                                    fw_clock_wall_ms());
 }

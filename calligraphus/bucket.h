@@ -105,6 +105,7 @@ typedef struct cal_bucket_job_s {
     uint64_t write_no;           /* this bucket's writes so far, this one included */
     int synced;                  /* an fdatasync of its own ran (not one before it) */
     int seg_failed;              /* the segment is unusable after this write */
+    int written;                 /* its progress (on_written) has run */
     int64_t sync_ns;
     /* open */
     uint64_t max_segment_id;
@@ -173,7 +174,7 @@ struct cal_bucket_s {
 
 /*
  * Starts recovering bucket dir (ROOT/<category>/<bucket>, created if
- * missing) on the disk thread; open_cb(b, status) follows on the loop. New
+ * missing) on the write thread; open_cb(b, status) follows on the loop. New
  * segments get ids from first_segment_id up (and above any on disk).
  */
 int cal_bucket_open(cal_bucket_t *b, uv_loop_t *loop, cal_disk_t *disk, const char *root,
@@ -193,7 +194,7 @@ void cal_bucket_close(cal_bucket_t *b, cal_bucket_cb close_cb);
 /*
  * The owner's lease lapsed or its ZooKeeper connection broke: append
  * nothing until resumed, fail what waits with FW_ERETRY_LATER and answer new
- * appends so. A write already on the disk thread completes; its acks follow
+ * appends so. A write already on the disk threads completes; its acks follow
  * the lease.
  */
 void cal_bucket_pause(cal_bucket_t *b);

@@ -578,6 +578,25 @@ static gate_t *gate_submit(void)
     return g;
 }
 
+static void nothing(cal_disk_job_t *j)
+{
+    (void)j;
+}
+
+/* A gate on the sync thread: every sync submitted after it waits. */
+static gate_t *gate_submit_sync(void)
+{
+    gate_t *g = calloc(1, sizeof(*g));
+    sem_init(&g->entered, 0, 0);
+    sem_init(&g->go, 0, 0);
+    g->job.work = nothing;
+    g->job.sync_work = gate_work;
+    g->job.done_cb = gate_done;
+    g->job.data = g;
+    cal_disk_submit(&disk, &g->job);
+    return g;
+}
+
 /* Blocks the loop thread until the disk thread is inside the gate. */
 static void gate_wait_entered(gate_t *g)
 {
@@ -1049,6 +1068,106 @@ FWT_TEST(pause_with_a_write_in_flight)
     free_block(two);
     free_block(retry_one);
     free_block(retry_two);
+    teardown();
+}
+
+/* ---- the write / sync pipeline ------------------------------------------------------ */
+
+/*
+ * Batch A syncs while batch B waits to be written (held behind a gate on the
+ * write thread). A's sync ends first: B is still the batch being written, so
+ * a third block waits for B rather than becoming a third job whose iovecs
+ * would be B's. The segment holds 1, 2, 3, once each, in order.
+ */
+FWT_TEST(a_batch_waits_for_the_one_being_written_not_for_the_sync)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.sync_interval_ms = 0;
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg);
+    acked = 0;
+    blk_t *blks[3];
+    for (int i = 0; i < 3; i++)
+        blks[i] = make_block(12, (uint64_t)i + 1, 2, 100 + 10 * (size_t)i, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &blks[0]->a); /* batch A, on its way */
+    gate_t *g = gate_submit();          /* the write thread stops after A */
+    cal_bucket_append(&b, &blks[1]->a); /* waits for A's write */
+    /* A written (B submitted then, behind the gate), synced and acked. */
+    run_until(&blks[0]->done, 1);
+    FWT_ASSERT_OK(blks[0]->status);
+    FWT_ASSERT(b.writing);
+    FWT_ASSERT_INT_EQ(b.appends_out, 1);
+    cal_bucket_append(&b, &blks[2]->a);
+    FWT_ASSERT_INT_EQ(b.appends_out, 1); /* 3 waits for B's write */
+    FWT_ASSERT(b.pending_head == &blks[2]->a);
+    gate_release(g);
+    run_until(&acked, 3);
+    for (int i = 0; i < 3; i++)
+        FWT_ASSERT_OK(blks[i]->status);
+    close_bucket(&b);
+    uint64_t got[8];
+    FWT_ASSERT_INT_EQ(seg_sequences(root, 1, got, 8), 3);
+    for (int i = 0; i < 3; i++)
+        FWT_ASSERT_UINT_EQ(got[i], (uint64_t)i + 1);
+    for (int i = 0; i < 3; i++)
+        free_block(blks[i]);
+    teardown();
+}
+
+/*
+ * A pause with two batches out, the older one in the second slot (its sync
+ * held behind a gate on the sync thread): the producer's blocks in flight
+ * count as taken up to the newest of them, so after the resume a retry of
+ * one in flight is refused, not queued twice, and the next block is next in
+ * line, not a gap.
+ */
+FWT_TEST(pause_with_two_batches_out_keeps_the_newest_sequence)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.sync_interval_ms = 0;
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg);
+    acked = 0;
+    blk_t *blks[4];
+    for (int i = 0; i < 4; i++)
+        blks[i] = make_block(13, (uint64_t)i + 1, 1, 100, CAL_ACK_DURABLE);
+    /* 1 goes alone (slot 0) and completes, so 2 takes slot 1 and 3 slot 0. */
+    cal_bucket_append(&b, &blks[0]->a);
+    run_until(&blks[0]->done, 1);
+    gate_t *g = gate_submit_sync();
+    cal_bucket_append(&b, &blks[1]->a);
+    cal_bucket_append(&b, &blks[2]->a);
+    int64_t deadline = fwt_now_ms() + 20000;
+    while ((b.appends_out < 2 || b.writing) && fwt_now_ms() < deadline)
+        uv_run(&loop, UV_RUN_ONCE);
+    FWT_ASSERT_INT_EQ(b.appends_out, 2); /* both written, both waiting for the gated sync */
+    FWT_ASSERT(!b.writing);
+    cal_bucket_pause(&b);
+    cal_bucket_resume(&b);
+    blk_t *retry3 = make_block(13, 3, 1, 100, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &retry3->a);
+    FWT_ASSERT(retry3->done);
+    FWT_ASSERT_INT_EQ(retry3->status, FW_ERETRY_LATER);
+    cal_bucket_append(&b, &blks[3]->a);
+    FWT_ASSERT(!blks[3]->done);
+    gate_release(g);
+    run_until(&acked, 5);
+    for (int i = 0; i < 4; i++)
+        FWT_ASSERT_OK(blks[i]->status);
+    close_bucket(&b);
+    uint64_t got[8];
+    FWT_ASSERT_INT_EQ(seg_sequences(root, 1, got, 8), 4);
+    for (int i = 0; i < 4; i++)
+        FWT_ASSERT_UINT_EQ(got[i], (uint64_t)i + 1);
+    for (int i = 0; i < 4; i++)
+        free_block(blks[i]);
+    free_block(retry3);
     teardown();
 }
 
