@@ -99,9 +99,11 @@ static void compare_dir(const char *src, const char *dst, tree_diff_t *d)
         char sp[FWT_PATH_MAX * 2], dp[FWT_PATH_MAX * 2];
         snprintf(sp, sizeof(sp), "%s/%s", src, e->d_name);
         snprintf(dp, sizeof(dp), "%s/%s", dst, e->d_name);
+        /* The copy first: the source only grows, so read after it, it holds
+         * at least every byte the copier could have copied. */
         size_t sl = 0, dl = 0;
-        uint8_t *s = slurp(sp, &sl);
         uint8_t *c = slurp(dp, &dl);
+        uint8_t *s = slurp(sp, &sl);
         d->files++;
         if (c == NULL) {
             d->missing += sl;
