@@ -533,6 +533,16 @@ static int seg_sequences(const char *root, uint64_t id, uint64_t *seqs, int cap)
     return n;
 }
 
+/* Segment id of root's bucket holds exactly the sequences 1..n, in order. */
+static void expect_sequences_1_to(const char *root, uint64_t id, int n)
+{
+    uint64_t got[16];
+    FWT_ASSERT(n <= 16);
+    FWT_ASSERT_INT_EQ(seg_sequences(root, id, got, 16), n);
+    for (int i = 0; i < n; i++)
+        FWT_ASSERT_UINT_EQ(got[i], (uint64_t)i + 1);
+}
+
 static int64_t mono_ns(void)
 {
     struct timespec ts;
@@ -1014,10 +1024,7 @@ FWT_TEST(pause_fails_what_waits_and_writes_nothing_until_resumed)
     FWT_ASSERT(!blks[5]->a.duplicate && !blks[6]->a.duplicate);
     FWT_ASSERT(seg_size(root, 1) > size);
     close_bucket(&b);
-    uint64_t got[8];
-    FWT_ASSERT_INT_EQ(seg_sequences(root, 1, got, 8), 4);
-    for (int i = 0; i < 4; i++)
-        FWT_ASSERT_UINT_EQ(got[i], i + 1);
+    expect_sequences_1_to(root, 1, 4);
     for (int i = 0; i < N; i++)
         free_block(blks[i]);
     teardown();
@@ -1060,10 +1067,7 @@ FWT_TEST(pause_with_a_write_in_flight)
     FWT_ASSERT_OK(retry_two->status);
     FWT_ASSERT(!retry_two->a.duplicate);
     close_bucket(&b);
-    uint64_t got[8];
-    FWT_ASSERT_INT_EQ(seg_sequences(root, 1, got, 8), 2);
-    FWT_ASSERT_UINT_EQ(got[0], 1);
-    FWT_ASSERT_UINT_EQ(got[1], 2);
+    expect_sequences_1_to(root, 1, 2);
     free_block(one);
     free_block(two);
     free_block(retry_one);
@@ -1108,10 +1112,7 @@ FWT_TEST(a_batch_waits_for_the_one_being_written_not_for_the_sync)
     for (int i = 0; i < 3; i++)
         FWT_ASSERT_OK(blks[i]->status);
     close_bucket(&b);
-    uint64_t got[8];
-    FWT_ASSERT_INT_EQ(seg_sequences(root, 1, got, 8), 3);
-    for (int i = 0; i < 3; i++)
-        FWT_ASSERT_UINT_EQ(got[i], (uint64_t)i + 1);
+    expect_sequences_1_to(root, 1, 3);
     for (int i = 0; i < 3; i++)
         free_block(blks[i]);
     teardown();
@@ -1161,10 +1162,7 @@ FWT_TEST(pause_with_two_batches_out_keeps_the_newest_sequence)
     for (int i = 0; i < 4; i++)
         FWT_ASSERT_OK(blks[i]->status);
     close_bucket(&b);
-    uint64_t got[8];
-    FWT_ASSERT_INT_EQ(seg_sequences(root, 1, got, 8), 4);
-    for (int i = 0; i < 4; i++)
-        FWT_ASSERT_UINT_EQ(got[i], (uint64_t)i + 1);
+    expect_sequences_1_to(root, 1, 4);
     for (int i = 0; i < 4; i++)
         free_block(blks[i]);
     free_block(retry3);
