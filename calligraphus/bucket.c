@@ -187,7 +187,8 @@ static void append_work(cal_disk_job_t *dj)
  * finished before it started, so a job whose write an earlier job's sync
  * already covered has nothing left to do. After a failed sync nothing
  * written since the last good one can be trusted (fsyncgate), so every later
- * sync of the bucket fails too.
+ * sync of the bucket fails too. It calls fdatasync itself, not fw_segw_sync,
+ * which updates the segment's fields: those belong to the write thread.
  */
 static void sync_work(cal_disk_job_t *dj)
 {
@@ -259,9 +260,19 @@ static void on_timer(uv_timer_t *t)
     flush(t->data);
 }
 
+/*
+ * A new append job may start: something waits, no open or close job is out,
+ * the newest append job has been written (its iov and the segment's end are
+ * the write thread's until then) and fewer than two are out.
+ */
+static int can_flush(const cal_bucket_t *b)
+{
+    return b->pending_head != NULL && !b->job_busy && !cal_bucket_writing(b) && b->appends_out < 2;
+}
+
 static void schedule(cal_bucket_t *b)
 {
-    if (b->job_busy || b->writing || b->appends_out >= 2 || b->pending_head == NULL || b->paused)
+    if (!can_flush(b) || b->paused)
         return;
     if (b->pending_bytes >= b->cfg.batch_bytes || b->cfg.sync_interval_ms == 0 ||
         b->state == CAL_BUCKET_CLOSING) {
@@ -287,7 +298,6 @@ static void on_written(cal_disk_job_t *dj)
 {
     cal_bucket_t *b = dj->data;
     cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
-    b->writing = 0;
     job->written = 1;
     if (job->new_segment_id != 0)
         b->seg_opened_ms = fw_clock_wall_ms(); /* the next batch may go to it while this syncs */
@@ -339,11 +349,6 @@ static void on_appended(cal_disk_job_t *dj)
     cal_append_t *done = job->blocks;
     job->blocks = NULL;
     b->appends_out--;
-    /* A failed write reports no progress. A job that did is not the one
-     * writing now: the newer one may be, and its iov and the segment's end
-     * are the write thread's until it reports. */
-    if (!job->written)
-        b->writing = 0;
 
     if (job->write_rc == 0 && job->sync_rc == 0 && !lease_ok(b))
         job->write_rc = FW_ENOT_OWNER; /* stored perhaps, but not ours to ack */
@@ -407,7 +412,7 @@ static void on_appended(cal_disk_job_t *dj)
 
 static void flush(cal_bucket_t *b)
 {
-    if (b->job_busy || b->writing || b->appends_out >= 2 || b->pending_head == NULL)
+    if (!can_flush(b))
         return;
     uv_timer_stop(&b->timer);
     uint64_t room = room_left(b);
@@ -479,7 +484,6 @@ static void flush(cal_bucket_t *b)
     last->next = NULL;
     b->pending_bytes -= job->bytes;
     b->appends_out++;
-    b->writing = 1;
     job->disk.work = append_work;
     job->disk.sync_work = sync_work;
     job->disk.progress_cb = on_written;

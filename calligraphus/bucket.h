@@ -149,7 +149,6 @@ struct cal_bucket_s {
     cal_bucket_job_t appends[2];
     int appends_out; /* submitted, done_cb not yet run */
     int next_append; /* which of appends[] the next one uses */
-    int writing;     /* one of them is in its write stage */
     int job_busy;    /* the open or close job is out */
     cal_bucket_job_t job;
     /* Between the disk threads: writes done (write thread), the number of
@@ -171,6 +170,12 @@ struct cal_bucket_s {
     uint64_t appended_blocks, appended_records, appended_bytes, duplicates, syncs;
     int64_t last_sync_ns;
 };
+
+/* The newest append job is still in its write stage (it has not reported "written"). */
+static inline int cal_bucket_writing(const cal_bucket_t *b)
+{
+    return b->appends_out > 0 && !b->appends[b->next_append ^ 1].written;
+}
 
 /*
  * Starts recovering bucket dir (ROOT/<category>/<bucket>, created if

@@ -1102,7 +1102,7 @@ FWT_TEST(a_batch_waits_for_the_one_being_written_not_for_the_sync)
     /* A written (B submitted then, behind the gate), synced and acked. */
     run_until(&blks[0]->done, 1);
     FWT_ASSERT_OK(blks[0]->status);
-    FWT_ASSERT(b.writing);
+    FWT_ASSERT(cal_bucket_writing(&b));
     FWT_ASSERT_INT_EQ(b.appends_out, 1);
     cal_bucket_append(&b, &blks[2]->a);
     FWT_ASSERT_INT_EQ(b.appends_out, 1); /* 3 waits for B's write */
@@ -1145,10 +1145,10 @@ FWT_TEST(pause_with_two_batches_out_keeps_the_newest_sequence)
     cal_bucket_append(&b, &blks[1]->a);
     cal_bucket_append(&b, &blks[2]->a);
     int64_t deadline = fwt_now_ms() + 20000;
-    while ((b.appends_out < 2 || b.writing) && fwt_now_ms() < deadline)
+    while ((b.appends_out < 2 || cal_bucket_writing(&b)) && fwt_now_ms() < deadline)
         uv_run(&loop, UV_RUN_ONCE);
     FWT_ASSERT_INT_EQ(b.appends_out, 2); /* both written, both waiting for the gated sync */
-    FWT_ASSERT(!b.writing);
+    FWT_ASSERT(!cal_bucket_writing(&b));
     cal_bucket_pause(&b);
     cal_bucket_resume(&b);
     blk_t *retry3 = make_block(13, 3, 1, 100, CAL_ACK_DURABLE);
