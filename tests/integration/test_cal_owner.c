@@ -5,6 +5,7 @@
  * writes to the bucket are fenced.
  */
 #include "fwtest.h"
+#include "fwt_cal.h"
 #include "fwt_proc.h"
 #include "fwt_zk.h"
 
@@ -109,18 +110,7 @@ FWT_TEST(race_takeover_and_fencing)
     fwt_zk_start(&server);
     char spec[256];
     snprintf(spec, sizeof(spec), "%s/owner-test", server.connect);
-    char *create[] = {(char *)fwt_bin("freeway"),
-                      "category",
-                      "create",
-                      "clicks",
-                      "--buckets",
-                      "1",
-                      "--zk",
-                      spec,
-                      NULL};
-    char *out;
-    FWT_ASSERT_INT_EQ(fwt_run(create, 30000, &out), 0);
-    free(out);
+    fwt_category_create(spec, "clicks", 1, NULL);
 
     FWT_ASSERT_OK(uv_loop_init(&loop));
     uv_timer_init(&loop, &deadline);
@@ -286,18 +276,7 @@ FWT_TEST(take_many_fences_each_bucket_alone)
     fwt_zk_start(&server);
     char spec[256];
     snprintf(spec, sizeof(spec), "%s/owner-test", server.connect);
-    char *create[] = {(char *)fwt_bin("freeway"),
-                      "category",
-                      "create",
-                      "many",
-                      "--buckets",
-                      "7",
-                      "--zk",
-                      spec,
-                      NULL};
-    char *out;
-    FWT_ASSERT_INT_EQ(fwt_run(create, 30000, &out), 0);
-    free(out);
+    fwt_category_create(spec, "many", 7, NULL);
 
     FWT_ASSERT_OK(uv_loop_init(&loop));
     uv_timer_init(&loop, &deadline);
