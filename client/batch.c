@@ -106,7 +106,7 @@ static void unlink_block(fw_bucket_t *bk, fw_batch_t *b)
 
 fw_batch_t *fw_bucket_next_to_send(const fw_bucket_t *bk)
 {
-    if (bk->state != FW_BUCKET_SENDING || (bk->probing && bk->inflight > 0))
+    if (bk->state != FW_BUCKET_SENDING || (bk->probing && bk->inflight > 0) || bk->want_spool)
         return NULL;
     return bk->send_next;
 }
@@ -233,13 +233,19 @@ void fw_bucket_resume(fw_bucket_t *bk, fw_resume_t *r)
         /* Blocks in [expected, first) were acked or failed; acked ones are lost. */
         r->lost_acked = s <= bk->acked_max;
         bk->acked_max = s - 1;
+        uint64_t old_last = bk->tail != NULL ? bk->tail->seq : s - 1;
         for (fw_batch_t *b = bk->head; b != NULL; b = b->next) {
             /* Our own well-formed blocks: this cannot fail. */
             (void)fw_block_set_sequence(b->block.data, b->block.len, s);
             b->seq = s++;
             r->renumbered++;
         }
-        bk->next_seq = s;
+        /* Blocks read back from the spool: those still there shift alike when read
+         * (the spooler keeps the shift); next_seq is the spooler's to move. */
+        if (bk->spooling)
+            r->shift = (int64_t)(s - 1) - (int64_t)old_last;
+        else
+            bk->next_seq = s;
     }
     bk->have_gap = 0;
     bk->probing = 1;
@@ -250,7 +256,7 @@ void fw_bucket_resume(fw_bucket_t *bk, fw_resume_t *r)
 fw_batch_t *fw_bucket_take_expired(fw_bucket_t *bk, int64_t now, int64_t timeout_ms)
 {
     for (fw_batch_t *b = bk->head; b != NULL; b = b->next) {
-        if (b->req == NULL && now - b->first_ms >= timeout_ms) {
+        if (b->req == NULL && !b->from_spool && now - b->first_ms >= timeout_ms) {
             unlink_block(bk, b);
             return b;
         }

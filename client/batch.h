@@ -45,6 +45,7 @@
 #include "block.h"
 #include "buf.h"
 #include "freeway.h"
+#include "spool.h"
 
 /* Backoff of a bucket after a retryable answer: doubles from MIN to MAX, with jitter. */
 #define FW_BACKOFF_MIN_MS 10
@@ -92,6 +93,10 @@ struct fw_batch_s {
     uint32_t tries;   /* sends so far */
     uint8_t meta_fails; /* UNKNOWN_CATEGORY / BUCKET_OUT_OF_RANGE answers so far */
     uint8_t linked_open;
+    /* Read back from the spool: no callbacks, no buffer cost, never expires (spooler.c). */
+    uint8_t from_spool;
+    uint64_t producer_id;     /* from_spool: the id in its block (an earlier producer's maybe) */
+    fw_spool_ref_t spool_ref; /* from_spool: where it came from */
 };
 
 typedef enum {
@@ -129,6 +134,24 @@ struct fw_bucket_s {
     int in_sendable;
     fw_bucket_t *bnext; /* in the producer's list of buckets in BACKOFF */
     int in_backoff_list;
+    int64_t last_ack_ms; /* when a writer last acked one of its blocks */
+    /*
+     * The spool (spooler.c). A bucket is direct (its queue holds the blocks
+     * it built) or spooling (every block it builds goes to the spool, and its
+     * queue holds blocks read back from there, oldest first); want_spool
+     * stops its sends until nothing is in flight, then it switches.
+     */
+    int spooling;
+    int want_spool;
+    fw_spool_bucket_t *spool;
+    fw_batch_t *pend_head, *pend_tail; /* built, waiting for room in the spool */
+    fw_batch_t *held;                  /* read back, but of another producer id than the queue's */
+    uint64_t window_pid;               /* the producer id of the blocks read back into the queue */
+    uint32_t window;                   /* blocks read back and not resolved */
+    size_t window_bytes;
+    uint64_t shift_pid;  /* blocks of this id read back from now on get ... */
+    int64_t seq_shift;   /* ... this added to their sequence (after a renumbering) */
+    fw_bucket_t *spnext; /* in the producer's list of spooling buckets */
 };
 
 /* What to do with a block after a writer's answer (fw_bucket_on_result). */
@@ -149,6 +172,7 @@ typedef struct fw_verdict_s {
 /* What fw_bucket_resume did. */
 typedef struct fw_resume_s {
     uint32_t renumbered;           /* blocks given new sequence numbers */
+    int64_t shift;                 /* what renumbering added to blocks read back from the spool */
     uint64_t expected;             /* ... starting here, what the writer asked for */
     uint64_t first_unacked_before; /* the first unacked sequence before renumbering */
     int lost_acked;                /* the writer misses blocks it had acked, not only failed ones */

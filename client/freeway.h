@@ -79,6 +79,24 @@ typedef enum {
  */
 typedef void (*fw_producer_log_cb)(fw_producer_log_level_t level, const char *message, void *arg);
 
+/** When spooled blocks reach stable storage (fw_producer_options_t.spool_sync). */
+typedef enum {
+    /** Every spool_sync_interval_ms: a host crash may lose that much, a killed process nothing. */
+    FW_SPOOL_SYNC_INTERVAL = 0,
+    /** Before a record counts as spooled: survives a host crash. */
+    FW_SPOOL_SYNC_ALWAYS = 1,
+    /** Never explicitly: the kernel writes back when it likes. */
+    FW_SPOOL_SYNC_NEVER = 2,
+} fw_spool_sync_t;
+
+/** What fw_producer_send() does when the memory buffer and the spool are both full. */
+typedef enum {
+    /** Waits up to spool_block_ms for room, then fails with -ETIMEDOUT. */
+    FW_SPOOL_FULL_BLOCK = 0,
+    /** Fails at once with -ENOSPC. */
+    FW_SPOOL_FULL_FAIL = 1,
+} fw_spool_full_t;
+
 /** What happened to one record; valid only during the delivery callback. */
 typedef struct fw_delivery_s {
     /**
@@ -102,6 +120,12 @@ typedef struct fw_delivery_s {
     uint64_t offset;
     /** When status is 0: 1 if an earlier try had already stored the block. */
     int duplicate;
+    /**
+     * When status is 0: 1 if the record went to the spool instead (safe on
+     * local disk as spool_sync promises; a writer stores it later, exactly
+     * once, with no further callback). segment_id and offset are then 0.
+     */
+    int spooled;
 } fw_delivery_t;
 
 /** A record's delivery callback; runs exactly once per accepted record, on the I/O thread. */
@@ -159,6 +183,27 @@ typedef struct fw_producer_options_s {
     void *log_arg;
     /** Messages below this level are not passed to log_cb (default FW_PRODUCER_LOG_INFO). */
     fw_producer_log_level_t log_level;
+    /**
+     * A directory for the spool (docs/spool.md), or NULL for none. With a
+     * spool, a bucket whose blocks no writer accepted for spool_after_ms,
+     * or any bucket while the memory buffer is full, writes its blocks
+     * there (the records' callbacks then say spooled) and sends them from
+     * there, in order, once a writer takes them. One producer per
+     * directory; a producer created on it later sends what is left.
+     */
+    const char *spool_dir;
+    /** Bound on the spool's files (default 1 GiB). */
+    uint64_t spool_max_bytes;
+    /** When spooled blocks are fdatasync'd (default FW_SPOOL_SYNC_INTERVAL). */
+    fw_spool_sync_t spool_sync;
+    /** The interval of FW_SPOOL_SYNC_INTERVAL (default 100 ms). */
+    uint32_t spool_sync_interval_ms;
+    /** A bucket spools after its blocks waited this long with none accepted (default 5000 ms). */
+    uint32_t spool_after_ms;
+    /** When the memory buffer and the spool are full (default FW_SPOOL_FULL_BLOCK). */
+    fw_spool_full_t spool_full;
+    /** How long FW_SPOOL_FULL_BLOCK waits (default 60000 ms). */
+    uint32_t spool_block_ms;
 } fw_producer_options_t;
 
 /** Counters of one producer (fw_producer_stats). */
@@ -167,7 +212,7 @@ typedef struct fw_producer_stats_s {
     uint64_t records_queued;
     /** Records in blocks sent and not yet answered. */
     uint64_t records_in_flight;
-    /** Records delivered (callback status 0), duplicates included. */
+    /** Records a writer acked with a callback (status 0, not spooled), duplicates included. */
     uint64_t records_acked;
     /** Records whose callback reported a failure. */
     uint64_t records_failed;
@@ -195,6 +240,20 @@ typedef struct fw_producer_stats_s {
     uint64_t connects;
     /** Connections to writers that failed or broke. */
     uint64_t disconnects;
+    /** Records whose callback said spooled (status 0, spooled 1). */
+    uint64_t records_spooled;
+    /** Blocks now in the spool, not yet acked by a writer (earlier producers' included). */
+    uint64_t spool_blocks;
+    /** ... their records. */
+    uint64_t spool_records;
+    /** Bytes of the spool's files now. */
+    uint64_t spool_bytes;
+    /** Blocks sent from the spool (first tries). */
+    uint64_t blocks_replayed;
+    /** Records sent from the spool that a writer acked (duplicates included). */
+    uint64_t records_replay_acked;
+    /** Records sent from the spool that a writer refused for good (logged). */
+    uint64_t records_replay_failed;
 } fw_producer_stats_t;
 
 /** Fills *o with the defaults documented on each member. */
@@ -234,9 +293,19 @@ int fw_producer_send(fw_producer_t *p, const char *category, const void *key, si
 int fw_producer_flush(fw_producer_t *p, int timeout_ms);
 
 /**
+ * fw_producer_flush(), then waits until the spool holds nothing a writer has
+ * not acked (and no block waits for room in it). timeout_ms covers both
+ * (< 0: no limit). 0 at once without a spool; -ETIMEDOUT; -EDEADLK on the
+ * I/O thread.
+ */
+int fw_producer_drain_spool(fw_producer_t *p, int timeout_ms);
+
+/**
  * Stops accepting records (fw_producer_send returns -ESHUTDOWN), flushes for
  * up to timeout_ms (< 0: without limit), fails what is still undelivered
- * with -ECANCELED, stops the I/O thread and frees the producer. Returns 0
+ * with -ECANCELED (with a spool: writes it to the spool instead, where the
+ * next producer on that directory finds it; it does not wait for the spool
+ * to drain: see fw_producer_drain_spool), stops the I/O thread and frees the producer. Returns 0
  * if every record was delivered or failed by the writers' answers in time,
  * -ETIMEDOUT if some were cancelled, -EDEADLK (and does nothing) on the I/O
  * thread. fw_producer_close(NULL, ...) is a no-op. No other call on p may

@@ -119,6 +119,12 @@ void fw_producer_options_init(fw_producer_options_t *o)
     o->request_timeout_ms = 30000;
     o->metadata_refresh_ms = 30000;
     o->log_level = FW_PRODUCER_LOG_INFO;
+    o->spool_max_bytes = 1ull << 30;
+    o->spool_sync = FW_SPOOL_SYNC_INTERVAL;
+    o->spool_sync_interval_ms = 100;
+    o->spool_after_ms = 5000;
+    o->spool_full = FW_SPOOL_FULL_BLOCK;
+    o->spool_block_ms = 60000;
 }
 
 static int options_check(const fw_producer_options_t *o)
@@ -128,6 +134,12 @@ static int options_check(const fw_producer_options_t *o)
         return -EINVAL;
     if ((unsigned)o->acks > FW_ACKS_NONE || (unsigned)o->codec > FW_PRODUCER_CODEC_NONE ||
         (unsigned)o->log_level > FW_PRODUCER_LOG_ERROR)
+        return -EINVAL;
+    if (o->spool_dir != NULL &&
+        (o->spool_dir[0] == '\0' || o->spool_max_bytes == 0 ||
+         (unsigned)o->spool_sync > FW_SPOOL_SYNC_NEVER ||
+         (o->spool_sync == FW_SPOOL_SYNC_INTERVAL && o->spool_sync_interval_ms == 0) ||
+         (unsigned)o->spool_full > FW_SPOOL_FULL_FAIL))
         return -EINVAL;
     return 0;
 }
@@ -417,6 +429,16 @@ static fw_pcat_t *cat_new_locked(fw_producer_t *p, const char *name, size_t len,
     return c;
 }
 
+fw_pcat_t *fw_producer_category_locked(fw_producer_t *p, const char *name)
+{
+    size_t len;
+    uint32_t hash = name_hash(name, &len);
+    if (len > FW_CATEGORY_MAX || !fw_category_valid(name))
+        return NULL;
+    fw_pcat_t *cat = cat_find_locked(p, name, hash);
+    return cat != NULL ? cat : cat_new_locked(p, name, len, hash);
+}
+
 /* ---- metadata arrives (I/O thread) ------------------------------------------------------ */
 
 /* [mu] Keeps a record's callback in a batch of records that failed (no builder). */
@@ -521,8 +543,11 @@ int fw_producer_set_buckets(fw_producer_t *p, fw_pcat_t *cat, uint32_t n, uint32
     }
     pthread_mutex_unlock(&p->mu);
     free(old_arr);
-    if (arr != NULL)
+    if (arr != NULL) {
         cat->meta_nbuckets = n;
+        for (uint32_t i = old; i < n; i++)
+            fw_spooler_attach(p, arr[i]);
+    }
     if (rejects[0] != NULL)
         fw_producer_complete(p, rejects[0], FW_ERECORD_TOO_LARGE,
                              "record exceeds the category's max_record_bytes", 0, 0, 0);
@@ -620,6 +645,7 @@ static void producer_free(fw_producer_t *p)
     free(p->gens);
     free(p->zk_spec);
     free(p->bootstrap_spec);
+    free(p->spool_dir);
     pthread_cond_destroy(&p->space_cv);
     pthread_cond_destroy(&p->flush_cv);
     pthread_mutex_destroy(&p->mu);
@@ -671,9 +697,12 @@ int fw_producer_create(fw_producer_t **out, const fw_producer_options_t *o)
     p->pool_max = pool > POOL_MAX ? POOL_MAX : (uint32_t)pool;
     p->free_builders = calloc(p->pool_max, sizeof(*p->free_builders));
     p->spare_bufs = calloc(p->pool_max, sizeof(*p->spare_bufs));
+    p->spool_dir = o->spool_dir != NULL ? strdup(o->spool_dir) : NULL;
+    p->o.spool_dir = p->spool_dir;
     int have_sync = 0, have_loop = 0;
     if (p->zk_spec == NULL || (o->bootstrap && *o->bootstrap && !p->bootstrap_spec) ||
-        p->table == NULL || p->free_builders == NULL || p->spare_bufs == NULL) {
+        p->table == NULL || p->free_builders == NULL || p->spare_bufs == NULL ||
+        (o->spool_dir != NULL && p->spool_dir == NULL)) {
         rc = -ENOMEM;
         goto fail;
     }
@@ -686,6 +715,12 @@ int fw_producer_create(fw_producer_t **out, const fw_producer_options_t *o)
     pthread_cond_init(&p->flush_cv, &ca);
     pthread_condattr_destroy(&ca);
     have_sync = 1;
+
+    char err[512];
+    if (p->o.spool_dir != NULL && (rc = fw_spooler_open(p, err, sizeof(err))) < 0) {
+        fw_plog(p, FW_PRODUCER_LOG_ERROR, "%s", err);
+        goto fail;
+    }
 
     if ((rc = uv_loop_init(&p->loop)) < 0)
         goto fail;
@@ -709,6 +744,7 @@ fail:
         uv_run(&p->loop, UV_RUN_DEFAULT);
         uv_loop_close(&p->loop);
     }
+    fw_spool_close(p->spool);
     if (!have_sync) {
         pthread_mutex_init(&p->mu, NULL);
         pthread_cond_init(&p->space_cv, NULL);
@@ -764,10 +800,35 @@ int fw_producer_send(fw_producer_t *p, const char *category, const void *key, si
         rc = FW_ERECORD_TOO_LARGE;
         goto out;
     }
+    int64_t spool_deadline = 0;
     while (p->buffered + cost > p->o.max_buffer_bytes) {
         if (p->closing || p->io_done) {
             rc = -ESHUTDOWN;
             goto out;
+        }
+        if (p->o.spool_dir != NULL) {
+            /* Room comes from spooling what waits in memory ... */
+            if (!p->spool_wanted) {
+                p->spool_wanted = 1;
+                uv_async_send(&p->wake);
+            }
+            /* ... unless the spool is full too: the caller's choice. */
+            if (p->spool_full) {
+                if (p->o.spool_full == FW_SPOOL_FULL_FAIL || on_io_thread_locked(p)) {
+                    rc = -ENOSPC;
+                    goto out;
+                }
+                if (spool_deadline == 0)
+                    spool_deadline = fw_clock_mono_ms() + p->o.spool_block_ms;
+                struct timespec ts;
+                timespec_at(&ts, spool_deadline);
+                if (pthread_cond_timedwait(&p->space_cv, &p->mu, &ts) == ETIMEDOUT &&
+                    p->buffered + cost > p->o.max_buffer_bytes) {
+                    rc = -ETIMEDOUT;
+                    goto out;
+                }
+                continue;
+            }
         }
         /* On the I/O thread, waiting would wait for ourselves. */
         if (p->o.send_timeout_ms == 0 || on_io_thread_locked(p)) {
@@ -822,25 +883,16 @@ void fw_producer_spare_give(fw_producer_t *p, fw_buf_t *buf)
     fw_buf_free(buf);
 }
 
-void fw_producer_complete(fw_producer_t *p, fw_batch_t *b, int status, const char *message,
-                          uint64_t segment_id, uint64_t offset, int duplicate)
+/* Runs b's callbacks with d, counts, and gives b's bytes and memory back. */
+static void complete(fw_producer_t *p, fw_batch_t *b, fw_delivery_t *d)
 {
-    fw_delivery_t d = {
-        .status = status,
-        .message = message != NULL ? message
-                   : status == 0   ? "delivered"
-                                   : fw_strerror(status),
-        .category = b->cat->name,
-        .bucket = b->bucket != NULL ? b->bucket->id : UINT32_MAX,
-        .segment_id = segment_id,
-        .offset = offset,
-        .duplicate = duplicate,
-    };
     uint32_t n = b->ncbs;
-    fw_batch_deliver(b, &d);
-    if (status == 0) {
+    fw_batch_deliver(b, d);
+    if (d->spooled) {
+        atomic_fetch_add_explicit(&p->stats.records_spooled, n, memory_order_relaxed);
+    } else if (d->status == 0) {
         atomic_fetch_add_explicit(&p->stats.acked, n, memory_order_relaxed);
-        if (duplicate)
+        if (d->duplicate)
             atomic_fetch_add_explicit(&p->stats.duplicate, n, memory_order_relaxed);
         atomic_fetch_add_explicit(&p->stats.bytes_acked, b->rec_bytes, memory_order_relaxed);
         atomic_fetch_add_explicit(&p->stats.block_bytes_acked, b->block.len, memory_order_relaxed);
@@ -857,6 +909,39 @@ void fw_producer_complete(fw_producer_t *p, fw_batch_t *b, int status, const cha
     fw_producer_recycle_locked(p, b);
     pthread_cond_broadcast(&p->space_cv);
     pthread_mutex_unlock(&p->mu);
+}
+
+void fw_producer_complete_spooled(fw_producer_t *p, fw_batch_t *b)
+{
+    fw_delivery_t d = {
+        .status = 0,
+        .message = "spooled",
+        .category = b->cat->name,
+        .bucket = b->bucket->id,
+        .spooled = 1,
+    };
+    complete(p, b, &d);
+}
+
+void fw_producer_complete(fw_producer_t *p, fw_batch_t *b, int status, const char *message,
+                          uint64_t segment_id, uint64_t offset, int duplicate)
+{
+    if (b->from_spool) {
+        fw_spooler_done(p, b, status, duplicate);
+        return;
+    }
+    fw_delivery_t d = {
+        .status = status,
+        .message = message != NULL ? message
+                   : status == 0   ? "delivered"
+                                   : fw_strerror(status),
+        .category = b->cat->name,
+        .bucket = b->bucket != NULL ? b->bucket->id : UINT32_MAX,
+        .segment_id = segment_id,
+        .offset = offset,
+        .duplicate = duplicate,
+    };
+    complete(p, b, &d);
 }
 
 /* ---- flush, close, stats ------------------------------------------------------------------- */
@@ -886,6 +971,31 @@ int fw_producer_flush(fw_producer_t *p, int timeout_ms)
         timespec_at(&ts, deadline);
         if (pthread_cond_timedwait(&p->flush_cv, &p->mu, &ts) == ETIMEDOUT && p->ngens > 0 &&
             p->gens[0].gen <= target) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+int fw_producer_drain_spool(fw_producer_t *p, int timeout_ms)
+{
+    if (p == NULL)
+        return -EINVAL;
+    int rc = fw_producer_flush(p, timeout_ms);
+    if (rc < 0 || p->o.spool_dir == NULL)
+        return rc;
+    int64_t deadline = timeout_ms >= 0 ? fw_clock_mono_ms() + timeout_ms : 0;
+    pthread_mutex_lock(&p->mu);
+    while (!p->spool_drained && !p->io_done) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&p->flush_cv, &p->mu);
+            continue;
+        }
+        struct timespec ts;
+        timespec_at(&ts, deadline);
+        if (pthread_cond_timedwait(&p->flush_cv, &p->mu, &ts) == ETIMEDOUT && !p->spool_drained) {
             rc = -ETIMEDOUT;
             break;
         }
@@ -939,6 +1049,14 @@ void fw_producer_stats(fw_producer_t *p, fw_producer_stats_t *s)
     s->metadata_requests = atomic_load_explicit(&t->metadata_requests, memory_order_relaxed);
     s->connects = atomic_load_explicit(&t->connects, memory_order_relaxed);
     s->disconnects = atomic_load_explicit(&t->disconnects, memory_order_relaxed);
+    s->records_spooled = atomic_load_explicit(&t->records_spooled, memory_order_relaxed);
+    s->spool_blocks = atomic_load_explicit(&t->spool_blocks, memory_order_relaxed);
+    s->spool_records = atomic_load_explicit(&t->spool_records, memory_order_relaxed);
+    s->spool_bytes = atomic_load_explicit(&t->spool_bytes, memory_order_relaxed);
+    s->blocks_replayed = atomic_load_explicit(&t->blocks_replayed, memory_order_relaxed);
+    s->records_replay_acked = atomic_load_explicit(&t->records_replay_acked, memory_order_relaxed);
+    s->records_replay_failed =
+        atomic_load_explicit(&t->records_replay_failed, memory_order_relaxed);
     pthread_mutex_lock(&p->mu);
     uint64_t outstanding = p->outstanding;
     s->bytes_buffered = p->buffered;

@@ -1,10 +1,12 @@
 /*
- * The producer's insides, shared by its four files:
+ * The producer's insides, shared by its five files:
  *
  *   producer.c   the public API, the caller side (categories, batches being
  *                filled, the memory bound, flush generations), the I/O thread
  *   sender.c     the I/O thread's work on blocks: sealing and building them,
  *                routing buckets to connections, applying answers, timers
+ *   spooler.c    the spool in the send path: when a bucket spools, writing
+ *                its blocks there, reading them back to send (storage: spool.c)
  *   wire.c       connections to writers: connect, frames, requests in flight
  *   discovery.c  where the writers are (ZooKeeper or bootstrap) and what each
  *                category looks like (metadata requests)
@@ -148,12 +150,20 @@ typedef struct fw_pstats_s {
     _Atomic uint64_t metadata_requests;
     _Atomic uint64_t connects;
     _Atomic uint64_t disconnects;
+    _Atomic uint64_t records_spooled;
+    _Atomic uint64_t spool_blocks;
+    _Atomic uint64_t spool_records;
+    _Atomic uint64_t spool_bytes;
+    _Atomic uint64_t blocks_replayed;
+    _Atomic uint64_t records_replay_acked;
+    _Atomic uint64_t records_replay_failed;
 } fw_pstats_t;
 
 struct fw_producer_s {
     fw_producer_options_t o; /* zk and bootstrap point at the copies below */
     char *zk_spec;
     char *bootstrap_spec;
+    char *spool_dir;
     uint64_t id;
 
     pthread_t thread;
@@ -192,6 +202,10 @@ struct fw_producer_s {
     int io_done;        /* the I/O thread has ended */
     pthread_t io_tid;
     int io_tid_set;
+    int spool_wanted;          /* a sender found the buffer full: spool what can be */
+    int spool_full;            /* the spool refused a block for room ... */
+    uint64_t spool_full_bytes; /* ... when it held this much (room again below it) */
+    int spool_drained;         /* the spool holds nothing to send, nothing waits for it */
 
     /* [io] */
     int64_t now;     /* monotonic ms, refreshed at each callback */
@@ -208,6 +222,13 @@ struct fw_producer_s {
     uint64_t rng;
     int stop_phase; /* 0 running, 1 closing connections, 2 closing handles */
     int handles_open;
+    /* the spool (spooler.c); NULL without one */
+    fw_spool_t *spool;
+    uv_timer_t spool_timer;                    /* syncs it every spool_sync_interval_ms */
+    fw_bucket_t *spooling_head;                /* buckets spooling */
+    fw_batch_t *unsynced_head, *unsynced_tail; /* written, callbacks wait for the sync */
+    size_t replay_bytes;                       /* of blocks read back and not resolved */
+    size_t replay_max;
     /* discovery */
     int zk_used;
     int zk_open;
@@ -233,10 +254,15 @@ __attribute__((format(printf, 3, 4))) void fw_plog(fw_producer_t *p, fw_producer
 
 /*
  * Runs b's callbacks with status (0: delivered), then gives its bytes and
- * memory back (takes the lock). b must be unlinked from every list.
+ * memory back (takes the lock). b must be unlinked from every list. A block
+ * read back from the spool goes to fw_spooler_done instead.
  */
 void fw_producer_complete(fw_producer_t *p, fw_batch_t *b, int status, const char *message,
                           uint64_t segment_id, uint64_t offset, int duplicate);
+/* b's records are safe in the spool: their callbacks say so (status 0, spooled). */
+void fw_producer_complete_spooled(fw_producer_t *p, fw_batch_t *b);
+/* [mu held] The category of this name, made if new; NULL on -ENOMEM or a bad name. */
+fw_pcat_t *fw_producer_category_locked(fw_producer_t *p, const char *name);
 
 /* [mu held] Seals bucket's open batch (onto the ready list). */
 void fw_producer_seal_locked(fw_producer_t *p, fw_bucket_t *bk);
@@ -290,6 +316,31 @@ void fw_sender_on_conn_closed(fw_producer_t *p);
 void fw_sender_on_metadata(fw_producer_t *p, fw_pcat_t *cat);
 /* Adds a bucket to the sendable list (if it has blocks to send). */
 void fw_sender_mark_sendable(fw_producer_t *p, fw_bucket_t *bk);
+
+/* ---- spooler.c -------------------------------------------------------------------- */
+
+/*
+ * Opens the spool (before the I/O thread starts) and makes the categories
+ * of what it holds known, so their metadata is asked for. 0 or an error
+ * described in err.
+ */
+int fw_spooler_open(fw_producer_t *p, char *err, size_t errcap);
+/* Starts the sync timer (with the other handles). */
+void fw_spooler_start(fw_producer_t *p);
+/* A bucket was made: if the spool holds blocks of it, it starts spooling (behind them). */
+void fw_spooler_attach(fw_producer_t *p, fw_bucket_t *bk);
+/* Built block b of a spooling bucket, just unlinked from its queue, goes to the spool. */
+void fw_spooler_take(fw_producer_t *p, fw_batch_t *b);
+/* A block read back from the spool ended with status (0: stored); frees it. */
+void fw_spooler_done(fw_producer_t *p, fw_batch_t *b, int status, int duplicate);
+/* A try of bk ended: switch it if it waited to, read more back if it spools. */
+void fw_spooler_after_try(fw_producer_t *p, fw_bucket_t *bk);
+/* The tick: buckets stalled for spool_after_ms start to spool. */
+void fw_spooler_tick(fw_producer_t *p);
+/* A sender found the memory buffer full: every bucket with blocks waiting spools. */
+void fw_spooler_memory_full(fw_producer_t *p);
+/* Shutdown (no try in flight): leftovers of direct buckets go to the spool, then it closes. */
+void fw_spooler_stop(fw_producer_t *p);
 
 /* ---- wire.c ----------------------------------------------------------------------- */
 

@@ -102,7 +102,12 @@ void fw_sender_build_ready(fw_producer_t *p)
         } else {
             done[ndone++] = b->bld;
             b->bld = NULL;
-            fw_sender_mark_sendable(p, b->bucket);
+            if (b->bucket->spooling) {
+                fw_bucket_take(b->bucket, b);
+                fw_spooler_take(p, b);
+            } else {
+                fw_sender_mark_sendable(p, b->bucket);
+            }
         }
         if (ndone == BUILDERS_BATCH) {
             give_builders(p, done, ndone);
@@ -215,7 +220,7 @@ void fw_sender_pump(fw_producer_t *p)
         fw_batch_t *b = fw_bucket_next_to_send(bk);
         fw_wconn_t *c = b != NULL ? route(p, bk) : NULL;
         while (b != NULL && c != NULL && c->state == FW_WCONN_READY) {
-            if (p->now - b->first_ms >= (int64_t)p->o.delivery_timeout_ms) {
+            if (!b->from_spool && p->now - b->first_ms >= (int64_t)p->o.delivery_timeout_ms) {
                 /* Resent until too late (a writer that takes requests and never answers). */
                 uint32_t n = expire_bucket(p, bk);
                 if (n > 0)
@@ -266,7 +271,15 @@ static void arm_retry(fw_producer_t *p, int64_t at);
 static void resume(fw_producer_t *p, fw_bucket_t *bk)
 {
     fw_resume_t r;
+    uint64_t window_pid = bk->window_pid;
     fw_bucket_resume(bk, &r);
+    if (r.shift != 0) {
+        /* Blocks read back from the spool were renumbered: those still there follow. */
+        if (bk->shift_pid != window_pid)
+            bk->seq_shift = 0;
+        bk->shift_pid = window_pid;
+        bk->seq_shift += r.shift;
+    }
     if (r.renumbered > 0) {
         atomic_fetch_add_explicit(&p->stats.blocks_renumbered, r.renumbered, memory_order_relaxed);
         if (r.lost_acked)
@@ -301,6 +314,7 @@ static void after_try(fw_producer_t *p, fw_bucket_t *bk, const fw_verdict_t *v)
         resume(p, bk);
     else
         fw_sender_mark_sendable(p, bk);
+    fw_spooler_after_try(p, bk);
 }
 
 void fw_sender_on_result(fw_producer_t *p, fw_wconn_t *c, fw_batch_t *b, const Fwpb__BlockResult *r)
@@ -321,6 +335,7 @@ void fw_sender_on_result(fw_producer_t *p, fw_wconn_t *c, fw_batch_t *b, const F
                  r->message != NULL ? r->message : "");
     switch (v.kind) {
     case FW_VERDICT_ACKED:
+        bk->last_ack_ms = p->now;
         fw_producer_complete(p, b, 0, NULL, r->has_segment_id ? r->segment_id : 0,
                              r->has_offset ? r->offset : 0, r->has_duplicate && r->duplicate);
         break;
@@ -470,6 +485,7 @@ static void on_tick(uv_timer_t *t)
     p->now = fw_clock_mono_ms();
     fw_wire_check_timeouts(p);
     expire(p);
+    fw_spooler_tick(p);
     fw_discovery_tick(p);
     fw_discovery_pump(p);
     fw_sender_pump(p);
@@ -492,6 +508,14 @@ static void stop_finish(fw_producer_t *p)
     pthread_mutex_lock(&p->mu);
     while (p->open_head != NULL)
         fw_producer_seal_locked(p, p->open_head->bucket);
+    pthread_mutex_unlock(&p->mu);
+    if (p->spool != NULL) {
+        /* With a spool nothing built is cancelled: it goes there. */
+        fw_sender_build_ready(p);
+        fw_spooler_stop(p);
+        uv_close((uv_handle_t *)&p->spool_timer, on_handle_closed);
+    }
+    pthread_mutex_lock(&p->mu);
     fw_batch_t *list = p->ready_head, **tail = p->ready_tail ? &p->ready_tail->next : &list;
     p->ready_head = p->ready_tail = NULL;
     for (fw_pcat_t *cat = p->cats; cat != NULL; cat = cat->ionext) {
@@ -579,11 +603,15 @@ void fw_sender_wake_cb(uv_async_t *h)
         }
     }
     int stopping = p->stopping;
+    int spool_wanted = p->spool_wanted;
+    p->spool_wanted = 0;
     pthread_mutex_unlock(&p->mu);
     if (stopping) {
         stop(p);
         return;
     }
+    if (spool_wanted)
+        fw_spooler_memory_full(p);
     fw_sender_kick(p);
     fw_discovery_pump(p);
 }
@@ -598,5 +626,6 @@ int fw_sender_start(fw_producer_t *p)
     uv_timer_init(&p->loop, &p->tick_timer);
     p->handles_open = 4;
     uv_timer_start(&p->tick_timer, on_tick, TICK_MS, TICK_MS);
+    fw_spooler_start(p);
     return 0;
 }

@@ -32,7 +32,8 @@
     XX(RETRY_LATER, 19, "temporarily unable to accept; retry later")                               \
     XX(SEQUENCE_GAP, 20, "block sequence number skips ahead of the last stored one")               \
     XX(PROTOCOL, 21, "protocol violation")                                                         \
-    XX(SHUTTING_DOWN, 22, "the node is shutting down; send elsewhere")
+    XX(SHUTTING_DOWN, 22, "the node is shutting down; send elsewhere")                             \
+    XX(SPOOL_LOCKED, 23, "the spool directory is in use by another producer")
 
 typedef enum {
 #define FW_ERROR_ENUM(name, off, msg) FW_E##name = FW_ERR_BASE - (off),

@@ -3,8 +3,10 @@
  * libfreeway's producer, one record per line (the trailing newline
  * stripped; with --key-sep the text before the first separator is the key).
  * At end of input it flushes, prints a summary and the first distinct
- * errors on stderr, and exits 0 only if every line was acked (1 if any
- * failed, 2 for a usage error).
+ * errors on stderr, and exits 0 only if every line was acked, or spooled
+ * with --spool (1 if any failed, 2 for a usage error). With --spool it
+ * first sends what the spool holds, and at the end waits up to --timeout
+ * for the spool to drain; what is left stays there for the next run.
  */
 #include "cli.h"
 
@@ -42,6 +44,11 @@ typedef struct send_cfg_s {
     int64_t max_in_flight;
     int quiet;
     int verbose;
+    char *spool;
+    uint64_t spool_max;
+    char *spool_sync;
+    int64_t spool_after;
+    char *spool_full;
 } send_cfg_t;
 
 static const fw_option_t send_opts[] = {
@@ -67,6 +74,16 @@ static const fw_option_t send_opts[] = {
      "bytes of records read but not yet acked, at most"},
     {"max-in-flight", FW_OPT_INT, offsetof(send_cfg_t, max_in_flight), "8", "N",
      "produce requests awaiting an answer, per writer connection"},
+    {"spool", FW_OPT_STRING, offsetof(send_cfg_t, spool), NULL, "DIR",
+     "keep blocks no writer takes in this spool directory and send them later (docs/spool.md)"},
+    {"spool-max", FW_OPT_SIZE, offsetof(send_cfg_t, spool_max), "1G", "SIZE",
+     "the spool's size, at most"},
+    {"spool-sync", FW_OPT_STRING, offsetof(send_cfg_t, spool_sync), "interval",
+     "always|interval|never", "fdatasync spooled blocks before they count, every 100 ms, or never"},
+    {"spool-after", FW_OPT_DURATION, offsetof(send_cfg_t, spool_after), "5s", "DURATION",
+     "a bucket spools after its blocks waited this long with none accepted"},
+    {"spool-full", FW_OPT_STRING, offsetof(send_cfg_t, spool_full), "block", "block|fail",
+     "with memory and spool full: wait (up to --timeout) or fail the line at once"},
     {"quiet", FW_OPT_BOOL, offsetof(send_cfg_t, quiet), NULL, NULL,
      "print nothing unless something failed"},
     {"verbose", FW_OPT_BOOL, offsetof(send_cfg_t, verbose), NULL, NULL,
@@ -77,6 +94,7 @@ static const fw_option_t send_opts[] = {
 /* What the callbacks saw. Written on the I/O thread, read after fw_producer_close. */
 typedef struct tally_s {
     uint64_t acked;
+    uint64_t spooled;
     uint64_t failed;
     uint64_t duplicates;
     struct {
@@ -108,6 +126,10 @@ static void tally_error(tally_t *t, int status, const char *message)
 static void on_delivery(const fw_delivery_t *d, void *arg)
 {
     tally_t *t = arg;
+    if (d->status == 0 && d->spooled) {
+        t->spooled++;
+        return;
+    }
     if (d->status == 0) {
         t->acked++;
         t->duplicates += d->duplicate != 0;
@@ -336,6 +358,35 @@ int fw_cli_send(int argc, char **argv)
         fprintf(stderr, "freeway send: --buffer must be at least 1M, --max-in-flight 1..1024\n");
         goto out;
     }
+    if (o.spool != NULL) {
+        po.spool_dir = o.spool;
+        po.spool_max_bytes = o.spool_max;
+        if (strcmp(o.spool_sync, "always") == 0)
+            po.spool_sync = FW_SPOOL_SYNC_ALWAYS;
+        else if (strcmp(o.spool_sync, "interval") == 0)
+            po.spool_sync = FW_SPOOL_SYNC_INTERVAL;
+        else if (strcmp(o.spool_sync, "never") == 0)
+            po.spool_sync = FW_SPOOL_SYNC_NEVER;
+        else {
+            fprintf(stderr, "freeway send: --spool-sync must be always, interval or never\n");
+            goto out;
+        }
+        if (strcmp(o.spool_full, "block") == 0)
+            po.spool_full = FW_SPOOL_FULL_BLOCK;
+        else if (strcmp(o.spool_full, "fail") == 0)
+            po.spool_full = FW_SPOOL_FULL_FAIL;
+        else {
+            fprintf(stderr, "freeway send: --spool-full must be block or fail\n");
+            goto out;
+        }
+        if (o.spool_max < (1u << 20) || o.spool_after <= 0 || o.spool_after > UINT32_MAX) {
+            fprintf(stderr, "freeway send: --spool-max must be at least 1M and --spool-after "
+                            "positive\n");
+            goto out;
+        }
+        po.spool_after_ms = (uint32_t)o.spool_after;
+        po.spool_block_ms = (uint32_t)o.timeout;
+    }
     po.zk = o.zk;
     po.bootstrap = o.bootstrap;
     po.batch_bytes = o.batch_bytes;
@@ -357,27 +408,44 @@ int fw_cli_send(int argc, char **argv)
     fw_producer_t *p;
     rc = fw_producer_create(&p, &po);
     if (rc < 0) {
-        fprintf(stderr, "freeway send: %s\n",
-                rc == -EINVAL ? "bad --zk or --bootstrap address list" : fw_strerror(rc));
+        /* A spool that cannot be opened has been described through on_log. */
+        if (o.spool == NULL || rc == -EINVAL)
+            fprintf(stderr, "freeway send: %s\n",
+                    rc == -EINVAL ? "bad --zk or --bootstrap address list" : fw_strerror(rc));
         goto out;
     }
     tally_t tally;
     memset(&tally, 0, sizeof(tally));
     reader_t r = {.p = p, .category = o.category, .sep = sep, .tally = &tally};
     int read_rc = read_lines(&r);
+    if (o.spool != NULL)
+        fw_producer_drain_spool(p, (int)o.timeout);
+    fw_producer_stats_t st;
+    fw_producer_stats(p, &st);
     int close_rc = fw_producer_close(p, (int)(o.timeout + CLOSE_SLACK_MS));
     double secs = seconds_since(&t0);
 
     uint64_t failed = tally.failed + r.refused;
-    int ok = read_rc == 0 && close_rc == 0 && failed == 0 && tally.acked == r.lines;
+    /* A spooled block refused for good lost records: not a success either. */
+    int ok = read_rc == 0 && close_rc == 0 && failed == 0 && st.records_replay_failed == 0 &&
+             tally.acked + tally.spooled == r.lines;
     if (!ok || !o.quiet) {
         double rate = secs > 0 ? (double)r.lines / secs : 0;
         double mbs = secs > 0 ? (double)r.bytes / secs / 1e6 : 0;
         fprintf(stderr,
                 "freeway send: %" PRIu64 " records read, %" PRIu64 " acked (%" PRIu64
-                " duplicates), %" PRIu64 " failed in %.2f s: %.0f records/s, %.1f MB/s\n",
-                r.lines, tally.acked, tally.duplicates, failed, secs, rate, mbs);
+                " duplicates), %" PRIu64 " spooled, %" PRIu64
+                " failed in %.2f s: %.0f records/s, %.1f MB/s\n",
+                r.lines, tally.acked, tally.duplicates, tally.spooled, failed, secs, rate, mbs);
     }
+    if (o.spool != NULL && (!o.quiet || st.spool_blocks > 0))
+        fprintf(stderr,
+                "freeway send: spool %s: %" PRIu64 " records sent from it and acked, %" PRIu64
+                " refused for good; %" PRIu64 " records queued, %" PRIu64 " in flight; %" PRIu64
+                " records (%" PRIu64 " blocks, %" PRIu64 " bytes) left in it%s\n",
+                o.spool, st.records_replay_acked, st.records_replay_failed, st.records_queued,
+                st.records_in_flight, st.spool_records, st.spool_blocks, st.spool_bytes,
+                st.spool_blocks > 0 ? ": the next freeway send --spool on it sends them" : "");
     if (read_rc < 0)
         fprintf(stderr, "freeway send: reading stdin: %s\n", strerror(-read_rc));
     if (failed > 0) {

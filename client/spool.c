@@ -1,0 +1,686 @@
+/* The producer's spool on local disk (see spool.h and docs/spool.md). */
+#include "spool.h"
+
+#include "clock.h"
+#include "error.h"
+#include "fsutil.h"
+#include "names.h"
+#include "segment.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FILE_BYTES_DEFAULT (4u << 20)
+#define MAX_OPEN_DEFAULT   256
+#define TABLE_SIZE         1024
+
+typedef struct spool_file_s spool_file_t;
+
+/* One spool file of a bucket. */
+struct spool_file_s {
+    spool_file_t *next;
+    uint64_t id;
+    uint64_t size;    /* bytes on disk */
+    uint64_t blocks;  /* whole blocks in it */
+    uint64_t records; /* ... their records */
+    uint64_t read;    /* blocks read for replay */
+    uint64_t resolved;
+    uint64_t resolved_records;
+    fw_segw_t *w; /* open for appending, or NULL (then it never grows again) */
+    int dirty;    /* appended to since its last fdatasync */
+};
+
+struct fw_spool_bucket_s {
+    fw_spool_bucket_t *hnext;         /* hash chain */
+    fw_spool_bucket_t *next;          /* every bucket, in the order they were made */
+    fw_spool_bucket_t *onext, *oprev; /* in the list of buckets with an open appender */
+    char category[FW_CATEGORY_MAX + 1];
+    uint32_t id;
+    char *dir;
+    int dir_made;
+    spool_file_t *head, *tail; /* oldest first */
+    spool_file_t *reading;     /* the file the reader is on, or NULL */
+    fw_segr_t *reader;
+    uint64_t next_file_id;
+};
+
+struct fw_spool_s {
+    fw_spool_config_t c;
+    char *dir;
+    int lock_fd;
+    int failed; /* an fdatasync failed: nothing more is taken */
+    fw_spool_bucket_t *table[TABLE_SIZE];
+    fw_spool_bucket_t *all_head, *all_tail;
+    fw_spool_bucket_t *open_head, *open_tail; /* most recently appended first */
+    uint32_t nopen;
+    uint64_t bytes, blocks, records;
+};
+
+__attribute__((format(printf, 3, 4))) static void
+slog(const fw_spool_t *s, fw_producer_log_level_t level, const char *fmt, ...)
+{
+    if (s->c.log_cb == NULL)
+        return;
+    char line[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    s->c.log_cb(level, line, s->c.log_arg);
+}
+
+static uint32_t bucket_hash(const char *category, uint32_t id)
+{
+    uint32_t h = 2166136261u;
+    for (const char *c = category; *c != '\0'; c++)
+        h = (h ^ (uint8_t)*c) * 16777619u;
+    return (h ^ id) * 16777619u;
+}
+
+static void file_path(const fw_spool_bucket_t *b, uint64_t id, char *out, size_t cap)
+{
+    char name[FW_SEG_NAME_LEN + 1];
+    fw_seg_name(name, id);
+    snprintf(out, cap, "%s/%s", b->dir, name);
+}
+
+/* ---- buckets ----------------------------------------------------------------------------- */
+
+fw_spool_bucket_t *fw_spool_bucket(fw_spool_t *s, const char *category, uint32_t id, int create)
+{
+    uint32_t slot = bucket_hash(category, id) % TABLE_SIZE;
+    for (fw_spool_bucket_t *b = s->table[slot]; b != NULL; b = b->hnext) {
+        if (b->id == id && strcmp(b->category, category) == 0)
+            return b;
+    }
+    if (!create || strlen(category) > FW_CATEGORY_MAX)
+        return NULL;
+    fw_spool_bucket_t *b = calloc(1, sizeof(*b));
+    char dir[PATH_MAX];
+    if (b == NULL || fw_seg_bucket_dir(dir, sizeof(dir), s->dir, category, id) < 0 ||
+        (b->dir = strdup(dir)) == NULL) {
+        free(b);
+        return NULL;
+    }
+    snprintf(b->category, sizeof(b->category), "%s", category);
+    b->id = id;
+    b->next_file_id = 1;
+    b->hnext = s->table[slot];
+    s->table[slot] = b;
+    if (s->all_tail != NULL)
+        s->all_tail->next = b;
+    else
+        s->all_head = b;
+    s->all_tail = b;
+    return b;
+}
+
+fw_spool_bucket_t *fw_spool_next_bucket(fw_spool_t *s, fw_spool_bucket_t *after)
+{
+    fw_spool_bucket_t *b = after != NULL ? after->next : s->all_head;
+    while (b != NULL && b->head == NULL)
+        b = b->next;
+    return b;
+}
+
+const char *fw_spool_bucket_category(const fw_spool_bucket_t *b)
+{
+    return b->category;
+}
+
+uint32_t fw_spool_bucket_id(const fw_spool_bucket_t *b)
+{
+    return b->id;
+}
+
+int fw_spool_bucket_empty(const fw_spool_bucket_t *b)
+{
+    for (const spool_file_t *f = b->head; f != NULL; f = f->next) {
+        if (f->resolved < f->blocks)
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- files -------------------------------------------------------------------------------- */
+
+static void open_unlink(fw_spool_t *s, fw_spool_bucket_t *b)
+{
+    if (b->oprev != NULL)
+        b->oprev->onext = b->onext;
+    else if (s->open_head == b)
+        s->open_head = b->onext;
+    else
+        return; /* not in the list */
+    if (b->onext != NULL)
+        b->onext->oprev = b->oprev;
+    else
+        s->open_tail = b->oprev;
+    b->onext = b->oprev = NULL;
+    s->nopen--;
+}
+
+static void open_push(fw_spool_t *s, fw_spool_bucket_t *b)
+{
+    b->oprev = NULL;
+    b->onext = s->open_head;
+    if (s->open_head != NULL)
+        s->open_head->oprev = b;
+    else
+        s->open_tail = b;
+    s->open_head = b;
+    s->nopen++;
+}
+
+static int file_sync(fw_spool_t *s, fw_spool_bucket_t *b, spool_file_t *f)
+{
+    if (!f->dirty || f->w == NULL)
+        return 0;
+    int rc = fw_segw_sync(f->w);
+    if (rc < 0) {
+        s->failed = 1;
+        slog(s, FW_PRODUCER_LOG_ERROR,
+             "spool %s/%" PRIu32 ": fdatasync of file %" PRIu64
+             " failed (%s): the spool takes nothing more, and what it holds may be lost",
+             b->category, b->id, f->id, fw_strerror(rc));
+        return rc;
+    }
+    f->dirty = 0;
+    return 0;
+}
+
+/*
+ * The bucket's newest file stops taking appends, synced first unless sync
+ * is NEVER or the file is about to be deleted (keep is 0).
+ */
+static int file_finish(fw_spool_t *s, fw_spool_bucket_t *b, int keep)
+{
+    spool_file_t *f = b->tail;
+    if (f == NULL || f->w == NULL)
+        return 0;
+    int rc = keep && s->c.sync != FW_SPOOL_SYNC_NEVER ? file_sync(s, b, f) : 0;
+    fw_segw_close(f->w);
+    f->w = NULL;
+    f->dirty = 0;
+    open_unlink(s, b);
+    return rc;
+}
+
+/* Removes file f of bucket b (which must be b->head) once nothing in it is needed. */
+static void file_delete(fw_spool_t *s, fw_spool_bucket_t *b, spool_file_t *f)
+{
+    char path[PATH_MAX];
+    file_path(b, f->id, path, sizeof(path));
+    if (b->reading == f) {
+        fw_segr_close(b->reader);
+        b->reader = NULL;
+        b->reading = NULL;
+    }
+    if (f->w != NULL) {
+        fw_segw_close(f->w);
+        f->w = NULL;
+        open_unlink(s, b);
+    }
+    if (unlink(path) < 0 && errno != ENOENT)
+        slog(s, FW_PRODUCER_LOG_WARN, "spool: cannot remove %s: %s", path, strerror(errno));
+    s->bytes -= f->size;
+    s->blocks -= f->blocks - f->resolved;
+    s->records -= f->records - f->resolved_records;
+    b->head = f->next;
+    if (b->tail == f)
+        b->tail = NULL;
+    free(f);
+}
+
+/* Deletes the bucket's oldest files while every block in them is resolved. */
+static void delete_done(fw_spool_t *s, fw_spool_bucket_t *b)
+{
+    spool_file_t *f;
+    while ((f = b->head) != NULL && f->read == f->blocks && f->resolved == f->blocks &&
+           f->w == NULL)
+        file_delete(s, b, f);
+}
+
+static spool_file_t *file_new(fw_spool_t *s, fw_spool_bucket_t *b, int *rc)
+{
+    if (!b->dir_made) {
+        if ((*rc = fw_mkdir_p(b->dir)) < 0)
+            return NULL;
+        b->dir_made = 1;
+    }
+    if (s->nopen >= s->c.max_open && s->open_tail != NULL)
+        file_finish(s, s->open_tail, 1);
+    spool_file_t *f = calloc(1, sizeof(*f));
+    if (f == NULL) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    fw_seg_header_t h;
+    memset(&h, 0, sizeof(h));
+    h.segment_id = b->next_file_id;
+    h.created_ms = fw_clock_wall_ms();
+    h.bucket = b->id;
+    snprintf(h.category, sizeof(h.category), "%s", b->category);
+    if ((*rc = fw_segw_create(b->dir, &h, &f->w)) < 0) {
+        free(f);
+        return NULL;
+    }
+    f->id = b->next_file_id++;
+    f->size = f->w->end;
+    s->bytes += f->size;
+    if (b->tail != NULL)
+        b->tail->next = f;
+    else
+        b->head = f;
+    b->tail = f;
+    open_push(s, b);
+    return f;
+}
+
+/* ---- append and sync ------------------------------------------------------------------------ */
+
+int fw_spool_append(fw_spool_t *s, fw_spool_bucket_t *b, const uint8_t *block, size_t len,
+                    uint32_t records)
+{
+    if (s->failed)
+        return FW_ESEG_FAILED;
+    spool_file_t *f = b->tail;
+    if (f != NULL && f->w != NULL && f->blocks > 0 && f->size + len > s->c.file_bytes) {
+        int rc = file_finish(s, b, 1);
+        delete_done(s, b);
+        if (rc < 0)
+            return rc;
+        f = NULL;
+    }
+    int need_new = f == NULL || f->w == NULL;
+    if (s->bytes + len + (need_new ? FW_SEG_HEADER_MAX : 0) > s->c.max_bytes)
+        return -ENOSPC;
+    if (need_new) {
+        int rc;
+        if ((f = file_new(s, b, &rc)) == NULL)
+            return rc;
+    } else if (s->open_head != b) {
+        open_unlink(s, b);
+        open_push(s, b);
+    }
+    struct iovec iov = {(void *)block, len};
+    uint64_t offset;
+    int rc = fw_segw_append(f->w, &iov, 1, 1, records, &offset);
+    if (rc < 0)
+        return rc;
+    f->size += len;
+    f->blocks++;
+    f->records += records;
+    f->dirty = 1;
+    s->bytes += len;
+    s->blocks++;
+    s->records += records;
+    if (s->c.sync == FW_SPOOL_SYNC_ALWAYS)
+        return file_sync(s, b, f);
+    return 0;
+}
+
+int fw_spool_sync(fw_spool_t *s)
+{
+    if (s->c.sync == FW_SPOOL_SYNC_NEVER)
+        return 0;
+    int rc = 0;
+    for (fw_spool_bucket_t *b = s->open_head; b != NULL; b = b->onext) {
+        int r = file_sync(s, b, b->tail);
+        if (r < 0 && rc == 0)
+            rc = r;
+    }
+    return s->failed ? FW_ESEG_FAILED : rc;
+}
+
+int fw_spool_dirty(const fw_spool_t *s)
+{
+    if (s->c.sync == FW_SPOOL_SYNC_NEVER)
+        return 0;
+    for (const fw_spool_bucket_t *b = s->open_head; b != NULL; b = b->onext) {
+        if (b->tail != NULL && b->tail->dirty)
+            return 1;
+    }
+    return 0;
+}
+
+/* ---- replay ------------------------------------------------------------------------------------
+ */
+
+/* The first file with blocks not yet read, or NULL. */
+static spool_file_t *unread_file(fw_spool_bucket_t *b)
+{
+    spool_file_t *f = b->reading != NULL ? b->reading : b->head;
+    while (f != NULL && f->read == f->blocks)
+        f = f->next;
+    return f;
+}
+
+/* Stops reading file f at a block it cannot read: the rest of it counts as read and resolved. */
+static void skip_rest(fw_spool_t *s, fw_spool_bucket_t *b, spool_file_t *f, int why,
+                      uint64_t offset)
+{
+    uint64_t lost = f->blocks - f->read;
+    slog(s, FW_PRODUCER_LOG_ERROR,
+         "spool %s/%" PRIu32 ": file %" PRIu64 " cannot be read at byte %" PRIu64
+         " (%s): its last %" PRIu64 " blocks are lost; replay goes on with the next file",
+         b->category, b->id, f->id, offset, fw_strerror(why), lost);
+    s->blocks -= lost;
+    f->resolved += lost;
+    f->read = f->blocks;
+    /* Their records are unknown: the file's remaining count goes with the file. */
+    if (f->w != NULL)
+        file_finish(s, b, 1);
+}
+
+int fw_spool_read(fw_spool_t *s, fw_spool_bucket_t *b, fw_buf_t *out, fw_spool_block_t *blk)
+{
+    for (;;) {
+        spool_file_t *f = unread_file(b);
+        if (f == NULL)
+            return 0;
+        char path[PATH_MAX];
+        if (b->reading != f) {
+            fw_segr_close(b->reader);
+            b->reader = NULL;
+            b->reading = NULL;
+            file_path(b, f->id, path, sizeof(path));
+            int rc = fw_segr_open(path, &b->reader);
+            if (rc < 0) {
+                skip_rest(s, b, f, rc, 0);
+                delete_done(s, b);
+                continue;
+            }
+            b->reading = f;
+            /* Skip what an earlier read of this file already handed out. */
+            for (uint64_t i = 0; i < f->read; i++) {
+                fw_seg_block_t skip;
+                if (fw_segr_next(b->reader, &skip) != FW_SEGR_BLOCK) {
+                    skip_rest(s, b, f, FW_ESEG_DAMAGED, fw_segr_position(b->reader));
+                    break;
+                }
+            }
+            if (f->read == f->blocks) {
+                delete_done(s, b);
+                continue;
+            }
+        }
+        fw_seg_block_t sb;
+        int rc = fw_segr_next(b->reader, &sb);
+        if (rc == FW_SEGR_BLOCK) {
+            fw_buf_reset(out);
+            if (fw_buf_append(out, sb.data, sb.len) < 0)
+                return -ENOMEM;
+            f->read++;
+            blk->producer_id = sb.header.producer_id;
+            blk->sequence = sb.header.sequence;
+            blk->records = sb.header.record_count;
+            blk->base_ts = sb.header.base_ts;
+            blk->ref.file_id = f->id;
+            blk->ref.records = sb.header.record_count;
+            return 1;
+        }
+        uint64_t at = fw_segr_position(b->reader);
+        int why = rc;
+        if (rc == FW_ESEG_DAMAGED)
+            fw_segr_damage(b->reader, &at, &why);
+        /* The file says it holds more blocks than the reader finds: it was damaged under us. */
+        skip_rest(s, b, f, rc < 0 ? why : FW_ESEG_DAMAGED, at);
+        delete_done(s, b);
+    }
+}
+
+void fw_spool_resolved(fw_spool_t *s, fw_spool_bucket_t *b, const fw_spool_ref_t *ref)
+{
+    spool_file_t *f = b->head;
+    while (f != NULL && f->id != ref->file_id)
+        f = f->next;
+    if (f == NULL || f->resolved >= f->read)
+        return; /* its file was given up on (skip_rest) */
+    f->resolved++;
+    f->resolved_records += ref->records;
+    s->blocks--;
+    s->records -= ref->records;
+    /* The bucket caught up with everything it spooled: free the space now. */
+    if (f == b->tail && f->w != NULL && f->resolved == f->blocks)
+        file_finish(s, b, 0);
+    delete_done(s, b);
+}
+
+void fw_spool_usage(const fw_spool_t *s, fw_spool_usage_t *u)
+{
+    u->bytes = s->bytes;
+    u->blocks = s->blocks;
+    u->records = s->records;
+    u->buckets = 0;
+    for (const fw_spool_bucket_t *b = s->all_head; b != NULL; b = b->next)
+        u->buckets += b->head != NULL;
+}
+
+/* ---- open and close ------------------------------------------------------------------------ */
+
+static int take_lock(fw_spool_t *s, char *err, size_t errcap)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/" FW_SPOOL_LOCK, s->dir);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0) {
+        int rc = -errno;
+        snprintf(err, errcap, "cannot open %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        int rc = -errno;
+        if (rc == -EWOULDBLOCK) {
+            char owner[32] = "";
+            ssize_t n = pread(s->lock_fd, owner, sizeof(owner) - 1, 0);
+            owner[n > 0 ? n : 0] = '\0';
+            owner[strcspn(owner, "\n")] = '\0';
+            snprintf(err, errcap,
+                     "spool directory %s is in use by another producer%s%s; a spool has one "
+                     "producer at a time",
+                     s->dir, owner[0] ? " (pid " : "", owner[0] ? owner : "");
+            if (owner[0])
+                strncat(err, ")", errcap - strlen(err) - 1);
+            return FW_ESPOOL_LOCKED;
+        }
+        snprintf(err, errcap, "cannot lock %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(s->lock_fd, 0) == 0 && pwrite(s->lock_fd, pid, (size_t)n, 0) < 0) {
+        /* The pid is for people only. */
+    }
+    return 0;
+}
+
+/* Adds the files of one bucket directory, checking each and cutting torn tails. */
+static int scan_bucket(fw_spool_t *s, const char *category, uint32_t id)
+{
+    fw_spool_bucket_t *b = fw_spool_bucket(s, category, id, 1);
+    if (b == NULL)
+        return -ENOMEM;
+    b->dir_made = 1;
+    uint64_t *ids;
+    size_t n;
+    int rc = fw_seg_list(b->dir, &ids, &n);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        file_path(b, ids[i], path, sizeof(path));
+        if (ids[i] >= b->next_file_id)
+            b->next_file_id = ids[i] + 1;
+        fw_seg_scan_t scan;
+        memset(&scan, 0, sizeof(scan));
+        rc = fw_seg_recover(path, &scan);
+        if (rc == -EAGAIN) {
+            /* Shorter than a header: a crash while it was being created, before any block. */
+            slog(s, FW_PRODUCER_LOG_WARN, "spool: removing %s: no whole header, so no block", path);
+            unlink(path);
+            continue;
+        }
+        if (rc < 0) {
+            /* A damaged header: its blocks may be fine, so it is kept for people to look at. */
+            slog(s, FW_PRODUCER_LOG_ERROR,
+                 "spool: cannot read %s (%s): left as it is and not sent; "
+                 "`freeway verify` tells more",
+                 path, fw_strerror(rc));
+            continue;
+        }
+        if (scan.truncated > 0)
+            slog(s, FW_PRODUCER_LOG_WARN,
+                 "spool: %s: cut %" PRIu64 " bytes of a torn or damaged tail (%s) after %" PRIu64
+                 " whole blocks; the blocks before it are kept",
+                 path, scan.truncated, scan.partial ? "an incomplete last block" : "bad data",
+                 scan.blocks);
+        if (scan.blocks == 0) {
+            unlink(path);
+            continue;
+        }
+        spool_file_t *f = calloc(1, sizeof(*f));
+        if (f == NULL) {
+            free(ids);
+            return -ENOMEM;
+        }
+        f->id = ids[i];
+        f->size = scan.valid_end;
+        f->blocks = scan.blocks;
+        f->records = scan.records;
+        s->bytes += f->size;
+        s->blocks += f->blocks;
+        s->records += f->records;
+        if (b->tail != NULL)
+            b->tail->next = f;
+        else
+            b->head = f;
+        b->tail = f;
+    }
+    free(ids);
+    return 0;
+}
+
+/* Walks DIR/<category>/<bucket>/ and takes in what earlier producers left. */
+static int scan(fw_spool_t *s, char *err, size_t errcap)
+{
+    DIR *top = opendir(s->dir);
+    if (top == NULL) {
+        int rc = -errno;
+        snprintf(err, errcap, "cannot read spool directory %s: %s", s->dir, strerror(-rc));
+        return rc;
+    }
+    struct dirent *ce;
+    int rc = 0;
+    while (rc == 0 && (ce = readdir(top)) != NULL) {
+        if (strcmp(ce->d_name, ".") == 0 || strcmp(ce->d_name, "..") == 0 ||
+            strcmp(ce->d_name, FW_SPOOL_LOCK) == 0)
+            continue;
+        if (!fw_category_valid(ce->d_name)) {
+            slog(s, FW_PRODUCER_LOG_WARN, "spool: ignoring %s/%s: not a category name", s->dir,
+                 ce->d_name);
+            continue;
+        }
+        char cdir[PATH_MAX];
+        snprintf(cdir, sizeof(cdir), "%s/%s", s->dir, ce->d_name);
+        DIR *cd = opendir(cdir);
+        if (cd == NULL)
+            continue; /* not a directory */
+        struct dirent *be;
+        while (rc == 0 && (be = readdir(cd)) != NULL) {
+            char *end;
+            if (be->d_name[0] < '0' || be->d_name[0] > '9')
+                continue;
+            errno = 0;
+            unsigned long id = strtoul(be->d_name, &end, 10);
+            char canonical[16];
+            snprintf(canonical, sizeof(canonical), "%lu", id);
+            /* Only the names the spool makes: "007" is not bucket 7's directory. */
+            if (*end != '\0' || errno != 0 || id > UINT32_MAX || strcmp(canonical, be->d_name) != 0)
+                continue;
+            rc = scan_bucket(s, ce->d_name, (uint32_t)id);
+            if (rc < 0)
+                snprintf(err, errcap, "cannot scan spool %s/%s: %s", cdir, be->d_name,
+                         fw_strerror(rc));
+        }
+        closedir(cd);
+    }
+    closedir(top);
+    return rc;
+}
+
+int fw_spool_open(const fw_spool_config_t *c, fw_spool_t **out, char *err, size_t errcap)
+{
+    err[0] = '\0';
+    fw_spool_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        snprintf(err, errcap, "out of memory");
+        return -ENOMEM;
+    }
+    s->c = *c;
+    s->lock_fd = -1;
+    if (s->c.file_bytes == 0)
+        s->c.file_bytes = FILE_BYTES_DEFAULT;
+    if (s->c.max_open == 0)
+        s->c.max_open = MAX_OPEN_DEFAULT;
+    int rc;
+    if ((s->dir = strdup(c->dir)) == NULL) {
+        rc = -ENOMEM;
+        snprintf(err, errcap, "out of memory");
+        goto fail;
+    }
+    if ((rc = fw_mkdir_p(s->dir)) < 0) {
+        snprintf(err, errcap, "cannot create spool directory %s: %s", s->dir, strerror(-rc));
+        goto fail;
+    }
+    if ((rc = take_lock(s, err, errcap)) < 0 || (rc = scan(s, err, errcap)) < 0)
+        goto fail;
+    fw_spool_usage_t u;
+    fw_spool_usage(s, &u);
+    if (u.blocks > 0)
+        slog(s, FW_PRODUCER_LOG_WARN,
+             "spool %s holds %" PRIu64 " blocks (%" PRIu64 " records, %" PRIu64
+             " bytes) of %" PRIu32 " buckets from an earlier producer: sending them first",
+             s->dir, u.blocks, u.records, u.bytes, u.buckets);
+    *out = s;
+    return 0;
+fail:
+    fw_spool_close(s);
+    return rc;
+}
+
+void fw_spool_close(fw_spool_t *s)
+{
+    if (s == NULL)
+        return;
+    for (uint32_t i = 0; i < TABLE_SIZE; i++) {
+        fw_spool_bucket_t *b = s->table[i];
+        while (b != NULL) {
+            fw_spool_bucket_t *next = b->hnext;
+            file_finish(s, b, 1);
+            fw_segr_close(b->reader);
+            while (b->head != NULL) {
+                spool_file_t *f = b->head;
+                b->head = f->next;
+                free(f);
+            }
+            free(b->dir);
+            free(b);
+            b = next;
+        }
+    }
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* drops the flock */
+    free(s->dir);
+    free(s);
+}
