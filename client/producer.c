@@ -501,6 +501,7 @@ int fw_producer_set_buckets(fw_producer_t *p, fw_pcat_t *cat, uint32_t n, uint32
         if (old == 0)
             cat->sticky = first_sticky;
     }
+    int shape_changed = arr != NULL || cat->max_record != max_record || cat->codec != codec;
     cat->max_record = max_record;
     cat->codec = codec;
     cat->missing = 0;
@@ -548,6 +549,8 @@ int fw_producer_set_buckets(fw_producer_t *p, fw_pcat_t *cat, uint32_t n, uint32
         for (uint32_t i = old; i < n; i++)
             fw_spooler_attach(p, arr[i]);
     }
+    if (shape_changed)
+        fw_spooler_shape(p, cat, max_record, codec);
     if (rejects[0] != NULL)
         fw_producer_complete(p, rejects[0], FW_ERECORD_TOO_LARGE,
                              "record exceeds the category's max_record_bytes", 0, 0, 0);

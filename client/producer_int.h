@@ -327,6 +327,8 @@ void fw_sender_mark_sendable(fw_producer_t *p, fw_bucket_t *bk);
 int fw_spooler_open(fw_producer_t *p, char *err, size_t errcap);
 /* Starts the sync timer (with the other handles). */
 void fw_spooler_start(fw_producer_t *p);
+/* A category's metadata changed: its shape is saved in the spool (see spooler.c). */
+void fw_spooler_shape(fw_producer_t *p, fw_pcat_t *cat, uint32_t max_record, fw_codec_t codec);
 /* A bucket was made: if the spool holds blocks of it, it starts spooling (behind them). */
 void fw_spooler_attach(fw_producer_t *p, fw_bucket_t *bk);
 /* Built block b of a spooling bucket, just unlinked from its queue, goes to the spool. */

@@ -467,6 +467,82 @@ void fw_spool_usage(const fw_spool_t *s, fw_spool_usage_t *u)
         u->buckets += b->head != NULL;
 }
 
+/* ---- category shapes ------------------------------------------------------------------------ */
+
+int fw_spool_save_shape(fw_spool_t *s, const fw_spool_shape_t *shape)
+{
+    char dir[PATH_MAX], tmp[PATH_MAX + 16], path[PATH_MAX + 16];
+    if (!fw_category_valid(shape->category))
+        return FW_EBAD_CATEGORY;
+    if (snprintf(dir, sizeof(dir), "%s/%s", s->dir, shape->category) >= (int)sizeof(dir))
+        return -ENAMETOOLONG;
+    snprintf(tmp, sizeof(tmp), "%s/" FW_SPOOL_SHAPE ".tmp", dir);
+    snprintf(path, sizeof(path), "%s/" FW_SPOOL_SHAPE, dir);
+    int rc = fw_mkdir_p(dir);
+    if (rc < 0)
+        return rc;
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return -errno;
+    fprintf(f, "%" PRIu32 " %" PRIu32 " %" PRIu32 "\n", shape->buckets, shape->max_record,
+            shape->codec);
+    if (fclose(f) != 0 || rename(tmp, path) < 0) {
+        rc = -errno;
+        unlink(tmp);
+        return rc;
+    }
+    return 0;
+}
+
+int fw_spool_shapes(fw_spool_t *s, fw_spool_shape_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    DIR *top = opendir(s->dir);
+    if (top == NULL)
+        return -errno;
+    size_t cap = 0;
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(top)) != NULL) {
+        if (!fw_category_valid(e->d_name))
+            continue;
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s/" FW_SPOOL_SHAPE, s->dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        fw_spool_shape_t sh;
+        memset(&sh, 0, sizeof(sh));
+        int got =
+            fscanf(f, "%" SCNu32 " %" SCNu32 " %" SCNu32, &sh.buckets, &sh.max_record, &sh.codec);
+        fclose(f);
+        if (got != 3 || sh.buckets == 0 || sh.max_record == 0) {
+            slog(s, FW_PRODUCER_LOG_WARN, "spool: ignoring %s: not a category shape", path);
+            continue;
+        }
+        memcpy(sh.category, e->d_name, strlen(e->d_name) + 1); /* valid: at most 128 bytes */
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            fw_spool_shape_t *grown = realloc(*out, ncap * sizeof(*grown));
+            if (grown == NULL) {
+                rc = -ENOMEM;
+                break;
+            }
+            *out = grown;
+            cap = ncap;
+        }
+        (*out)[(*n)++] = sh;
+    }
+    closedir(top);
+    if (rc < 0) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
 /* ---- open and close ------------------------------------------------------------------------ */
 
 static int take_lock(fw_spool_t *s, char *err, size_t errcap)

@@ -26,8 +26,10 @@
 
 #include "buf.h"
 #include "freeway.h"
+#include "names.h"
 
-#define FW_SPOOL_LOCK "@lock"
+#define FW_SPOOL_LOCK  "@lock"
+#define FW_SPOOL_SHAPE "@shape"
 
 typedef struct fw_spool_s fw_spool_t;
 typedef struct fw_spool_bucket_s fw_spool_bucket_t;
@@ -110,6 +112,25 @@ void fw_spool_resolved(fw_spool_t *s, fw_spool_bucket_t *b, const fw_spool_ref_t
 
 /* 1 if the bucket's spool holds no block, read or unread, that is not resolved. */
 int fw_spool_bucket_empty(const fw_spool_bucket_t *b);
+
+/*
+ * What the producer last knew of a category's shape, kept in
+ * DIR/<category>/@shape so that a producer restarted while no writer
+ * answers can place records in buckets, and spool them, before any
+ * metadata arrives.
+ */
+typedef struct fw_spool_shape_s {
+    char category[FW_CATEGORY_MAX + 1];
+    uint32_t buckets;
+    uint32_t max_record;
+    uint32_t codec;
+} fw_spool_shape_t;
+
+/* Saves a category's shape (write and rename). 0 or -errno. */
+int fw_spool_save_shape(fw_spool_t *s, const fw_spool_shape_t *shape);
+
+/* The shapes saved in the spool: *out is malloc'd (n entries). 0 or -errno. */
+int fw_spool_shapes(fw_spool_t *s, fw_spool_shape_t **out, size_t *n);
 
 /* What the spool holds now. */
 typedef struct fw_spool_usage_s {

@@ -105,6 +105,32 @@ int fw_spooler_open(fw_producer_t *p, char *err, size_t errcap)
 
 static void on_sync_timer(uv_timer_t *t);
 
+/*
+ * The categories whose shape an earlier producer saved get their buckets
+ * now, before any metadata: a producer restarted during an outage can
+ * place its records, and spool them, without a writer's answer. Metadata
+ * corrects the shape when it comes (buckets only grow).
+ */
+static void restore_shapes(fw_producer_t *p)
+{
+    fw_spool_shape_t *shapes;
+    size_t n;
+    if (fw_spool_shapes(p->spool, &shapes, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&p->mu);
+        fw_pcat_t *cat = fw_producer_category_locked(p, shapes[i].category);
+        pthread_mutex_unlock(&p->mu);
+        if (cat == NULL)
+            continue;
+        uint32_t max_record =
+            shapes[i].max_record < FW_RECORD_MAX_HARD ? shapes[i].max_record : FW_RECORD_MAX_HARD;
+        fw_codec_t codec = shapes[i].codec == FW_CODEC_NONE ? FW_CODEC_NONE : FW_CODEC_LZ4;
+        fw_producer_set_buckets(p, cat, shapes[i].buckets, max_record, codec);
+    }
+    free(shapes);
+}
+
 void fw_spooler_start(fw_producer_t *p)
 {
     if (p->spool == NULL)
@@ -114,6 +140,23 @@ void fw_spooler_start(fw_producer_t *p)
     if (p->o.spool_sync == FW_SPOOL_SYNC_INTERVAL)
         uv_timer_start(&p->spool_timer, on_sync_timer, p->o.spool_sync_interval_ms,
                        p->o.spool_sync_interval_ms);
+    restore_shapes(p);
+}
+
+void fw_spooler_shape(fw_producer_t *p, fw_pcat_t *cat, uint32_t max_record, fw_codec_t codec)
+{
+    if (p->spool == NULL)
+        return;
+    fw_spool_shape_t sh;
+    memset(&sh, 0, sizeof(sh));
+    snprintf(sh.category, sizeof(sh.category), "%s", cat->name);
+    sh.buckets = cat->meta_nbuckets;
+    sh.max_record = max_record;
+    sh.codec = codec;
+    int rc = fw_spool_save_shape(p->spool, &sh);
+    if (rc < 0)
+        fw_plog(p, FW_PRODUCER_LOG_WARN, "%s: cannot save its shape in the spool: %s", cat->name,
+                fw_strerror(rc));
 }
 
 /* ---- the list of spooling buckets ---------------------------------------------------------- */

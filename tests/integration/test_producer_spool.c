@@ -246,3 +246,42 @@ FWT_TEST(an_outage_of_every_writer_and_zookeeper_loses_nothing)
     expect_lines(root, "web", 200000, 0);
     fwt_zk_stop(&zk);
 }
+
+/*
+ * A producer restarted on its spool while every writer and ZooKeeper are
+ * down has no metadata: it places records with the category shape the
+ * spool kept, so it spools them instead of holding them in memory (and
+ * failing them when --timeout passes). A later run sends them.
+ */
+FWT_TEST(a_producer_started_during_an_outage_spools_with_the_shape_it_kept)
+{
+    fwt_zk_t zk;
+    fwt_zk_start(&zk);
+    char spec[128], root[FWT_PATH_MAX], spool[FWT_PATH_MAX];
+    snprintf(spec, sizeof(spec), "%s/freeway", zk.connect);
+    snprintf(root, sizeof(root), "%s/root", fwt_tmpdir());
+    snprintf(spool, sizeof(spool), "%s/spool", fwt_tmpdir());
+    fwt_category_create(spec, "web", 4, NULL);
+    fwt_cal_start(&w1, "w1", spec, root, NULL);
+    fwt_cal_wait_owns(&w1, 4, "w1 owns the 4 buckets");
+    const char *extra[] = {"--spool", spool, "--spool-after", "300ms", "--timeout", "5s", NULL};
+    fwt_send_lines(spec, "web", 0, 1000, KEYS, extra);
+
+    fwt_cal_kill(&w1);
+    fwt_zk_kill(&zk);
+    fwt_proc_t send;
+    char log[FWT_PATH_MAX];
+    fwt_send_lines_spawn(&send, spec, "web", 1000, 5000, KEYS, extra, log, sizeof(log));
+    fwt_send_wait_ok(&send, log);
+    FWT_ASSERT(fwt_file_contains(log, "5000 spooled"));
+    FWT_ASSERT_UINT_EQ(spool_records(spool), 5000);
+
+    fwt_zk_restart(&zk);
+    fwt_cal_restart(&w1);
+    fwt_cal_wait_owns(&w1, 4, "w1 owns the 4 buckets again");
+    fwt_send_lines(spec, "web", 6000, 1000, KEYS, extra);
+    FWT_ASSERT_UINT_EQ(spool_records(spool), 0);
+    fwt_cal_stop(&w1);
+    expect_lines(root, "web", 7000, 0);
+    fwt_zk_stop(&zk);
+}
