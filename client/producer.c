@@ -986,10 +986,11 @@ int fw_producer_drain_spool(fw_producer_t *p, int timeout_ms)
 {
     if (p == NULL)
         return -EINVAL;
+    /* One deadline for the flush and the drain. */
+    int64_t deadline = timeout_ms >= 0 ? fw_clock_mono_ms() + timeout_ms : 0;
     int rc = fw_producer_flush(p, timeout_ms);
     if (rc < 0 || p->o.spool_dir == NULL)
         return rc;
-    int64_t deadline = timeout_ms >= 0 ? fw_clock_mono_ms() + timeout_ms : 0;
     pthread_mutex_lock(&p->mu);
     while (!p->spool_drained && !p->io_done) {
         if (timeout_ms < 0) {

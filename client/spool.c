@@ -563,11 +563,9 @@ static int take_lock(fw_spool_t *s, char *err, size_t errcap)
             owner[n > 0 ? n : 0] = '\0';
             owner[strcspn(owner, "\n")] = '\0';
             snprintf(err, errcap,
-                     "spool directory %s is in use by another producer%s%s; a spool has one "
+                     "spool directory %s is in use by another producer%s%s%s; a spool has one "
                      "producer at a time",
-                     s->dir, owner[0] ? " (pid " : "", owner[0] ? owner : "");
-            if (owner[0])
-                strncat(err, ")", errcap - strlen(err) - 1);
+                     s->dir, owner[0] ? " (pid " : "", owner, owner[0] ? ")" : "");
             return FW_ESPOOL_LOCKED;
         }
         snprintf(err, errcap, "cannot lock %s: %s", path, strerror(-rc));

@@ -266,6 +266,8 @@ static void write_pending(fw_producer_t *p, fw_bucket_t *bk)
                         u.bytes, p->o.spool_max_bytes);
             p->spool_full = 1;
             p->spool_full_bytes = u.bytes;
+            /* Senders already waiting for memory now apply the full-spool policy. */
+            pthread_cond_broadcast(&p->space_cv);
             pthread_mutex_unlock(&p->mu);
             return;
         }

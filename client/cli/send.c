@@ -412,6 +412,7 @@ int fw_cli_send(int argc, char **argv)
         if (o.spool == NULL || rc == -EINVAL)
             fprintf(stderr, "freeway send: %s\n",
                     rc == -EINVAL ? "bad --zk or --bootstrap address list" : fw_strerror(rc));
+        status = rc == -EINVAL ? 2 : 1;
         goto out;
     }
     tally_t tally;
