@@ -817,7 +817,8 @@ int fw_producer_send(fw_producer_t *p, const char *category, const void *key, si
             }
             /* ... unless the spool is full too: the caller's choice. */
             if (p->spool_full) {
-                if (p->o.spool_full == FW_SPOOL_FULL_FAIL || on_io_thread_locked(p)) {
+                if (p->o.spool_full == FW_SPOOL_FULL_FAIL || p->o.send_timeout_ms == 0 ||
+                    on_io_thread_locked(p)) {
                     rc = -ENOSPC;
                     goto out;
                 }

@@ -333,6 +333,8 @@ void fw_spooler_shape(fw_producer_t *p, fw_pcat_t *cat, uint32_t max_record, fw_
 void fw_spooler_attach(fw_producer_t *p, fw_bucket_t *bk);
 /* Built block b of a spooling bucket, just unlinked from its queue, goes to the spool. */
 void fw_spooler_take(fw_producer_t *p, fw_batch_t *b);
+/* Block b, read back from the spool, was renumbered: its file says so too. */
+void fw_spooler_renumbered(fw_producer_t *p, fw_batch_t *b);
 /* A block read back from the spool ended with status (0: stored); frees it. */
 void fw_spooler_done(fw_producer_t *p, fw_batch_t *b, int status, int duplicate);
 /* A try of bk ended: switch it if it waited to, read more back if it spools. */

@@ -279,6 +279,8 @@ static void resume(fw_producer_t *p, fw_bucket_t *bk)
             bk->seq_shift = 0;
         bk->shift_pid = window_pid;
         bk->seq_shift += r.shift;
+        for (fw_batch_t *b = bk->head; b != NULL; b = b->next)
+            fw_spooler_renumbered(p, b);
     }
     if (r.renumbered > 0) {
         atomic_fetch_add_explicit(&p->stats.blocks_renumbered, r.renumbered, memory_order_relaxed);

@@ -30,10 +30,12 @@ typedef struct spool_file_s spool_file_t;
 struct spool_file_s {
     spool_file_t *next;
     uint64_t id;
-    uint64_t size;    /* bytes on disk */
-    uint64_t blocks;  /* whole blocks in it */
-    uint64_t records; /* ... their records */
-    uint64_t read;    /* blocks read for replay */
+    uint64_t size;        /* bytes on disk */
+    uint64_t blocks;      /* whole blocks in it */
+    uint64_t records;     /* ... their records */
+    uint64_t read;        /* blocks read for replay */
+    uint64_t read_offset; /* where the next unread block starts (0: the first block) */
+    int damaged;          /* given up on: kept as <id>.seg.damaged, not deleted */
     uint64_t resolved;
     uint64_t resolved_records;
     fw_segw_t *w; /* open for appending, or NULL (then it never grows again) */
@@ -231,8 +233,15 @@ static void file_delete(fw_spool_t *s, fw_spool_bucket_t *b, spool_file_t *f)
         f->w = NULL;
         open_unlink(s, b);
     }
-    if (unlink(path) < 0 && errno != ENOENT)
+    if (f->damaged) {
+        /* Its unreadable part is for people to look at, never sent again. */
+        char kept[PATH_MAX + 16];
+        snprintf(kept, sizeof(kept), "%s.damaged", path);
+        if (rename(path, kept) < 0)
+            slog(s, FW_PRODUCER_LOG_WARN, "spool: cannot rename %s: %s", path, strerror(errno));
+    } else if (unlink(path) < 0 && errno != ENOENT) {
         slog(s, FW_PRODUCER_LOG_WARN, "spool: cannot remove %s: %s", path, strerror(errno));
+    }
     s->bytes -= f->size;
     s->blocks -= f->blocks - f->resolved;
     s->records -= f->records - f->resolved_records;
@@ -373,14 +382,22 @@ static void skip_rest(fw_spool_t *s, fw_spool_bucket_t *b, spool_file_t *f, int 
     uint64_t lost = f->blocks - f->read;
     slog(s, FW_PRODUCER_LOG_ERROR,
          "spool %s/%" PRIu32 ": file %" PRIu64 " cannot be read at byte %" PRIu64
-         " (%s): its last %" PRIu64 " blocks are lost; replay goes on with the next file",
+         " (%s): its last %" PRIu64 " blocks are lost (the file is kept as .damaged); replay "
+         "goes on with the next file",
          b->category, b->id, f->id, offset, fw_strerror(why), lost);
     s->blocks -= lost;
     f->resolved += lost;
     f->read = f->blocks;
+    f->damaged = 1;
     /* Their records are unknown: the file's remaining count goes with the file. */
     if (f->w != NULL)
         file_finish(s, b, 1);
+}
+
+/* 1 if a reader's error means the file's bytes are bad, not that reading failed for now. */
+static int is_damage(int rc)
+{
+    return rc == FW_ESEG_DAMAGED || rc == FW_ESEG_HEADER || rc == -EAGAIN || rc >= 0;
 }
 
 int fw_spool_read(fw_spool_t *s, fw_spool_bucket_t *b, fw_buf_t *out, fw_spool_block_t *blk)
@@ -389,31 +406,27 @@ int fw_spool_read(fw_spool_t *s, fw_spool_bucket_t *b, fw_buf_t *out, fw_spool_b
         spool_file_t *f = unread_file(b);
         if (f == NULL)
             return 0;
-        char path[PATH_MAX];
         if (b->reading != f) {
-            fw_segr_close(b->reader);
-            b->reader = NULL;
-            b->reading = NULL;
+            fw_spool_read_pause(b);
+            char path[PATH_MAX];
             file_path(b, f->id, path, sizeof(path));
             int rc = fw_segr_open(path, &b->reader);
+            if (rc == 0 && f->read_offset > 0)
+                rc = fw_segr_seek(b->reader, f->read_offset);
+            if (rc < 0 && !is_damage(rc)) {
+                /* Out of descriptors or memory, an I/O error: try again later, lose nothing. */
+                fw_segr_close(b->reader);
+                b->reader = NULL;
+                return rc;
+            }
             if (rc < 0) {
-                skip_rest(s, b, f, rc, 0);
+                fw_segr_close(b->reader);
+                b->reader = NULL;
+                skip_rest(s, b, f, rc, f->read_offset);
                 delete_done(s, b);
                 continue;
             }
             b->reading = f;
-            /* Skip what an earlier read of this file already handed out. */
-            for (uint64_t i = 0; i < f->read; i++) {
-                fw_seg_block_t skip;
-                if (fw_segr_next(b->reader, &skip) != FW_SEGR_BLOCK) {
-                    skip_rest(s, b, f, FW_ESEG_DAMAGED, fw_segr_position(b->reader));
-                    break;
-                }
-            }
-            if (f->read == f->blocks) {
-                delete_done(s, b);
-                continue;
-            }
         }
         fw_seg_block_t sb;
         int rc = fw_segr_next(b->reader, &sb);
@@ -422,22 +435,59 @@ int fw_spool_read(fw_spool_t *s, fw_spool_bucket_t *b, fw_buf_t *out, fw_spool_b
             if (fw_buf_append(out, sb.data, sb.len) < 0)
                 return -ENOMEM;
             f->read++;
+            f->read_offset = fw_segr_position(b->reader);
             blk->producer_id = sb.header.producer_id;
             blk->sequence = sb.header.sequence;
             blk->records = sb.header.record_count;
             blk->base_ts = sb.header.base_ts;
             blk->ref.file_id = f->id;
             blk->ref.records = sb.header.record_count;
+            blk->ref.offset = sb.offset;
             return 1;
         }
+        if (rc < 0 && !is_damage(rc))
+            return rc;
         uint64_t at = fw_segr_position(b->reader);
         int why = rc;
         if (rc == FW_ESEG_DAMAGED)
             fw_segr_damage(b->reader, &at, &why);
-        /* The file says it holds more blocks than the reader finds: it was damaged under us. */
+        /* The file holds fewer readable blocks than it did at open: damaged under us. */
         skip_rest(s, b, f, rc < 0 ? why : FW_ESEG_DAMAGED, at);
         delete_done(s, b);
     }
+}
+
+void fw_spool_read_pause(fw_spool_bucket_t *b)
+{
+    fw_segr_close(b->reader);
+    b->reader = NULL;
+    b->reading = NULL;
+}
+
+int fw_spool_rewrite_header(fw_spool_t *s, fw_spool_bucket_t *b, const fw_spool_ref_t *ref,
+                            const uint8_t *header)
+{
+    char path[PATH_MAX];
+    file_path(b, ref->file_id, path, sizeof(path));
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = 0;
+    ssize_t n;
+    do {
+        n = pwrite(fd, header, FW_BLOCK_HEADER_SIZE, (off_t)ref->offset);
+    } while (n < 0 && errno == EINTR);
+    if (n != FW_BLOCK_HEADER_SIZE)
+        rc = n < 0 ? -errno : -EIO;
+    else if (s->c.sync == FW_SPOOL_SYNC_ALWAYS && fdatasync(fd) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+int fw_spool_failed(const fw_spool_t *s)
+{
+    return s->failed;
 }
 
 void fw_spool_resolved(fw_spool_t *s, fw_spool_bucket_t *b, const fw_spool_ref_t *ref)

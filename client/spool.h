@@ -49,6 +49,7 @@ typedef struct fw_spool_config_s {
 /* Where a block read for replay came from: hand it back to fw_spool_resolved. */
 typedef struct fw_spool_ref_s {
     uint64_t file_id;
+    uint64_t offset; /* of the block in its file */
     uint32_t records;
 } fw_spool_ref_t;
 
@@ -101,11 +102,26 @@ int fw_spool_dirty(const fw_spool_t *s);
 
 /*
  * Reads the bucket's next unread block into out (replacing its contents)
- * and fills *blk. 1: a block; 0: nothing unread; -ENOMEM. A file that
- * cannot be read on is given up from there (logged) and replay goes on
- * with the next file.
+ * and fills *blk. 1: a block; 0: nothing unread; a negative code when
+ * reading failed for now (descriptors, memory, I/O: nothing is lost, try
+ * again later). A file whose bytes turn out damaged is given up from there
+ * (logged, kept as <id>.seg.damaged) and replay goes on with the next file.
  */
 int fw_spool_read(fw_spool_t *s, fw_spool_bucket_t *b, fw_buf_t *out, fw_spool_block_t *blk);
+
+/* Closes the bucket's reader (it reopens where it was): a spool holds few descriptors. */
+void fw_spool_read_pause(fw_spool_bucket_t *b);
+
+/*
+ * Writes a block's 64-byte header back over the one in its file (a block
+ * read back and renumbered), so a later producer sends it with the sequence
+ * a writer may already have stored it under. Synced with sync ALWAYS.
+ */
+int fw_spool_rewrite_header(fw_spool_t *s, fw_spool_bucket_t *b, const fw_spool_ref_t *ref,
+                            const uint8_t *header);
+
+/* 1 after a failed fdatasync: the spool takes nothing more. */
+int fw_spool_failed(const fw_spool_t *s);
 
 /* A block read from the bucket's spool is resolved: a writer acked it or refused it for good. */
 void fw_spool_resolved(fw_spool_t *s, fw_spool_bucket_t *b, const fw_spool_ref_t *ref);

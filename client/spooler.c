@@ -27,6 +27,7 @@
 #include "clock.h"
 
 #include "error.h"
+#include "segment.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -52,12 +53,15 @@ static void publish(fw_producer_t *p)
     atomic_store_explicit(&p->stats.spool_bytes, u.bytes, memory_order_relaxed);
     atomic_store_explicit(&p->stats.spool_blocks, u.blocks, memory_order_relaxed);
     atomic_store_explicit(&p->stats.spool_records, u.records, memory_order_relaxed);
-    int waiting = p->unsynced_head != NULL;
-    for (fw_bucket_t *bk = p->spooling_head; bk != NULL && !waiting; bk = bk->spnext)
-        waiting = bk->pend_head != NULL;
+    /* Blocks wait in pend_* only while the spool refuses them for room. */
+    int full = 0;
+    for (fw_bucket_t *bk = p->spooling_head; bk != NULL && !full; bk = bk->spnext)
+        full = bk->pend_head != NULL;
+    int waiting = full || p->unsynced_head != NULL;
     pthread_mutex_lock(&p->mu);
-    if (p->spool_full && u.bytes < p->spool_full_bytes) {
-        p->spool_full = 0;
+    if (full != p->spool_full) {
+        p->spool_full = full;
+        /* Senders waiting for memory apply the full-spool policy, or try again. */
         pthread_cond_broadcast(&p->space_cv);
     }
     int drained = u.blocks == 0 && !waiting;
@@ -254,22 +258,28 @@ static void write_pending(fw_producer_t *p, fw_bucket_t *bk)
 {
     fw_batch_t *b;
     while ((b = bk->pend_head) != NULL) {
+        if (b->block.len + FW_SEG_HEADER_MAX > p->o.spool_max_bytes) {
+            /* It can never fit: it waits in memory until the bucket's spool is sent, then
+             * goes straight to a writer, in its turn (maybe_direct). */
+            if (!b->spool_warned)
+                fw_plog(p, FW_PRODUCER_LOG_WARN,
+                        "%s/%" PRIu32 ": a block of %zu bytes is larger than the spool (%" PRIu64
+                        " bytes): it waits in memory",
+                        bk->cat->name, bk->id, b->block.len, p->o.spool_max_bytes);
+            b->spool_warned = 1;
+            return;
+        }
         int rc = fw_spool_append(p->spool, bk->spool, b->block.data, b->block.len, b->ncbs);
         if (rc == -ENOSPC) {
-            fw_spool_usage_t u;
-            fw_spool_usage(p->spool, &u);
-            pthread_mutex_lock(&p->mu);
-            if (!p->spool_full)
+            if (!p->spool_full) {
+                fw_spool_usage_t u;
+                fw_spool_usage(p->spool, &u);
                 fw_plog(p, FW_PRODUCER_LOG_WARN,
                         "the spool is full (%" PRIu64 " of %" PRIu64
                         " bytes): blocks wait in memory for room",
                         u.bytes, p->o.spool_max_bytes);
-            p->spool_full = 1;
-            p->spool_full_bytes = u.bytes;
-            /* Senders already waiting for memory now apply the full-spool policy. */
-            pthread_cond_broadcast(&p->space_cv);
-            pthread_mutex_unlock(&p->mu);
-            return;
+            }
+            return; /* publish() tells the senders */
         }
         pend_pop(bk);
         if (rc < 0) {
@@ -312,9 +322,13 @@ static void read_back(fw_producer_t *p, fw_bucket_t *bk)
             fw_spool_block_t blk;
             int rc = fw_spool_read(p->spool, bk->spool, &b->block, &blk);
             if (rc <= 0) {
+                if (rc < 0)
+                    fw_plog(p, FW_PRODUCER_LOG_WARN,
+                            "%s/%" PRIu32 ": cannot read its spool now (%s); trying again",
+                            bk->cat->name, bk->id, fw_strerror(rc));
                 fw_buf_free(&b->block);
                 free(b);
-                return;
+                break;
             }
             b->from_spool = 1;
             b->cat = bk->cat;
@@ -328,33 +342,58 @@ static void read_back(fw_producer_t *p, fw_bucket_t *bk)
         }
         if (bk->head != NULL && b->producer_id != bk->window_pid) {
             bk->held = b; /* after the window's blocks of the other id */
-            return;
+            break;
         }
         bk->held = NULL;
         if (b->producer_id != bk->window_pid) {
             bk->window_pid = b->producer_id;
             bk->probing = 1;
+            bk->acked_max = 0; /* another id: nothing of it acked yet */
         }
         if (bk->seq_shift != 0 && b->producer_id == bk->shift_pid) {
             b->seq = (uint64_t)((int64_t)b->seq + bk->seq_shift);
             (void)fw_block_set_sequence(b->block.data, b->block.len, b->seq);
+            fw_spooler_renumbered(p, b);
         }
         bk->window++;
         bk->window_bytes += b->block.len;
         fw_bucket_push(bk, b);
     }
+    fw_spool_read_pause(bk->spool);
+}
+
+void fw_spooler_renumbered(fw_producer_t *p, fw_batch_t *b)
+{
+    if (!b->from_spool || p->spool == NULL)
+        return;
+    /* The file must say what a writer may store it under, for the next producer on it. */
+    int rc = fw_spool_rewrite_header(p->spool, b->bucket->spool, &b->spool_ref, b->block.data);
+    if (rc < 0)
+        fw_plog(p, FW_PRODUCER_LOG_ERROR,
+                "%s/%" PRIu32 ": cannot write the new sequence %" PRIu64
+                " of a spooled block back to its file (%s): a producer restarted on the "
+                "spool may store it twice",
+                b->cat->name, b->bucket->id, b->seq, fw_strerror(rc));
 }
 
 /* A spooling bucket whose spool holds nothing more goes back to direct sending. */
 static void maybe_direct(fw_producer_t *p, fw_bucket_t *bk)
 {
-    if (!bk->spooling || bk->head != NULL || bk->held != NULL || bk->pend_head != NULL ||
-        !fw_spool_bucket_empty(bk->spool))
+    if (!bk->spooling || bk->head != NULL || bk->held != NULL || !fw_spool_bucket_empty(bk->spool))
         return;
     spooling_remove(p, bk);
     /* Our blocks went out renumbered from the spool: the next ones follow on. */
-    if (bk->shift_pid == p->id)
-        bk->next_seq = (uint64_t)((int64_t)bk->next_seq + bk->seq_shift);
+    int64_t shift = bk->shift_pid == p->id ? bk->seq_shift : 0;
+    bk->next_seq = (uint64_t)((int64_t)bk->next_seq + shift);
+    /* Blocks that waited for room come next in sequence: they go straight to writers. */
+    fw_batch_t *b;
+    while ((b = pend_pop(bk)) != NULL) {
+        if (shift != 0) {
+            b->seq = (uint64_t)((int64_t)b->seq + shift);
+            (void)fw_block_set_sequence(b->block.data, b->block.len, b->seq);
+        }
+        fw_bucket_push(bk, b);
+    }
     bk->seq_shift = 0;
     bk->shift_pid = 0;
     bk->window_pid = 0;
@@ -370,6 +409,14 @@ static void pump(fw_producer_t *p, fw_bucket_t *bk)
     read_back(p, bk);
     maybe_direct(p, bk);
     fw_sender_mark_sendable(p, bk);
+}
+
+/* Before a callback says spooled: fw_producer_drain_spool must not see "drained" meanwhile. */
+static void not_drained(fw_producer_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->spool_drained = 0;
+    pthread_mutex_unlock(&p->mu);
 }
 
 /* ---- switching ------------------------------------------------------------------------------ */
@@ -395,6 +442,7 @@ static void switch_to_spool(fw_producer_t *p, fw_bucket_t *bk, const char *why)
         n++;
     }
     spooling_add(p, bk);
+    not_drained(p);
     bk->window_pid = 0;
     bk->seq_shift = 0;
     fw_plog(p, FW_PRODUCER_LOG_WARN, "%s/%" PRIu32 ": %s: spooling its blocks (%" PRIu32 " now)",
@@ -417,6 +465,7 @@ void fw_spooler_attach(fw_producer_t *p, fw_bucket_t *bk)
 void fw_spooler_take(fw_producer_t *p, fw_batch_t *b)
 {
     fw_bucket_t *bk = b->bucket;
+    not_drained(p);
     pend_push(bk, b);
     pump(p, bk);
     publish(p);
@@ -474,7 +523,9 @@ void fw_spooler_tick(fw_producer_t *p)
 {
     if (p->spool == NULL)
         return;
-    for (fw_pcat_t *cat = p->cats; cat != NULL; cat = cat->ionext) {
+    /* A failed spool takes no more buckets: they wait in memory as without one. */
+    for (fw_pcat_t *cat = fw_spool_failed(p->spool) ? NULL : p->cats; cat != NULL;
+         cat = cat->ionext) {
         for (uint32_t i = 0; i < cat->meta_nbuckets; i++) {
             fw_bucket_t *bk = cat->buckets[i];
             if (bk->spooling || bk->want_spool || !stalled(p, bk))
@@ -500,12 +551,19 @@ void fw_spooler_tick(fw_producer_t *p)
 
 void fw_spooler_memory_full(fw_producer_t *p)
 {
-    if (p->spool == NULL)
+    /* A full or failed spool frees no memory: healthy buckets keep sending directly. */
+    if (p->spool == NULL || fw_spool_failed(p->spool))
+        return;
+    pthread_mutex_lock(&p->mu);
+    int full = p->spool_full;
+    pthread_mutex_unlock(&p->mu);
+    if (full)
         return;
     for (fw_pcat_t *cat = p->cats; cat != NULL; cat = cat->ionext) {
         for (uint32_t i = 0; i < cat->meta_nbuckets; i++) {
             fw_bucket_t *bk = cat->buckets[i];
-            if (bk->spooling || bk->head == NULL)
+            /* Only buckets with blocks waiting that are not on their way already. */
+            if (bk->spooling || bk->want_spool || bk->nqueued <= bk->inflight)
                 continue;
             bk->want_spool = 1;
             if (bk->inflight == 0)
