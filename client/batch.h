@@ -95,7 +95,7 @@ struct fw_batch_s {
     uint8_t linked_open;
     /* Read back from the spool: no callbacks, no buffer cost, never expires (spooler.c). */
     uint8_t from_spool;
-    uint8_t spool_warned; /* said once that it cannot fit the spool */
+    uint8_t spool_warned;     /* said once that it cannot fit the spool */
     uint64_t producer_id;     /* from_spool: the id in its block (an earlier producer's maybe) */
     fw_spool_ref_t spool_ref; /* from_spool: where it came from */
 };
