@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int compare_u64(const void *a, const void *b)
 {
@@ -176,4 +177,52 @@ uint64_t fwt_segment_write(const char *dir, const char *category, uint64_t id, i
     uint64_t size = w->end;
     fw_segw_close(w);
     return size;
+}
+
+static void seg_tree_walk(const char *dir, fwt_seg_tree_t *t)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[FWT_PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            seg_tree_walk(path, t);
+            continue;
+        }
+        size_t n = strlen(e->d_name);
+        if (n < 4 || strcmp(e->d_name + n - 4, ".seg") != 0)
+            continue;
+        t->files++;
+        fw_seg_scan_t s;
+        if (fw_seg_scan(path, &s) < 0)
+            continue;
+        t->records += s.records;
+        if (s.blocks > t->most_blocks) {
+            t->most_blocks = s.blocks;
+            snprintf(t->most, sizeof(t->most), "%s", path);
+        }
+    }
+    closedir(d);
+}
+
+void fwt_seg_tree(const char *dir, fwt_seg_tree_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    seg_tree_walk(dir, t);
+}
+
+int fwt_seg_records_reach(void *arg)
+{
+    fwt_seg_records_t *w = arg;
+    fwt_seg_tree_t t;
+    fwt_seg_tree(w->dir, &t);
+    return t.records >= w->records;
 }

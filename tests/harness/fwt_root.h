@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "block.h"
+#include "fwt_proc.h"
 
 typedef void (*fwt_record_fn)(void *arg, uint32_t bucket, uint64_t segment_id,
                               const fw_block_header_t *h, const fw_record_t *rec);
@@ -44,6 +45,24 @@ typedef struct fwt_lines_report_s {
     uint64_t foreign;  /* records that are not numbered lines */
     uint64_t first_missing, first_dup;
 } fwt_lines_report_t;
+
+/* What the .seg files under a directory tree hold (a root, a spool). */
+typedef struct fwt_seg_tree_s {
+    uint64_t files;
+    uint64_t records;
+    char most[FWT_PATH_MAX]; /* the file with the most blocks */
+    uint64_t most_blocks;
+} fwt_seg_tree_t;
+
+/* Scans every .seg under dir (unreadable ones count as files only). */
+void fwt_seg_tree(const char *dir, fwt_seg_tree_t *t);
+
+/* fwt_wait_until condition: the .seg files under dir hold at least `records`. */
+typedef struct fwt_seg_records_s {
+    const char *dir;
+    uint64_t records;
+} fwt_seg_records_t;
+int fwt_seg_records_reach(void *arg);
 
 /* Checks that lines [0, n) are each stored exactly once, in order per key. */
 void fwt_lines_check(const char *root, const char *category, uint64_t n, int nkeys,

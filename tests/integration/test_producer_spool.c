@@ -25,64 +25,11 @@
 
 /* ---- the spool directory, read from outside ---------------------------------------------- */
 
-typedef struct spool_count_s {
-    uint64_t records;
-    uint64_t files;
-    char newest[FWT_PATH_MAX]; /* the .seg with the most blocks, for tearing */
-    uint64_t newest_blocks;
-} spool_count_t;
-
-static void count_dir(const char *dir, spool_count_t *c)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[FWT_PATH_MAX];
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (stat(path, &st) < 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            count_dir(path, c);
-            continue;
-        }
-        size_t n = strlen(e->d_name);
-        if (n < 4 || strcmp(e->d_name + n - 4, ".seg") != 0)
-            continue;
-        fw_seg_scan_t s;
-        if (fw_seg_scan(path, &s) < 0)
-            continue;
-        c->records += s.records;
-        c->files++;
-        if (s.blocks > c->newest_blocks) {
-            c->newest_blocks = s.blocks;
-            snprintf(c->newest, sizeof(c->newest), "%s", path);
-        }
-    }
-    closedir(d);
-}
-
 static uint64_t spool_records(const char *dir)
 {
-    spool_count_t c;
-    memset(&c, 0, sizeof(c));
-    count_dir(dir, &c);
-    return c.records;
-}
-
-typedef struct spool_wait_s {
-    const char *dir;
-    uint64_t records;
-} spool_wait_t;
-
-static int spool_holds(void *arg)
-{
-    spool_wait_t *w = arg;
-    return spool_records(w->dir) >= w->records;
+    fwt_seg_tree_t t;
+    fwt_seg_tree(dir, &t);
+    return t.records;
 }
 
 typedef struct acked_wait_s {
@@ -174,8 +121,8 @@ FWT_TEST(a_producer_killed_while_spooling_resumes_from_its_spool)
 
     fwt_cal_kill(&w1);
     feeder_lines(&f, 10000, 20000);
-    spool_wait_t sw = {spool, 20000};
-    fwt_wait_until(spool_holds, &sw, 60000, "20000 lines in the spool");
+    fwt_seg_records_t sw = {spool, 20000};
+    fwt_wait_until(fwt_seg_records_reach, &sw, 60000, "20000 lines in the spool");
     fwt_proc_signal(&f.send, SIGKILL);
     fwt_proc_wait(&f.send, 10000, NULL);
     fclose(f.fifo);
@@ -227,8 +174,8 @@ FWT_TEST(an_outage_of_every_writer_and_zookeeper_loses_nothing)
     fwt_cal_kill(&w2);
     fwt_zk_kill(&zk);
     feeder_lines(&f, 50000, 150000);
-    spool_wait_t sw = {spool, 150000};
-    fwt_wait_until(spool_holds, &sw, 60000, "the outage's 150000 lines in the spool");
+    fwt_seg_records_t sw = {spool, 150000};
+    fwt_wait_until(fwt_seg_records_reach, &sw, 60000, "the outage's 150000 lines in the spool");
     /* The outage lasts 30 s, as the issue asks: a duration under test, not a wait for an event. */
     int64_t left = began + 30000 - fwt_now_ms();
     if (left > 0)

@@ -148,64 +148,12 @@ static int plog_contains(plog_t *l, const char *needle)
 
 /* ---- the spool directory and the writers' segments, read from outside ------------------------ */
 
-typedef struct spool_count_s {
-    uint64_t records;
-    uint64_t files;
-    char most[FWT_PATH_MAX]; /* the .seg with the most blocks */
-    uint64_t most_blocks;
-} spool_count_t;
-
-static void count_dir(const char *dir, spool_count_t *c)
+/* The spool, read from outside. */
+static fwt_seg_tree_t spool_count(const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[FWT_PATH_MAX];
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (stat(path, &st) < 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            count_dir(path, c);
-            continue;
-        }
-        size_t n = strlen(e->d_name);
-        if (n < 4 || strcmp(e->d_name + n - 4, ".seg") != 0)
-            continue;
-        c->files++;
-        fw_seg_scan_t s;
-        if (fw_seg_scan(path, &s) < 0)
-            continue;
-        c->records += s.records;
-        if (s.blocks > c->most_blocks) {
-            c->most_blocks = s.blocks;
-            snprintf(c->most, sizeof(c->most), "%s", path);
-        }
-    }
-    closedir(d);
-}
-
-static spool_count_t spool_count(const char *dir)
-{
-    spool_count_t c;
-    memset(&c, 0, sizeof(c));
-    count_dir(dir, &c);
-    return c;
-}
-
-typedef struct spool_wait_s {
-    const char *dir;
-    uint64_t records;
-} spool_wait_t;
-
-static int spool_holds(void *arg)
-{
-    spool_wait_t *w = arg;
-    return spool_count(w->dir).records >= w->records;
+    fwt_seg_tree_t t;
+    fwt_seg_tree(dir, &t);
+    return t;
 }
 
 typedef struct acked_wait_s {
@@ -365,10 +313,10 @@ static void fill_the_spool(fw_spool_full_t policy, int want_rc)
            refused, took, rc, fw_strerror(rc), t.spooled, t.pending, st.spool_bytes,
            st.spool_blocks);
     FWT_ASSERT_INT_EQ(rc, want_rc);
+    /* A lower bound only: it waited spool_block_ms (300) for room (FAIL's "at once" is the
+     * -ENOSPC itself; an upper bound on time would be a timer assertion). */
     if (policy == FW_SPOOL_FULL_BLOCK)
-        FWT_ASSERT_INT_OP(took, >=, 290); /* it waited spool_block_ms (300) for room */
-    else
-        FWT_ASSERT_INT_OP(took, <, 1000); /* at once (after a wait for buffer room at most) */
+        FWT_ASSERT_INT_OP(took, >=, 290);
     /* Until now: line 0 acked, the rest spooled or still waiting; nothing failed. */
     FWT_ASSERT_UINT_EQ(t.acked, 1);
     FWT_ASSERT_UINT_EQ(t.canceled + t.failed, 0);
@@ -611,14 +559,14 @@ FWT_TEST(a_spool_file_torn_mid_block_loses_only_that_block)
 
     fwt_cal_kill(&w1);
     feeder_lines(&f, 2000, 6000);
-    spool_wait_t sw = {b.spool, 6000};
-    fwt_wait_until(spool_holds, &sw, 60000, "6000 lines in the spool");
+    fwt_seg_records_t sw = {b.spool, 6000};
+    fwt_wait_until(fwt_seg_records_reach, &sw, 60000, "6000 lines in the spool");
     fwt_proc_signal(&f.send, SIGKILL);
     fwt_proc_wait(&f.send, 10000, NULL);
     fclose(f.fifo);
 
     /* Lines 2000..7999 (and any of the first 2000 whose ack the kill cut off). */
-    spool_count_t c = spool_count(b.spool);
+    fwt_seg_tree_t c = spool_count(b.spool);
     FWT_ASSERT(c.records >= 6000);
     FWT_ASSERT(c.most_blocks >= 2);
     static last_block_t lb;
