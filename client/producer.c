@@ -809,43 +809,30 @@ int fw_producer_send(fw_producer_t *p, const char *category, const void *key, si
             rc = -ESHUTDOWN;
             goto out;
         }
+        int spool_full = 0;
         if (p->o.spool_dir != NULL) {
             /* Room comes from spooling what waits in memory ... */
             if (!p->spool_wanted) {
                 p->spool_wanted = 1;
                 uv_async_send(&p->wake);
             }
-            /* ... unless the spool is full too: the caller's choice. */
-            if (p->spool_full) {
-                if (p->o.spool_full == FW_SPOOL_FULL_FAIL || p->o.send_timeout_ms == 0 ||
-                    on_io_thread_locked(p)) {
-                    rc = -ENOSPC;
-                    goto out;
-                }
-                if (spool_deadline == 0)
-                    spool_deadline = fw_clock_mono_ms() + p->o.spool_block_ms;
-                struct timespec ts;
-                timespec_at(&ts, spool_deadline);
-                if (pthread_cond_timedwait(&p->space_cv, &p->mu, &ts) == ETIMEDOUT &&
-                    p->buffered + cost > p->o.max_buffer_bytes) {
-                    rc = -ETIMEDOUT;
-                    goto out;
-                }
-                continue;
-            }
+            /* ... unless the spool is full too: then the caller's spool_full policy. */
+            spool_full = p->spool_full;
         }
         /* On the I/O thread, waiting would wait for ourselves. */
-        if (p->o.send_timeout_ms == 0 || on_io_thread_locked(p)) {
-            rc = FW_ERETRY_LATER;
+        if (p->o.send_timeout_ms == 0 || on_io_thread_locked(p) ||
+            (spool_full && p->o.spool_full == FW_SPOOL_FULL_FAIL)) {
+            rc = spool_full ? -ENOSPC : FW_ERETRY_LATER;
             goto out;
         }
-        if (deadline == 0)
-            deadline = fw_clock_mono_ms() + p->o.send_timeout_ms;
+        int64_t *until = spool_full ? &spool_deadline : &deadline;
+        if (*until == 0)
+            *until = fw_clock_mono_ms() + (spool_full ? p->o.spool_block_ms : p->o.send_timeout_ms);
         struct timespec ts;
-        timespec_at(&ts, deadline);
+        timespec_at(&ts, *until);
         if (pthread_cond_timedwait(&p->space_cv, &p->mu, &ts) == ETIMEDOUT &&
             p->buffered + cost > p->o.max_buffer_bytes) {
-            rc = FW_ERETRY_LATER;
+            rc = spool_full ? -ETIMEDOUT : FW_ERETRY_LATER;
             goto out;
         }
     }
@@ -950,6 +937,39 @@ void fw_producer_complete(fw_producer_t *p, fw_batch_t *b, int status, const cha
 
 /* ---- flush, close, stats ------------------------------------------------------------------- */
 
+/* [mu held] 1 while batches of flush generation gen or older are incomplete. */
+static int generation_pending(const fw_producer_t *p, uint64_t gen)
+{
+    return p->ngens > 0 && p->gens[0].gen <= gen;
+}
+
+/* [mu held] 1 while the spool holds something not yet resolved. */
+static int spool_pending(const fw_producer_t *p, uint64_t unused)
+{
+    (void)unused;
+    return !p->spool_drained;
+}
+
+/*
+ * [mu held] Waits on flush_cv while pending(p, arg) and the I/O thread runs:
+ * 0, or -ETIMEDOUT at deadline (when timeout_ms >= 0).
+ */
+static int wait_flush_locked(fw_producer_t *p, int (*pending)(const fw_producer_t *, uint64_t),
+                             uint64_t arg, int timeout_ms, int64_t deadline)
+{
+    while (pending(p, arg) && !p->io_done) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&p->flush_cv, &p->mu);
+            continue;
+        }
+        struct timespec ts;
+        timespec_at(&ts, deadline);
+        if (pthread_cond_timedwait(&p->flush_cv, &p->mu, &ts) == ETIMEDOUT && pending(p, arg))
+            return -ETIMEDOUT;
+    }
+    return 0;
+}
+
 int fw_producer_flush(fw_producer_t *p, int timeout_ms)
 {
     if (p == NULL)
@@ -966,19 +986,7 @@ int fw_producer_flush(fw_producer_t *p, int timeout_ms)
     pthread_mutex_unlock(&p->mu);
     uv_async_send(&p->wake);
     pthread_mutex_lock(&p->mu);
-    while (p->ngens > 0 && p->gens[0].gen <= target && !p->io_done) {
-        if (timeout_ms < 0) {
-            pthread_cond_wait(&p->flush_cv, &p->mu);
-            continue;
-        }
-        struct timespec ts;
-        timespec_at(&ts, deadline);
-        if (pthread_cond_timedwait(&p->flush_cv, &p->mu, &ts) == ETIMEDOUT && p->ngens > 0 &&
-            p->gens[0].gen <= target) {
-            rc = -ETIMEDOUT;
-            break;
-        }
-    }
+    rc = wait_flush_locked(p, generation_pending, target, timeout_ms, deadline);
     pthread_mutex_unlock(&p->mu);
     return rc;
 }
@@ -993,18 +1001,7 @@ int fw_producer_drain_spool(fw_producer_t *p, int timeout_ms)
     if (rc < 0 || p->o.spool_dir == NULL)
         return rc;
     pthread_mutex_lock(&p->mu);
-    while (!p->spool_drained && !p->io_done) {
-        if (timeout_ms < 0) {
-            pthread_cond_wait(&p->flush_cv, &p->mu);
-            continue;
-        }
-        struct timespec ts;
-        timespec_at(&ts, deadline);
-        if (pthread_cond_timedwait(&p->flush_cv, &p->mu, &ts) == ETIMEDOUT && !p->spool_drained) {
-            rc = -ETIMEDOUT;
-            break;
-        }
-    }
+    rc = wait_flush_locked(p, spool_pending, 0, timeout_ms, deadline);
     pthread_mutex_unlock(&p->mu);
     return rc;
 }

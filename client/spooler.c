@@ -187,15 +187,16 @@ static void spooling_remove(fw_producer_t *p, fw_bucket_t *bk)
 /* ---- writing -----------------------------------------------------------------------------------
  */
 
-static void unsynced_push(fw_producer_t *p, fw_batch_t *b)
+/* Appends b to the batch list head..tail (pend_*, unsynced_*). */
+static void list_push(fw_batch_t **head, fw_batch_t **tail, fw_batch_t *b)
 {
     b->next = NULL;
-    b->prev = p->unsynced_tail;
-    if (p->unsynced_tail != NULL)
-        p->unsynced_tail->next = b;
+    b->prev = *tail;
+    if (*tail != NULL)
+        (*tail)->next = b;
     else
-        p->unsynced_head = b;
-    p->unsynced_tail = b;
+        *head = b;
+    *tail = b;
 }
 
 /* Runs the callbacks of the blocks that waited for the periodic sync (status 0: it worked). */
@@ -226,17 +227,6 @@ static void on_sync_timer(uv_timer_t *t)
     int rc = fw_spool_sync(p->spool);
     unsynced_complete(p, rc);
     publish(p);
-}
-
-static void pend_push(fw_bucket_t *bk, fw_batch_t *b)
-{
-    b->next = NULL;
-    b->prev = bk->pend_tail;
-    if (bk->pend_tail != NULL)
-        bk->pend_tail->next = b;
-    else
-        bk->pend_head = b;
-    bk->pend_tail = b;
 }
 
 static fw_batch_t *pend_pop(fw_bucket_t *bk)
@@ -291,7 +281,7 @@ static void write_pending(fw_producer_t *p, fw_bucket_t *bk)
             continue;
         }
         if (p->o.spool_sync == FW_SPOOL_SYNC_INTERVAL)
-            unsynced_push(p, b);
+            list_push(&p->unsynced_head, &p->unsynced_tail, b);
         else
             fw_producer_complete_spooled(p, b);
     }
@@ -438,7 +428,7 @@ static void switch_to_spool(fw_producer_t *p, fw_bucket_t *bk, const char *why)
     uint32_t n = 0;
     fw_batch_t *b;
     while ((b = fw_bucket_take_head(bk)) != NULL) {
-        pend_push(bk, b);
+        list_push(&bk->pend_head, &bk->pend_tail, b);
         n++;
     }
     spooling_add(p, bk);
@@ -466,7 +456,7 @@ void fw_spooler_take(fw_producer_t *p, fw_batch_t *b)
 {
     fw_bucket_t *bk = b->bucket;
     not_drained(p);
-    pend_push(bk, b);
+    list_push(&bk->pend_head, &bk->pend_tail, b);
     pump(p, bk);
     publish(p);
 }
@@ -591,7 +581,7 @@ void fw_spooler_stop(fw_producer_t *p)
             } else if (bk->head != NULL && spool_bucket(p, bk) == 0) {
                 /* Never delivered: kept behind the rest, not cancelled. */
                 while ((b = fw_bucket_take_head(bk)) != NULL)
-                    pend_push(bk, b);
+                    list_push(&bk->pend_head, &bk->pend_tail, b);
             }
             if (bk->pend_head != NULL && bk->spool != NULL)
                 write_pending(p, bk);
