@@ -148,11 +148,10 @@ struct fw_bucket_s {
     fw_batch_t *pend_head, *pend_tail; /* built, waiting for room in the spool */
     fw_batch_t *held;                  /* read back, but of another producer id than the queue's */
     uint64_t window_pid;               /* the producer id of the blocks read back into the queue */
-    uint32_t window;                   /* blocks read back and not resolved */
-    size_t window_bytes;
-    uint64_t shift_pid;  /* blocks of this id read back from now on get ... */
-    int64_t seq_shift;   /* ... this added to their sequence (after a renumbering) */
-    fw_bucket_t *spnext; /* in the producer's list of spooling buckets */
+    size_t window_bytes;               /* of the blocks read back and not resolved */
+    uint64_t shift_pid;                /* blocks of this id read back from now on get ... */
+    int64_t seq_shift;                 /* ... this added to their sequence (after a renumbering) */
+    fw_bucket_t *spnext;               /* in the producer's list of spooling buckets */
 };
 
 /* What to do with a block after a writer's answer (fw_bucket_on_result). */

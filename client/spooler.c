@@ -292,18 +292,19 @@ static void write_pending(fw_producer_t *p, fw_bucket_t *bk)
 static void replay_free(fw_producer_t *p, fw_bucket_t *bk, fw_batch_t *b)
 {
     p->replay_bytes -= b->block.len;
-    if (bk != NULL && b != bk->held) {
-        bk->window--;
+    if (bk != NULL && b != bk->held)
         bk->window_bytes -= b->block.len;
-    }
     fw_buf_free(&b->block);
     free(b);
 }
 
-/* Reads the bucket's spool back into its queue, up to the window. */
+/*
+ * Reads the bucket's spool back into its queue, up to the window (a
+ * spooling bucket's queue holds only blocks read back: nqueued counts them).
+ */
 static void read_back(fw_producer_t *p, fw_bucket_t *bk)
 {
-    while (bk->window < WINDOW_BLOCKS && bk->window_bytes < WINDOW_BYTES &&
+    while (bk->nqueued < WINDOW_BLOCKS && bk->window_bytes < WINDOW_BYTES &&
            p->replay_bytes < p->replay_max) {
         fw_batch_t *b = bk->held;
         if (b == NULL) {
@@ -345,7 +346,6 @@ static void read_back(fw_producer_t *p, fw_bucket_t *bk)
             (void)fw_block_set_sequence(b->block.data, b->block.len, b->seq);
             fw_spooler_renumbered(p, b);
         }
-        bk->window++;
         bk->window_bytes += b->block.len;
         fw_bucket_push(bk, b);
     }
