@@ -363,6 +363,7 @@ static void on_appended(cal_disk_job_t *dj)
             b->state = CAL_BUCKET_FAILED;
     } else if (job->write_rc < 0 || job->sync_rc < 0) {
         int rc = job->write_rc < 0 ? job->write_rc : job->sync_rc;
+        cal_disk_report(b->disk, rc);
         /* Later blocks may not overtake the failed ones: fail what waits too. */
         cal_append_t *pending = b->pending_head;
         b->pending_head = b->pending_tail = NULL;
@@ -380,6 +381,11 @@ static void on_appended(cal_disk_job_t *dj)
                         b->category, b->bucket, fw_strerror(rc));
         }
     } else {
+        cal_disk_report(b->disk, 0);
+        if (b->segment_id_gauge != NULL) {
+            fw_metric_set(b->segment_id_gauge, (double)job->segment_id);
+            fw_metric_set(b->segment_bytes_gauge, (double)(job->offset + job->bytes));
+        }
         if (job->synced) {
             b->syncs++;
             b->last_sync_ns = job->sync_ns;

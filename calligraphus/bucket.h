@@ -166,6 +166,7 @@ struct cal_bucket_s {
     /* metrics, when the owner sets them (NULL in tests) */
     fw_metric_histogram_t *sync_seconds;
     fw_metric_counter_t *records_appended, *bytes_appended;
+    fw_metric_gauge_t *segment_id_gauge, *segment_bytes_gauge; /* the segment appended to last */
     /* counters for metrics */
     uint64_t appended_blocks, appended_records, appended_bytes, duplicates, syncs;
     int64_t last_sync_ns;

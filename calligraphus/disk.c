@@ -1,7 +1,11 @@
 /* The write and sync threads and their queues (see disk.h). */
 #include "disk.h"
+#include "clock.h"
+#include "error.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 
 static void post(cal_disk_t *d, cal_disk_event_t *ev)
 {
@@ -112,6 +116,7 @@ static void on_events(uv_async_t *async)
                 job->progress_cb(job);
         } else {
             d->pending--;
+            d->progress_ms = fw_clock_mono_ms();
             job->done_cb(job);
         }
         ev = next;
@@ -128,6 +133,9 @@ int cal_disk_init(cal_disk_t *d, uv_loop_t *loop)
     d->events_head = d->events_tail = NULL;
     d->stopping = 0;
     d->pending = 0;
+    d->progress_ms = fw_clock_mono_ms();
+    d->last_error = 0;
+    d->last_error_ms = 0;
     d->close_cb = NULL;
     int rc = uv_async_init(loop, &d->async, on_events);
     if (rc < 0)
@@ -163,7 +171,8 @@ void cal_disk_submit(cal_disk_t *d, cal_disk_job_t *job)
     job->next = NULL;
     job->progress_ev.job = job;
     job->done_ev.job = job;
-    d->pending++;
+    if (d->pending++ == 0)
+        d->progress_ms = fw_clock_mono_ms(); /* a stall is counted from here */
     pthread_mutex_lock(&d->mu);
     if (d->todo_tail != NULL)
         d->todo_tail->next = job;
@@ -182,4 +191,27 @@ void cal_disk_close(cal_disk_t *d, cal_disk_close_cb cb)
     pthread_cond_signal(&d->cv);
     pthread_mutex_unlock(&d->mu);
     maybe_finish_close(d);
+}
+
+void cal_disk_report(cal_disk_t *d, int rc)
+{
+    d->last_error = rc < 0 ? rc : 0;
+    if (rc < 0)
+        d->last_error_ms = fw_clock_mono_ms();
+}
+
+int cal_disk_ready(const cal_disk_t *d, int64_t stall_ms, char *reason, size_t cap)
+{
+    int64_t now = fw_clock_mono_ms();
+    if (d->last_error < 0) {
+        snprintf(reason, cap, "the last disk write failed %.1f s ago: %s",
+                 (double)(now - d->last_error_ms) / 1000, fw_strerror(d->last_error));
+        return 0;
+    }
+    if (d->pending > 0 && now - d->progress_ms >= stall_ms) {
+        snprintf(reason, cap, "disk stalled: %" PRIu64 " jobs waiting, none finished for %.1f s",
+                 d->pending, (double)(now - d->progress_ms) / 1000);
+        return 0;
+    }
+    return 1;
 }

@@ -62,6 +62,10 @@ struct cal_disk_s {
     int writes_over; /* the write thread has run its last job */
     cal_disk_close_cb close_cb;
     uint64_t pending; /* submitted, done_cb not yet run (loop thread only) */
+    /* What the disk did lately, for /readyz (loop thread only). */
+    int64_t progress_ms; /* mono: a job finished, or nothing was pending */
+    int last_error;      /* the last write or sync result reported: 0 or -errno */
+    int64_t last_error_ms;
 };
 
 /* Starts the two threads. 0 or a negative errno. */
@@ -73,6 +77,16 @@ void cal_disk_submit(cal_disk_t *disk, cal_disk_job_t *job);
 
 /* From job's work function: have progress_cb run on the loop now. At most once per job. */
 void cal_disk_progress(cal_disk_job_t *job);
+
+/* The owner of a job reports how its write or sync went (0 or -errno), for cal_disk_ready. */
+void cal_disk_report(cal_disk_t *disk, int rc);
+
+/*
+ * For /readyz: 1 when the disk looks writable: the last write or sync
+ * reported succeeded, and jobs finish (none has waited stall_ms or more with
+ * none finishing). 0 with a reason otherwise. Loop thread only.
+ */
+int cal_disk_ready(const cal_disk_t *disk, int64_t stall_ms, char *reason, size_t cap);
 
 /* Runs every queued job to the end (callbacks included), stops the threads, then calls cb. */
 void cal_disk_close(cal_disk_t *disk, cal_disk_close_cb cb);

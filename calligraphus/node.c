@@ -17,6 +17,8 @@
 #define TICK_MS  500
 #define KICK_MS  20
 #define RETRY_MS 500
+/* /readyz: a disk job waiting this long with none finishing is a stalled disk. */
+#define DISK_STALL_MS 10000
 /* Owner-node reads under way at once (see watch_owner). */
 #define OWNER_READS_MAX 256
 #define MAX_SLOTS_TOTAL (1u << 22)
@@ -477,12 +479,20 @@ static void on_bucket_closed(cal_bucket_t *b, int status);
 
 static void after_bucket(cal_slot_t *s);
 
+/* The bucket is closed: free it and its series. */
+static void bucket_free(cal_slot_t *s)
+{
+    if (s->b->segment_id_gauge != NULL)
+        cal_stats_bucket_forget(s->node->stats, s->cs->c->name, s->bucket);
+    free(s->b);
+    s->b = NULL;
+}
+
 static void on_failed_open_closed(cal_bucket_t *b, int status)
 {
     (void)status;
     cal_slot_t *s = b->data;
-    free(b);
-    s->b = NULL;
+    bucket_free(s);
     if (s->state != CAL_SLOT_OPENING)
         after_bucket(s); /* released or dropped meanwhile */
     /* else the tick opens it again after retry_at_ms */
@@ -539,6 +549,9 @@ static void open_bucket(cal_slot_t *s)
         b->records_appended = s->cs->stats->records_appended;
         b->bytes_appended = s->cs->stats->bytes_appended;
     }
+    if (cal_stats_bucket(n->stats, s->cs->c->name, s->bucket, &b->segment_id_gauge,
+                         &b->segment_bytes_gauge) < 0)
+        b->segment_id_gauge = b->segment_bytes_gauge = NULL;
     s->b = b;
 }
 
@@ -645,8 +658,7 @@ static void on_bucket_closed(cal_bucket_t *b, int status)
     else
         fw_log_info("calligraphus", "%s: %s", slot_name(s, name, sizeof(name)),
                     s->state == CAL_SLOT_DROPPING ? "dropped" : "sealed and closed");
-    free(b);
-    s->b = NULL;
+    bucket_free(s);
     after_bucket(s);
 }
 
@@ -808,8 +820,9 @@ static void pick_sort(pick_t *p)
 typedef struct census_s {
     int64_t now;
     uint32_t total, mine, opening;
-    pick_t take; /* the unowned slots we weigh highest */
-    pick_t give; /* the owned slots we weigh lowest */
+    uint32_t unowned; /* buckets with no owner, as far as we know */
+    pick_t take;      /* the unowned slots we weigh highest */
+    pick_t give;      /* the owned slots we weigh lowest */
 } census_t;
 
 static void count_slot(cal_slot_t *s, void *arg)
@@ -838,6 +851,8 @@ static void count_slot(cal_slot_t *s, void *arg)
         c->mine++;
     if (s->state == CAL_SLOT_OPENING && s->b != NULL)
         c->opening++;
+    if (s->state == CAL_SLOT_FREE && (!s->owner_known || s->owner_id[0] == '\0'))
+        c->unowned++;
     if (s->state == CAL_SLOT_FREE && s->owner_known && s->owner_id[0] == '\0' &&
         c->now >= s->retry_at_ms)
         pick_offer(&c->take, s);
@@ -905,6 +920,8 @@ static void rebalance(cal_node_t *n)
     c.give.cap = takes;
     c.give.lowest = 1;
     each_slot(n, count_slot, &c);
+    n->unowned = c.unowned;
+    n->census_ms = c.now;
     uint32_t target = live ? (c.total + live - 1) / live : c.total;
     if (c.mine > target) {
         /* Hand-backs run max_parallel_moves at a time; the next starts as
@@ -970,6 +987,12 @@ static void on_tick(uv_timer_t *t)
     cal_members_sync(&n->members);
     cal_catalog_sync(&n->catalog);
     rebalance(n);
+    int64_t now = fw_clock_mono_ms();
+    for (int i = 0; i < n->catalog.count; i++) {
+        cal_cat_state_t *cs = n->catalog.items[i]->data;
+        if (cs != NULL && cs->stats != NULL)
+            cal_stats_category_tick(cs->stats, now);
+    }
 }
 
 /* ---- the session ------------------------------------------------------------------------ */
@@ -1102,6 +1125,21 @@ int cal_node_ready(cal_node_t *n, char *reason, size_t cap)
     }
     if (!cal_members_registered(&n->members)) {
         snprintf(reason, cap, "not registered yet");
+        return 0;
+    }
+    if (!cal_disk_ready(&n->disk, DISK_STALL_MS, reason, cap))
+        return 0;
+    /* Buckets owned: every bucket has an owner and ours are open, as of
+     * the last rebalance (a fresh one, so a stalled loop is not ready). */
+    if (fw_clock_mono_ms() - n->census_ms > 4 * TICK_MS) {
+        snprintf(reason, cap, "bucket ownership not checked for %.1f s",
+                 (double)(fw_clock_mono_ms() - n->census_ms) / 1000);
+        return 0;
+    }
+    int settling = n->owned_count - n->open_count + n->taking;
+    if (n->unowned > 0 || settling > 0) {
+        snprintf(reason, cap, "buckets settling: %u without an owner, %d of ours opening",
+                 n->unowned, settling);
         return 0;
     }
     return 1;

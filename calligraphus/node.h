@@ -132,6 +132,8 @@ struct cal_node_s {
     cal_slot_t *read_head, *read_tail;
     int owner_reads;
     int taking;         /* slots TAKING */
+    uint32_t unowned;   /* buckets nobody owned at the last rebalance (for /readyz) */
+    int64_t census_ms;  /* when that was */
     int moving;         /* slots CLOSING, RELEASING or DROPPING */
     int claiming;       /* the only writer, short of its share (see watch_later) */
     cal_slot_t **picks; /* rebalance's scratch: 2 * max_parallel_takes */
@@ -169,7 +171,10 @@ typedef struct cal_route_s {
  */
 int cal_node_route(cal_node_t *n, const char *category, uint32_t bucket, cal_route_t *r);
 
-/* For /readyz: 1 when the session is up and registered. */
+/*
+ * For /readyz: 1 when the session is up, we are registered, the disk takes
+ * writes, and every bucket has an owner (ours open); else 0 and why.
+ */
 int cal_node_ready(cal_node_t *n, char *reason, size_t cap);
 
 #endif

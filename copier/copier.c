@@ -304,6 +304,14 @@ int cp_copier_ready(const cp_copier_t *c, char *reason, size_t cap)
         snprintf(reason, cap, "not registered in ZooKeeper yet");
         return 0;
     }
+    for (int i = 0; i < c->ndests; i++) {
+        const cp_dest_t *d = c->dests[i];
+        if (d->last_error < 0) {
+            snprintf(reason, cap, "destination %s failing for %.1f s: %s", d->url,
+                     (double)(fw_clock_mono_ms() - d->last_error_ms) / 1000, d->last_error_text);
+            return 0;
+        }
+    }
     return 1;
 }
 

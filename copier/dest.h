@@ -99,6 +99,10 @@ struct cp_dest_s {
     char key[1100];
     /** For the copier. */
     void *data;
+    /** The copier's last request here: 0 or its error, when, and the message (for /readyz). */
+    int last_error;
+    int64_t last_error_ms;
+    char last_error_text[256];
 };
 
 /* Backend options that come from the copier's flags. */

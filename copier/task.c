@@ -352,6 +352,20 @@ static void load(cp_task_t *t)
     }
 }
 
+/* Counts and logs a failed request to the destination, and keeps the last result for /readyz. */
+static int dest_result(cp_task_t *t, int status)
+{
+    cp_dest_t *d = t->dest;
+    d->last_error = status < 0 ? status : 0;
+    if (status >= 0)
+        return 0;
+    d->last_error_ms = fw_clock_mono_ms();
+    snprintf(d->last_error_text, sizeof(d->last_error_text), "%s", t->req.error);
+    fw_metric_inc(t->stats.dest_errors);
+    fw_log_warn("copier", "%s -> %s: %s", t->bucket->name, d->url, t->req.error);
+    return status;
+}
+
 static void on_fixed(cp_dest_req_t *req, int status)
 {
     cp_task_t *t = req->data;
@@ -360,9 +374,7 @@ static void on_fixed(cp_dest_req_t *req, int status)
         go_idle(t);
         return;
     }
-    if (status < 0) {
-        fw_metric_inc(t->stats.dest_errors);
-        fw_log_warn("copier", "%s -> %s: %s", t->bucket->name, t->dest->url, req->error);
+    if (dest_result(t, status) < 0) {
         backoff(t);
         return;
     }
@@ -425,9 +437,7 @@ static void on_length(cp_dest_req_t *req, int status)
         go_idle(t);
         return;
     }
-    if (status < 0 && status != -ENOENT) {
-        fw_metric_inc(t->stats.dest_errors);
-        fw_log_warn("copier", "%s -> %s: %s", t->bucket->name, t->dest->url, req->error);
+    if (dest_result(t, status == -ENOENT ? 0 : status) < 0) {
         backoff(t);
         return;
     }
@@ -532,9 +542,7 @@ static void on_written(cp_dest_req_t *req, int status)
         go_idle(t);
         return;
     }
-    if (status < 0) {
-        fw_metric_inc(t->stats.dest_errors);
-        fw_log_warn("copier", "%s -> %s: %s", t->bucket->name, t->dest->url, req->error);
+    if (dest_result(t, status) < 0) {
         t->resync = 1; /* it may have landed in part: check before writing again */
         backoff(t);
         return;

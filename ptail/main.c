@@ -129,6 +129,15 @@ static void on_signal(uv_signal_t *sig, int signum)
 static int ready(void *arg, char *reason, size_t cap)
 {
     daemon_t *d = arg;
+    if (d->stopping) {
+        snprintf(reason, cap, "shutting down");
+        return 0;
+    }
+    if (!fw_zk_connected(&d->registry.zk)) {
+        snprintf(reason, cap, "ZooKeeper session %s",
+                 fw_zk_state_name(fw_zk_state(&d->registry.zk)));
+        return 0;
+    }
     if (!pt_registry_registered(&d->registry)) {
         snprintf(reason, cap, "not registered in ZooKeeper");
         return 0;

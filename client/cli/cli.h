@@ -2,6 +2,7 @@
 #ifndef FW_CLI_H
 #define FW_CLI_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 #define FW_VERSION "0.1.0"
@@ -20,6 +21,12 @@ int fw_cli_category(int argc, char **argv);
  * signal, 1 on a fatal error, 2 usage.
  */
 int fw_cli_tail(int argc, char **argv);
+
+/* freeway status: nodes, buckets, copier and subscriber lag; 0, 1 when ZooKeeper fails, 2 usage. */
+int fw_cli_status(int argc, char **argv);
+
+/* Writes text[0..len) as a JSON string, quotes included (the bytes are taken as UTF-8). */
+void fw_cli_json_string(FILE *out, const void *text, size_t len);
 
 /*
  * argv with -c CATEGORY / -cCATEGORY spelled --category (the option tables

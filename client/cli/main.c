@@ -14,6 +14,7 @@ static const struct command commands[] = {
     {"category", fw_cli_category, "create, list, describe, alter and delete categories"},
     {"send", fw_cli_send, "send stdin's lines to a category, one record per line"},
     {"tail", fw_cli_tail, "print a category's records as they arrive, with checkpoints"},
+    {"status", fw_cli_status, "nodes, bucket owners, open segments, copier and subscriber lag"},
     {"verify", fw_cli_verify, "check segment files or whole roots for damage"},
 };
 

@@ -128,50 +128,12 @@ static void usage(FILE *out)
 
 /* ---- output ---------------------------------------------------------------------------------- */
 
-/* A JSON string (quotes included) of UTF-8 text. */
-static void json_string(FILE *out, const uint8_t *s, size_t len)
-{
-    fputc('"', out);
-    for (size_t i = 0; i < len; i++) {
-        uint8_t ch = s[i];
-        switch (ch) {
-        case '"':
-            fputs("\\\"", out);
-            break;
-        case '\\':
-            fputs("\\\\", out);
-            break;
-        case '\n':
-            fputs("\\n", out);
-            break;
-        case '\r':
-            fputs("\\r", out);
-            break;
-        case '\t':
-            fputs("\\t", out);
-            break;
-        case '\b':
-            fputs("\\b", out);
-            break;
-        case '\f':
-            fputs("\\f", out);
-            break;
-        default:
-            if (ch < 0x20 || ch == 0x7f)
-                fprintf(out, "\\u%04x", ch);
-            else
-                fputc(ch, out);
-        }
-    }
-    fputc('"', out);
-}
-
 /* "name":"text", or "name_base64":"..." for bytes that are not UTF-8 (JSON strings are text). */
 static void json_bytes(FILE *out, const char *name, const void *p, size_t len)
 {
     if (fw_utf8_valid(p, len)) {
         fprintf(out, "\"%s\":", name);
-        json_string(out, p, len);
+        fw_cli_json_string(out, p, len);
         return;
     }
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -168,8 +168,7 @@ void fwt_cal_kill(fwt_cal_t *c)
     fwt_proc_wait(&c->proc, 10000, NULL);
 }
 
-/* GET /metrics from the daemon; the body (malloc'd), or NULL. */
-static char *scrape(const fwt_cal_t *c)
+char *fwt_cal_get(const fwt_cal_t *c, const char *path, int *status)
 {
     char host[64];
     snprintf(host, sizeof(host), "%s", c->metrics);
@@ -188,8 +187,9 @@ static char *scrape(const fwt_cal_t *c)
         close(fd);
         return NULL;
     }
-    const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
-    if (write(fd, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1) {
+    char req[256];
+    int rlen = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
+    if (write(fd, req, (size_t)rlen) != rlen) {
         close(fd);
         return NULL;
     }
@@ -199,9 +199,49 @@ static char *scrape(const fwt_cal_t *c)
     while (buf != NULL && len + 1 < cap && (n = read(fd, buf + len, cap - 1 - len)) > 0)
         len += (size_t)n;
     close(fd);
-    if (buf != NULL)
-        buf[len] = '\0';
+    if (buf == NULL)
+        return NULL;
+    buf[len] = '\0';
+    if (status != NULL)
+        *status = strncmp(buf, "HTTP/1.", 7) == 0 ? atoi(buf + 9) : 0;
+    char *body = strstr(buf, "\r\n\r\n");
+    if (body != NULL)
+        memmove(buf, body + 4, len - (size_t)(body + 4 - buf) + 1);
     return buf;
+}
+
+/* GET /metrics from the daemon; the body (malloc'd), or NULL. */
+static char *scrape(const fwt_cal_t *c)
+{
+    return fwt_cal_get(c, "/metrics", NULL);
+}
+
+typedef struct ready_wait_s {
+    const fwt_cal_t *c;
+    const char *reason; /* NULL: wait for ready */
+} ready_wait_t;
+
+static int ready_is(void *arg)
+{
+    ready_wait_t *w = arg;
+    int status = 0;
+    char *body = fwt_cal_get(w->c, "/readyz", &status);
+    int done = w->reason == NULL ? status == 200
+                                 : status == 503 && body != NULL && strstr(body, w->reason) != NULL;
+    free(body);
+    return done;
+}
+
+void fwt_cal_wait_ready(const fwt_cal_t *c, const char *what)
+{
+    ready_wait_t w = {c, NULL};
+    fwt_wait_until(ready_is, &w, 60000, what);
+}
+
+void fwt_cal_wait_unready(const fwt_cal_t *c, const char *reason, const char *what)
+{
+    ready_wait_t w = {c, reason};
+    fwt_wait_until(ready_is, &w, 60000, what);
 }
 
 double fwt_cal_metric(const fwt_cal_t *c, const char *series)

@@ -66,6 +66,16 @@ void fwt_cal_kill(fwt_cal_t *c);
  * cannot be read.
  */
 double fwt_cal_metric(const fwt_cal_t *c, const char *series);
+/*
+ * GET path from the daemon's metrics address (HTTP/1.0): the body,
+ * malloc'd, and the status code in *status (may be NULL); NULL if the
+ * daemon did not answer.
+ */
+char *fwt_cal_get(const fwt_cal_t *c, const char *path, int *status);
+/* Waits up to 60 s until /readyz answers 200. */
+void fwt_cal_wait_ready(const fwt_cal_t *c, const char *what);
+/* Waits up to 60 s until /readyz answers 503 with reason in its body. */
+void fwt_cal_wait_unready(const fwt_cal_t *c, const char *reason, const char *what);
 /* The sum of every series of a metric family (any labels); -1 if unreachable. */
 double fwt_cal_metric_sum(const fwt_cal_t *c, const char *family);
 

@@ -12,6 +12,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #define LINES 100000
@@ -37,6 +38,7 @@ FWT_TEST(disk_full_means_retry_later_then_resumes)
     fwt_category_create(spec, "web", 2, NULL);
     fwt_cal_start(&w1, "w1", spec, root, NULL);
     fwt_cal_wait_owns(&w1, 2, "the writer to own both buckets");
+    fwt_cal_wait_ready(&w1, "the writer's /readyz to say ready");
 
     struct rlimit small = {.rlim_cur = 256 << 10, .rlim_max = RLIM_INFINITY};
     FWT_ASSERT_OK(prlimit(w1.proc.pid, RLIMIT_FSIZE, &small, NULL));
@@ -51,6 +53,8 @@ FWT_TEST(disk_full_means_retry_later_then_resumes)
     fwt_wait_until(write_failed, NULL, 60000, "the writer to hit the size limit");
     FWT_ASSERT(fwt_proc_running(&send));
     FWT_ASSERT(fwt_proc_running(&w1.proc));
+    /* /readyz says why: an SRE's probe sees the disk, not a vague failure. */
+    fwt_cal_wait_unready(&w1, "disk write failed", "the writer's /readyz to name the disk");
 
     struct rlimit big = {.rlim_cur = RLIM_INFINITY, .rlim_max = RLIM_INFINITY};
     FWT_ASSERT_OK(prlimit(w1.proc.pid, RLIMIT_FSIZE, &big, NULL));
@@ -58,6 +62,7 @@ FWT_TEST(disk_full_means_retry_later_then_resumes)
     char tail[4096];
     if (rc != 0)
         FWT_FAIL("freeway send exited %d:\n%s", rc, fwt_file_tail(log, 20, tail, sizeof(tail)));
+    fwt_cal_wait_ready(&w1, "/readyz to say ready once writes succeed again");
     fwt_cal_stop(&w1);
 
     fwt_lines_report_t r;

@@ -459,3 +459,31 @@ FWT_TEST(an_idle_copier_does_not_hold_a_chunk_per_bucket)
     fwt_cal_stop(&cp);
     fwt_zk_stop(&e.zk);
 }
+
+/*
+ * /readyz names a failing destination: the copy's bucket directory is
+ * blocked by a file (every write fails with ENOTDIR), then freed; the
+ * copier says why it is not ready, then copies and is ready again.
+ */
+FWT_TEST(readyz_names_a_failing_destination_until_it_recovers)
+{
+    env_t e;
+    env_start(&e);
+    fwt_segment_write(e.src0, "web", 1, 5, 10, 1000, 1);
+    char blocker[FWT_PATH_MAX * 2];
+    snprintf(blocker, sizeof(blocker), "%s/web", e.dest);
+    FWT_ASSERT_OK(fw_mkdir_p(e.dest));
+    FILE *f = fopen(blocker, "w");
+    FWT_ASSERT(f != NULL);
+    fclose(f);
+    fwt_cal_t cp;
+    fwt_copier_start(&cp, "c1", e.spec, e.root, e.url, flags);
+    char reason[FWT_PATH_MAX + 64];
+    snprintf(reason, sizeof(reason), "destination %s failing", e.url);
+    fwt_cal_wait_unready(&cp, reason, "the copier's /readyz to name the failing destination");
+    FWT_ASSERT_INT_EQ(unlink(blocker), 0);
+    wait_copied(e.src0, e.dst0, 1, 30000);
+    fwt_cal_wait_ready(&cp, "the copier's /readyz to recover");
+    fwt_cal_stop(&cp);
+    fwt_zk_stop(&e.zk);
+}

@@ -1,0 +1,881 @@
+/*
+ * freeway status: gathers the fabric's state (see status.h). ZooKeeper is
+ * read with asynchronous gets issued all at once (a category of 10,000
+ * buckets is one round of requests, not 10,000 round trips); the nodes are
+ * asked over HTTP in parallel, each with a deadline, so a dead node costs
+ * one timeout, not one per node.
+ */
+#include "cli.h"
+#include "status.h"
+#include "zkutil.h"
+
+#include "config.h"
+#include "metrics_text.h"
+#include "names.h"
+#include "pbtext.h"
+#include "proto/meta.pb-c.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A node's /metrics beyond this is refused (a copier with 10,000 buckets renders ~20 MiB). */
+#define METRICS_MAX (256u << 20)
+
+typedef struct status_cfg_s {
+    char *zk;
+    int64_t timeout;
+    char *category;
+    int json;
+    int watch;
+    int64_t interval;
+} status_cfg_t;
+
+static const fw_option_t status_opts[] = {
+    {"zk", FW_OPT_STRING, offsetof(status_cfg_t, zk), "${FREEWAY_ZK:-127.0.0.1:2181/freeway}",
+     "HOSTS[/chroot]", "ZooKeeper ensemble and chroot"},
+    {"timeout", FW_OPT_DURATION, offsetof(status_cfg_t, timeout), "5s", "DURATION",
+     "how long to wait for ZooKeeper, and for each node's answer"},
+    {"category", FW_OPT_STRING, offsetof(status_cfg_t, category), NULL, "NAME",
+     "show only this category's buckets (-c NAME)"},
+    {"json", FW_OPT_BOOL, offsetof(status_cfg_t, json), "false", NULL,
+     "print one JSON object (one line) instead of tables"},
+    {"watch", FW_OPT_BOOL, offsetof(status_cfg_t, watch), "false", NULL,
+     "refresh every --interval until interrupted (with --json: one object per line)"},
+    {"interval", FW_OPT_DURATION, offsetof(status_cfg_t, interval), "2s", "DURATION",
+     "time between refreshes with --watch"},
+    FW_OPTIONS_END,
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: freeway status [-c CATEGORY] [--json] [--watch] [OPTIONS]\n\n"
+                 "What the fabric looks like now: every live node by kind with its address,\n"
+                 "version, uptime and readiness; per category its buckets, each bucket's owner,\n"
+                 "epoch and open segment, the records and bytes written in the last minute and\n"
+                 "hour; copier progress and lag per destination and bucket; ptail subscribers\n"
+                 "and their lag. ZooKeeper gives the layout, each node's /readyz and /metrics\n"
+                 "the rest (a node without --metrics shows as unknown). Exit status 0 when the\n"
+                 "picture was read, 1 when ZooKeeper could not be read.\n\noptions:\n");
+    fw_config_usage(status_opts, out);
+}
+
+/* ---- ZooKeeper: many gets at once ------------------------------------------------------------ */
+
+typedef struct zbatch_s zbatch_t;
+
+typedef struct zget_s {
+    zbatch_t *batch;
+    char path[700];
+    int rc;
+    char *data;
+    size_t len;
+} zget_t;
+
+/* Gets issued together. Freed only after the handle is closed: a get that
+ * timed out may still complete (with ZCLOSING at the latest). */
+struct zbatch_s {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t left, n;
+    zbatch_t *next;
+    zget_t gets[];
+};
+
+static void on_get(int rc, const char *value, int len, const struct Stat *stat, const void *arg)
+{
+    (void)stat;
+    zget_t *g = (zget_t *)arg;
+    g->rc = rc;
+    if (rc == ZOK && value != NULL && len > 0) {
+        g->data = malloc((size_t)len + 1);
+        if (g->data != NULL) {
+            memcpy(g->data, value, (size_t)len);
+            g->data[len] = '\0';
+            g->len = (size_t)len;
+        } else {
+            g->rc = ZSYSTEMERROR;
+        }
+    }
+    pthread_mutex_lock(&g->batch->mu);
+    g->batch->left--;
+    pthread_cond_signal(&g->batch->cv);
+    pthread_mutex_unlock(&g->batch->mu);
+}
+
+/*
+ * Gets every path of b->gets at once and waits for all the answers (each
+ * gets[i].rc, and .data when ZOK). -ETIMEDOUT if some are still out after
+ * timeout_ms.
+ */
+static int get_all(zhandle_t *zh, zbatch_t *b, int64_t timeout_ms)
+{
+    b->left = b->n;
+    for (size_t i = 0; i < b->n; i++) {
+        zget_t *g = &b->gets[i];
+        g->batch = b;
+        g->rc = ZSYSTEMERROR;
+        int rc = zoo_aget(zh, g->path, 0, on_get, g);
+        if (rc != ZOK) {
+            g->rc = rc;
+            pthread_mutex_lock(&b->mu);
+            b->left--;
+            pthread_mutex_unlock(&b->mu);
+        }
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (timeout_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    int timed_out = 0;
+    pthread_mutex_lock(&b->mu);
+    while (b->left > 0 && !timed_out)
+        timed_out = pthread_cond_timedwait(&b->cv, &b->mu, &until) == ETIMEDOUT;
+    int done = b->left == 0;
+    pthread_mutex_unlock(&b->mu);
+    return done ? 0 : -ETIMEDOUT;
+}
+
+static void batch_free(zbatch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->gets[i].data);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+    free(b);
+}
+
+/* The children of rel (a path under the chroot), sorted; an empty list if it does not exist. */
+static int children(fw_cli_zk_t *z, const char *rel, struct String_vector *out)
+{
+    char path[700];
+    fw_cli_zk_path(z, path, sizeof(path), rel);
+    memset(out, 0, sizeof(*out));
+    int rc = zoo_get_children(z->zh, path, 0, out);
+    if (rc == ZNONODE)
+        return 0;
+    if (rc != ZOK) {
+        fprintf(stderr, "freeway status: cannot list %s: %s\n", path, zerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* "webhdfs:%2F%2Fnn%2Fx" (a copier/ node name) back to its URL. */
+static void dest_url(const char *key, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const char *p = key; *p != '\0' && o + 1 < cap; p++) {
+        if (p[0] == '%' && strncmp(p + 1, "2F", 2) == 0) {
+            out[o++] = '/';
+            p += 2;
+        } else if (p[0] == '%' && strncmp(p + 1, "25", 2) == 0) {
+            out[o++] = '%';
+            p += 2;
+        } else {
+            out[o++] = *p;
+        }
+    }
+    out[o] = '\0';
+}
+
+/* ---- gathering ------------------------------------------------------------------------------ */
+
+typedef struct gather_s {
+    fw_cli_zk_t zk;
+    const status_cfg_t *cfg;
+    fw_status_t *st;
+    zbatch_t *batches; /* every batch, freed after the handle is closed */
+} gather_t;
+
+/* A new batch of n gets (paths to fill in), kept for freeing at the end. NULL on ENOMEM. */
+static zget_t *batch_new(gather_t *g, size_t n)
+{
+    zbatch_t *b = calloc(1, sizeof(*b) + n * sizeof(zget_t));
+    if (b == NULL)
+        return NULL;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    b->n = n;
+    b->next = g->batches;
+    g->batches = b;
+    return b->gets;
+}
+
+/* Runs the newest batch. */
+static int run_batch(gather_t *g)
+{
+    if (get_all(g->zk.zh, g->batches, g->cfg->timeout) < 0) {
+        fprintf(stderr, "freeway status: ZooKeeper did not answer within %lld ms\n",
+                (long long)g->cfg->timeout);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_msg(const ProtobufCMessageDescriptor *d, const zget_t *get, ProtobufCMessage **m)
+{
+    char err[256];
+    if (get->rc != ZOK)
+        return -1;
+    if (fw_pbtext_parse(d, get->data ? get->data : "", get->len, m, err, sizeof(err)) < 0) {
+        fprintf(stderr, "freeway status: %s: %s\n", get->path, err);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *const KINDS[] = {"calligraphus", "ptail", "copier"};
+
+static int gather_nodes(gather_t *g)
+{
+    fw_status_t *st = g->st;
+    for (size_t k = 0; k < 3; k++) {
+        char rel[64];
+        snprintf(rel, sizeof(rel), "nodes/%s", KINDS[k]);
+        struct String_vector ids;
+        if (children(&g->zk, rel, &ids) < 0)
+            return -1;
+        zget_t *gets = batch_new(g, (size_t)ids.count);
+        fw_status_node_t *nodes =
+            realloc(st->nodes, (st->nnodes + (size_t)ids.count + 1) * sizeof(*nodes));
+        if (gets == NULL || nodes == NULL) {
+            deallocate_String_vector(&ids);
+            return -1;
+        }
+        st->nodes = nodes;
+        for (int i = 0; i < ids.count; i++) {
+            char r[400];
+            snprintf(r, sizeof(r), "%s/%s", rel, ids.data[i]);
+            fw_cli_zk_path(&g->zk, gets[i].path, sizeof(gets[i].path), r);
+        }
+        if (run_batch(g) < 0) {
+            deallocate_String_vector(&ids);
+            return -1;
+        }
+        for (int i = 0; i < ids.count; i++) {
+            ProtobufCMessage *m;
+            if (parse_msg(&fwpb__node_info__descriptor, &gets[i], &m) < 0)
+                continue; /* gone since the listing */
+            Fwpb__NodeInfo *info = (Fwpb__NodeInfo *)m;
+            fw_status_node_t *n = &st->nodes[st->nnodes++];
+            memset(n, 0, sizeof(*n));
+            snprintf(n->kind, sizeof(n->kind), "%s", KINDS[k]);
+            snprintf(n->id, sizeof(n->id), "%s", ids.data[i]);
+            snprintf(n->address, sizeof(n->address), "%s", info->address);
+            snprintf(n->metrics, sizeof(n->metrics), "%s",
+                     info->metrics_address ? info->metrics_address : "");
+            snprintf(n->version, sizeof(n->version), "%s", info->version ? info->version : "");
+            n->started_ms = info->has_started_ms ? info->started_ms : 0;
+            snprintf(n->destinations, sizeof(n->destinations), "%s",
+                     info->destinations ? info->destinations : "");
+            n->ready = -1;
+            snprintf(n->reason, sizeof(n->reason), "%s",
+                     n->metrics[0] ? "not asked" : "no --metrics address");
+            protobuf_c_message_free_unpacked(m, NULL);
+        }
+        deallocate_String_vector(&ids);
+    }
+    return 0;
+}
+
+static int find_dest(const fw_status_t *st, const char *url);
+
+static int add_dest(fw_status_t *st, const char *url)
+{
+    int have = find_dest(st, url);
+    if (have >= 0)
+        return have;
+    char(*d)[1024] = realloc(st->dests, (st->ndests + 1) * sizeof(*d));
+    if (d == NULL)
+        return -1;
+    st->dests = d;
+    snprintf(st->dests[st->ndests], sizeof(st->dests[0]), "%s", url);
+    return (int)st->ndests++;
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int gather_categories(gather_t *g)
+{
+    fw_status_t *st = g->st;
+    struct String_vector names;
+    if (g->cfg->category != NULL) {
+        names.count = 1;
+        names.data = malloc(sizeof(char *));
+        if (names.data == NULL || (names.data[0] = strdup(g->cfg->category)) == NULL) {
+            free(names.data);
+            return -1;
+        }
+    } else if (children(&g->zk, "categories", &names) < 0) {
+        return -1;
+    }
+    if (names.count > 0)
+        qsort(names.data, (size_t)names.count, sizeof(char *), compare_strings);
+    zget_t *gets = batch_new(g, (size_t)names.count);
+    st->cats = calloc((size_t)names.count + 1, sizeof(*st->cats));
+    if (gets == NULL || st->cats == NULL) {
+        deallocate_String_vector(&names);
+        return -1;
+    }
+    for (int i = 0; i < names.count; i++) {
+        char r[300];
+        snprintf(r, sizeof(r), "categories/%s", names.data[i]);
+        fw_cli_zk_path(&g->zk, gets[i].path, sizeof(gets[i].path), r);
+    }
+    int rc = run_batch(g);
+    for (int i = 0; rc == 0 && i < names.count; i++) {
+        fw_status_category_t *c = &st->cats[st->ncats];
+        ProtobufCMessage *m;
+        if (gets[i].rc == ZNONODE && g->cfg->category != NULL) {
+            fprintf(stderr, "freeway status: no category %s\n", names.data[i]);
+            rc = -1;
+            break;
+        }
+        if (parse_msg(&fwpb__category_config__descriptor, &gets[i], &m) < 0)
+            continue;
+        Fwpb__CategoryConfig *cc = (Fwpb__CategoryConfig *)m;
+        snprintf(c->name, sizeof(c->name), "%s", names.data[i]);
+        c->has_config = 1;
+        c->buckets = cc->buckets;
+        c->roll_bytes = cc->roll_bytes;
+        c->roll_age_ms = cc->roll_age_ms;
+        c->retention_ms = cc->retention_ms;
+        c->sync_interval_ms = cc->sync_interval_ms;
+        c->max_record_bytes = cc->max_record_bytes;
+        c->codec = cc->codec == FWPB__CODEC__CODEC_LZ4 ? "lz4" : "none";
+        c->records_1m = c->bytes_1m = c->records_1h = c->bytes_1h = -1;
+        protobuf_c_message_free_unpacked(m, NULL);
+        c->list = calloc(c->buckets ? c->buckets : 1, sizeof(*c->list));
+        if (c->list == NULL) {
+            rc = -1;
+            break;
+        }
+        st->ncats++;
+    }
+    deallocate_String_vector(&names);
+    if (rc < 0)
+        return -1;
+
+    /* Each bucket's node and owner node, all categories in one batch. */
+    size_t total = 0;
+    for (size_t i = 0; i < st->ncats; i++)
+        total += 2 * (size_t)st->cats[i].buckets;
+    gets = batch_new(g, total);
+    if (gets == NULL)
+        return -1;
+    size_t at = 0;
+    for (size_t i = 0; i < st->ncats; i++) {
+        for (uint32_t b = 0; b < st->cats[i].buckets; b++) {
+            char r[300];
+            snprintf(r, sizeof(r), "buckets/%s/%u", st->cats[i].name, b);
+            fw_cli_zk_path(&g->zk, gets[at++].path, sizeof(gets[0].path), r);
+            snprintf(r, sizeof(r), "buckets/%s/%u/owner", st->cats[i].name, b);
+            fw_cli_zk_path(&g->zk, gets[at++].path, sizeof(gets[0].path), r);
+        }
+    }
+    if (run_batch(g) < 0)
+        return -1;
+    at = 0;
+    for (size_t i = 0; i < st->ncats; i++) {
+        for (uint32_t b = 0; b < st->cats[i].buckets; b++) {
+            fw_status_bucket_t *bk = &st->cats[i].list[b];
+            bk->bucket = b;
+            bk->segment_id = bk->segment_bytes = -1;
+            ProtobufCMessage *m;
+            if (parse_msg(&fwpb__bucket_meta__descriptor, &gets[at++], &m) == 0) {
+                Fwpb__BucketMeta *meta = (Fwpb__BucketMeta *)m;
+                bk->has_meta = 1;
+                bk->epoch = meta->epoch;
+                bk->next_segment_id = meta->next_segment_id;
+                protobuf_c_message_free_unpacked(m, NULL);
+            }
+            if (parse_msg(&fwpb__owner_info__descriptor, &gets[at++], &m) == 0) {
+                snprintf(bk->owner, sizeof(bk->owner), "%s", ((Fwpb__OwnerInfo *)m)->node_id);
+                protobuf_c_message_free_unpacked(m, NULL);
+            }
+        }
+    }
+    return 0;
+}
+
+/* copier/<destination>/<category>/<bucket>: the progress of every bucket of every known category.
+ */
+static int gather_copies(gather_t *g)
+{
+    fw_status_t *st = g->st;
+    for (size_t i = 0; i < st->nnodes; i++) {
+        char list[sizeof(st->nodes[i].destinations)], *save = NULL;
+        snprintf(list, sizeof(list), "%s", st->nodes[i].destinations);
+        for (char *u = strtok_r(list, " ", &save); u != NULL; u = strtok_r(NULL, " ", &save))
+            if (add_dest(st, u) < 0)
+                return -1;
+    }
+    struct String_vector keys;
+    if (children(&g->zk, "copier", &keys) < 0)
+        return -1;
+    int *key_dest = calloc((size_t)keys.count + 1, sizeof(int));
+    if (key_dest == NULL) {
+        deallocate_String_vector(&keys);
+        return -1;
+    }
+    for (int k = 0; k < keys.count; k++) {
+        char url[1024];
+        dest_url(keys.data[k], url, sizeof(url));
+        key_dest[k] = add_dest(st, url);
+    }
+    for (size_t i = 0; i < st->ncats; i++) {
+        for (uint32_t b = 0; b < st->cats[i].buckets; b++) {
+            fw_status_bucket_t *bk = &st->cats[i].list[b];
+            bk->copies = calloc(st->ndests ? st->ndests : 1, sizeof(*bk->copies));
+            if (bk->copies == NULL)
+                goto fail;
+            for (size_t d = 0; d < st->ndests; d++) {
+                bk->copies[d].dest = (int)d;
+                bk->copies[d].lag_bytes = bk->copies[d].lag_seconds = -1;
+            }
+        }
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < st->ncats; i++)
+        total += (size_t)keys.count * st->cats[i].buckets;
+    zget_t *gets = batch_new(g, total);
+    if (gets == NULL)
+        goto fail;
+    size_t at = 0;
+    for (int k = 0; k < keys.count; k++)
+        for (size_t i = 0; i < st->ncats; i++)
+            for (uint32_t b = 0; b < st->cats[i].buckets; b++) {
+                char r[600];
+                snprintf(r, sizeof(r), "copier/%s/%s/%u", keys.data[k], st->cats[i].name, b);
+                fw_cli_zk_path(&g->zk, gets[at++].path, sizeof(gets[0].path), r);
+            }
+    if (run_batch(g) < 0)
+        goto fail;
+    at = 0;
+    for (int k = 0; k < keys.count; k++)
+        for (size_t i = 0; i < st->ncats; i++)
+            for (uint32_t b = 0; b < st->cats[i].buckets; b++) {
+                ProtobufCMessage *m;
+                if (parse_msg(&fwpb__copier_progress__descriptor, &gets[at++], &m) < 0)
+                    continue;
+                Fwpb__CopierProgress *p = (Fwpb__CopierProgress *)m;
+                fw_status_copy_t *cp = &st->cats[i].list[b].copies[key_dest[k]];
+                cp->has_progress = 1;
+                cp->segment_id = p->segment_id;
+                cp->offset = p->offset;
+                cp->updated_ms = p->has_updated_ms ? p->updated_ms : 0;
+                protobuf_c_message_free_unpacked(m, NULL);
+            }
+    free(key_dest);
+    deallocate_String_vector(&keys);
+    return 0;
+fail:
+    free(key_dest);
+    deallocate_String_vector(&keys);
+    return -1;
+}
+
+/* ---- the nodes' own answers ---------------------------------------------------------------- */
+
+typedef struct fetch_s {
+    CURL *easy;
+    fw_status_node_t *node;
+    int is_metrics;
+    char *body;
+    size_t len, cap;
+    int too_big;
+    char url[200];
+} fetch_t;
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    fetch_t *f = arg;
+    size_t add = size * n;
+    if (f->len + add + 1 > METRICS_MAX) {
+        f->too_big = 1;
+        return 0;
+    }
+    if (f->len + add + 1 > f->cap) {
+        size_t cap = f->cap ? f->cap : 65536;
+        while (cap < f->len + add + 1)
+            cap *= 2;
+        char *b = realloc(f->body, cap);
+        if (b == NULL)
+            return 0;
+        f->body = b;
+        f->cap = cap;
+    }
+    memcpy(f->body + f->len, p, add);
+    f->len += add;
+    f->body[f->len] = '\0';
+    return add;
+}
+
+static int compare_categories(const void *a, const void *b)
+{
+    return strcmp(((const fw_status_category_t *)a)->name, ((const fw_status_category_t *)b)->name);
+}
+
+static int find_dest(const fw_status_t *st, const char *url)
+{
+    for (size_t i = 0; i < st->ndests; i++)
+        if (strcmp(st->dests[i], url) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Which bucket of which category a sample is about; NULL if not one of ours. */
+static fw_status_bucket_t *sample_bucket(fw_status_t *st, const fw_metrics_sample_t *s,
+                                         fw_status_category_t **cat)
+{
+    const char *c = fw_metrics_sample_label(s, "category");
+    const char *b = fw_metrics_sample_label(s, "bucket");
+    if (c == NULL)
+        return NULL;
+    fw_status_category_t key;
+    snprintf(key.name, sizeof(key.name), "%s", c);
+    fw_status_category_t *found =
+        bsearch(&key, st->cats, st->ncats, sizeof(*st->cats), compare_categories);
+    if (found == NULL)
+        return NULL;
+    *cat = found;
+    if (b == NULL)
+        return found->list; /* a category-wide sample: the caller looks only at *cat */
+    char *end;
+    unsigned long n = strtoul(b, &end, 10);
+    if (*end != '\0' || n >= found->buckets)
+        return NULL;
+    return &found->list[n];
+}
+
+typedef struct scan_s {
+    fw_status_t *st;
+    fw_status_node_t *node;
+    int pass; /* copiers: 0 finds the claims, 1 takes the lag of claimed buckets */
+} scan_t;
+
+static void add_to(double *sum, double v)
+{
+    *sum = *sum < 0 ? v : *sum + v;
+}
+
+static int on_writer_sample(const fw_metrics_sample_t *s, scan_t *sc)
+{
+    fw_status_category_t *c;
+    fw_status_bucket_t *b = sample_bucket(sc->st, s, &c);
+    if (b == NULL)
+        return 0;
+    const char *w = fw_metrics_sample_label(s, "window");
+    if (strcmp(s->name, "freeway_calligraphus_recent_records") == 0 && w != NULL)
+        add_to(strcmp(w, "1m") == 0 ? &c->records_1m : &c->records_1h, s->value);
+    else if (strcmp(s->name, "freeway_calligraphus_recent_bytes") == 0 && w != NULL)
+        add_to(strcmp(w, "1m") == 0 ? &c->bytes_1m : &c->bytes_1h, s->value);
+    else if (strcmp(b->owner, sc->node->id) != 0)
+        return 0; /* a former owner's leftovers */
+    else if (strcmp(s->name, "freeway_calligraphus_segment_id") == 0)
+        b->segment_id = s->value;
+    else if (strcmp(s->name, "freeway_calligraphus_segment_bytes") == 0)
+        b->segment_bytes = s->value;
+    return 0;
+}
+
+static int on_copier_sample(const fw_metrics_sample_t *s, scan_t *sc)
+{
+    fw_status_category_t *c;
+    fw_status_bucket_t *b = sample_bucket(sc->st, s, &c);
+    const char *dest = fw_metrics_sample_label(s, "destination");
+    if (b == NULL || dest == NULL || fw_metrics_sample_label(s, "bucket") == NULL)
+        return 0;
+    int d = find_dest(sc->st, dest); /* every copier's destinations are known from ZooKeeper */
+    if (d < 0 || b->copies == NULL)
+        return 0;
+    fw_status_copy_t *cp = &b->copies[d];
+    if (sc->pass == 0) {
+        if (strcmp(s->name, "freeway_copier_bucket_owned") == 0 && s->value == 1)
+            snprintf(cp->copier, sizeof(cp->copier), "%s", sc->node->id);
+        return 0;
+    }
+    if (strcmp(cp->copier, sc->node->id) != 0)
+        return 0;
+    if (strcmp(s->name, "freeway_copier_lag_bytes") == 0)
+        cp->lag_bytes = s->value;
+    else if (strcmp(s->name, "freeway_copier_lag_seconds") == 0)
+        cp->lag_seconds = s->value;
+    return 0;
+}
+
+static int on_ptail_sample(const fw_metrics_sample_t *s, scan_t *sc)
+{
+    int bytes = strcmp(s->name, "freeway_ptail_lag_bytes") == 0;
+    if (!bytes && strcmp(s->name, "freeway_ptail_lag_seconds") != 0)
+        return 0;
+    const char *consumer = fw_metrics_sample_label(s, "consumer");
+    const char *category = fw_metrics_sample_label(s, "category");
+    if (consumer == NULL || category == NULL)
+        return 0;
+    fw_status_t *st = sc->st;
+    int node = (int)(sc->node - st->nodes);
+    fw_status_sub_t *sub = NULL;
+    for (size_t i = st->nsubs; i-- > 0 && st->subs[i].node == node;) {
+        if (strcmp(st->subs[i].consumer, consumer) == 0 &&
+            strcmp(st->subs[i].category, category) == 0) {
+            sub = &st->subs[i];
+            break;
+        }
+    }
+    if (sub == NULL) {
+        fw_status_sub_t *subs = realloc(st->subs, (st->nsubs + 1) * sizeof(*subs));
+        if (subs == NULL)
+            return -ENOMEM;
+        st->subs = subs;
+        sub = &st->subs[st->nsubs++];
+        memset(sub, 0, sizeof(*sub));
+        sub->node = node;
+        snprintf(sub->consumer, sizeof(sub->consumer), "%s", consumer);
+        snprintf(sub->category, sizeof(sub->category), "%s", category);
+    }
+    if (bytes) {
+        sub->buckets++;
+        sub->lag_bytes += s->value;
+    } else if (s->value > sub->lag_seconds) {
+        sub->lag_seconds = s->value;
+    }
+    return 0;
+}
+
+static int on_sample(const fw_metrics_sample_t *s, void *arg)
+{
+    scan_t *sc = arg;
+    if (strcmp(sc->node->kind, "calligraphus") == 0)
+        return on_writer_sample(s, sc);
+    if (strcmp(sc->node->kind, "copier") == 0)
+        return on_copier_sample(s, sc);
+    return on_ptail_sample(s, sc);
+}
+
+/* Reads one node's /metrics body into st (a copier's twice: claims first, then lag). */
+static void take_metrics(fw_status_t *st, fw_status_node_t *node, fetch_t *f)
+{
+    int passes = strcmp(node->kind, "copier") == 0 ? 2 : 1;
+    size_t ncats_subs = st->nsubs;
+    for (int pass = 0; pass < passes; pass++) {
+        char *text = malloc(f->len + 1);
+        if (text == NULL)
+            return;
+        memcpy(text, f->body ? f->body : "", f->len);
+        text[f->len] = '\0';
+        scan_t sc = {st, node, pass};
+        int bad = 0;
+        int rc = fw_metrics_text_parse(text, f->len, on_sample, &sc, &bad);
+        free(text);
+        if (rc < 0) {
+            node->metrics_failed = 1;
+            st->nsubs = ncats_subs;
+            fprintf(stderr, "freeway status: %s %s: bad /metrics (line %d)\n", node->kind, node->id,
+                    bad);
+            return;
+        }
+    }
+}
+
+static void gather_http(gather_t *g)
+{
+    fw_status_t *st = g->st;
+    CURLM *multi = curl_multi_init();
+    fetch_t *f = calloc(2 * st->nnodes + 1, sizeof(*f));
+    if (multi == NULL || f == NULL) {
+        curl_multi_cleanup(multi);
+        free(f);
+        return;
+    }
+    size_t nf = 0;
+    for (size_t i = 0; i < st->nnodes; i++) {
+        if (st->nodes[i].metrics[0] == '\0')
+            continue;
+        for (int m = 0; m < 2; m++) {
+            fetch_t *x = &f[nf];
+            x->node = &st->nodes[i];
+            x->is_metrics = m;
+            snprintf(x->url, sizeof(x->url), "http://%s/%s", st->nodes[i].metrics,
+                     m ? "metrics" : "readyz");
+            x->easy = curl_easy_init();
+            if (x->easy == NULL)
+                continue;
+            curl_easy_setopt(x->easy, CURLOPT_URL, x->url);
+            curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
+            curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+            curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)g->cfg->timeout);
+            curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+            curl_easy_setopt(x->easy, CURLOPT_PROTOCOLS_STR, "http");
+            curl_easy_setopt(x->easy, CURLOPT_NOPROXY, "*");
+            curl_multi_add_handle(multi, x->easy);
+            nf++;
+        }
+    }
+    int running = 1;
+    while (running > 0) {
+        if (curl_multi_perform(multi, &running) != CURLM_OK)
+            break;
+        if (running > 0)
+            curl_multi_poll(multi, NULL, 0, 200, NULL);
+    }
+    for (size_t i = 0; i < nf; i++) {
+        fetch_t *x = &f[i];
+        fw_status_node_t *n = x->node;
+        long code = 0;
+        if (x->easy != NULL)
+            curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (!x->is_metrics) {
+            if (code == 200) {
+                n->ready = 1;
+                n->reason[0] = '\0';
+            } else if (code == 503) {
+                n->ready = 0;
+                snprintf(n->reason, sizeof(n->reason), "%.*s",
+                         (int)strcspn(x->body ? x->body : "", "\r\n"), x->body ? x->body : "");
+            } else {
+                n->ready = -1;
+                snprintf(n->reason, sizeof(n->reason),
+                         code ? "/readyz answered %ld" : "unreachable", code);
+            }
+        } else if (code == 200 && !x->too_big) {
+            take_metrics(st, n, x);
+        } else {
+            n->metrics_failed = 1;
+        }
+        if (x->easy != NULL) {
+            curl_multi_remove_handle(multi, x->easy);
+            curl_easy_cleanup(x->easy);
+        }
+        free(x->body);
+    }
+    free(f);
+    curl_multi_cleanup(multi);
+}
+
+/* ---- the command ------------------------------------------------------------------------------
+ */
+
+void fw_status_free(fw_status_t *st)
+{
+    for (size_t i = 0; i < st->ncats; i++) {
+        for (uint32_t b = 0; st->cats[i].list != NULL && b < st->cats[i].buckets; b++)
+            free(st->cats[i].list[b].copies);
+        free(st->cats[i].list);
+    }
+    free(st->cats);
+    free(st->nodes);
+    free(st->dests);
+    free(st->subs);
+    memset(st, 0, sizeof(*st));
+}
+
+static int gather(const status_cfg_t *cfg, fw_status_t *st)
+{
+    memset(st, 0, sizeof(*st));
+    snprintf(st->zk, sizeof(st->zk), "%s", cfg->zk);
+    gather_t g = {.cfg = cfg, .st = st};
+    if (fw_cli_zk_connect(&g.zk, cfg->zk, (int)cfg->timeout) < 0)
+        return -1;
+    int rc = gather_nodes(&g);
+    if (rc == 0)
+        rc = gather_categories(&g);
+    if (rc == 0)
+        rc = gather_copies(&g);
+    fw_cli_zk_close(&g.zk); /* runs any completions still out, so the batches can go */
+    while (g.batches != NULL) {
+        zbatch_t *next = g.batches->next;
+        batch_free(g.batches);
+        g.batches = next;
+    }
+    if (rc < 0)
+        return -1;
+    gather_http(&g);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    st->now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return 0;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+int fw_cli_status(int argc, char **argv)
+{
+    status_cfg_t cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    char err[256], **rest, *spare = NULL;
+    int nrest;
+    char **args = fw_cli_short_category(argc, argv, &spare);
+    if (args == NULL)
+        return 1;
+    int rc = fw_config_parse(status_opts, &cfg, argc, args, &rest, &nrest, err, sizeof(err));
+    if ((rc = fw_cli_parsed("status", rc, err, usage)) >= 0) {
+        free(args);
+        free(spare);
+        fw_config_free(status_opts, &cfg);
+        return rc;
+    }
+    int status = 0;
+    if (nrest > 0) {
+        fprintf(stderr, "freeway status: unexpected argument \"%s\"\n", rest[0]);
+        status = 2;
+    } else if (cfg.category != NULL && !fw_category_valid(cfg.category)) {
+        fprintf(stderr, "freeway status: \"%s\" is not a category name\n", cfg.category);
+        status = 2;
+    } else if (cfg.timeout < 100 || (cfg.watch && cfg.interval < 100)) {
+        fprintf(stderr, "freeway status: --timeout and --interval must be at least 100ms\n");
+        status = 2;
+    }
+    if (status == 0) {
+        zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        signal(SIGINT, on_interrupt);
+        signal(SIGTERM, on_interrupt);
+        do {
+            fw_status_t st;
+            if (gather(&cfg, &st) < 0) {
+                fw_status_free(&st);
+                status = 1;
+                if (!cfg.watch)
+                    break;
+            } else {
+                if (cfg.watch && !cfg.json)
+                    fputs("\033[H\033[2J", stdout); /* home, clear: a refreshing screen */
+                if (cfg.json)
+                    fw_status_print_json(&st, stdout);
+                else
+                    fw_status_print_table(&st, stdout);
+                fflush(stdout);
+                fw_status_free(&st);
+                status = 0;
+            }
+            for (int64_t slept = 0; cfg.watch && !interrupted && slept < cfg.interval; slept += 50)
+                usleep(50 * 1000);
+        } while (cfg.watch && !interrupted);
+        curl_global_cleanup();
+    }
+    free(args);
+    free(spare);
+    fw_config_free(status_opts, &cfg);
+    return status;
+}
