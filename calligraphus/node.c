@@ -1166,15 +1166,15 @@ static double read_zk_peak(void *arg)
 static int register_zk_metrics(cal_node_t *n)
 {
     fw_metrics_t *reg = n->stats->reg;
-    int rc = fw_metrics_counter_fn(reg, "freeway_calligraphus_zk_requests_total",
+    int rc = fw_metrics_counter_fn(reg, "freeway_calligraphus_zookeeper_requests_total",
                                    "Requests sent to ZooKeeper (a multi counts one).",
                                    read_zk_requests, n, NULL);
     if (rc == 0)
-        rc = fw_metrics_gauge_fn(reg, "freeway_calligraphus_zk_requests_waiting",
+        rc = fw_metrics_gauge_fn(reg, "freeway_calligraphus_zookeeper_requests_waiting",
                                  "Requests sent to ZooKeeper and not answered yet.",
                                  read_zk_waiting, n, NULL);
     if (rc == 0)
-        rc = fw_metrics_gauge_fn(reg, "freeway_calligraphus_zk_requests_peak",
+        rc = fw_metrics_gauge_fn(reg, "freeway_calligraphus_zookeeper_requests_peak",
                                  "The most requests ever waiting for ZooKeeper at once.",
                                  read_zk_peak, n, NULL);
     return rc;

@@ -1,5 +1,6 @@
 /* calligraphus's metrics (see stats.h). */
 #include "stats.h"
+#include "version.h"
 
 #include "clock.h"
 #include "error.h"
@@ -36,7 +37,7 @@ cal_stats_t *cal_stats_create(fw_metrics_t *reg)
                              "Malformed frames (each closed its connection).", NULL);
     rc |= fw_metrics_counter(reg, &s->reads_paused, "freeway_calligraphus_reads_paused_total",
                              "Times a connection stopped being read for backpressure.", NULL);
-    rc |= fw_metrics_add_log_counters(reg);
+    rc |= fw_metrics_add_process(reg, "calligraphus", FW_VERSION_STRING);
     if (rc != 0) {
         free(s);
         return NULL;

@@ -674,15 +674,32 @@ static double read_log_count(void *arg)
     return (double)fw_log_count((fw_log_level_t)(uintptr_t)arg);
 }
 
-int fw_metrics_add_log_counters(fw_metrics_t *reg)
+int fw_metrics_add_process(fw_metrics_t *reg, const char *component, const char *version)
 {
-    static const char name[] = "freeway_log_messages_total";
-    static const char help[] = "Lines this process logged, by level.";
+    char name[128], help[160];
+    snprintf(name, sizeof(name), "freeway_%s_log_messages_total", component);
+    snprintf(help, sizeof(help), "Lines this %s logged, by level.", component);
     int rc = fw_metrics_counter_fn(reg, name, help, read_log_count, (void *)(uintptr_t)FW_LOG_WARN,
                                    "level", "warn", NULL);
     if (rc == 0)
         rc = fw_metrics_counter_fn(reg, name, help, read_log_count, (void *)(uintptr_t)FW_LOG_ERROR,
                                    "level", "error", NULL);
+    fw_metric_gauge_t *g;
+    snprintf(name, sizeof(name), "freeway_%s_build_info", component);
+    if (rc == 0)
+        rc = fw_metrics_gauge(reg, &g, name, "Always 1; the version label says which build runs.",
+                              "version", version, NULL);
+    if (rc == 0)
+        fw_metric_set(g, 1);
+    snprintf(name, sizeof(name), "freeway_%s_start_time_seconds", component);
+    if (rc == 0)
+        rc = fw_metrics_gauge(reg, &g, name,
+                              "When the process started, in seconds since the epoch.", NULL);
+    if (rc == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        fw_metric_set(g, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    }
     return rc;
 }
 

@@ -118,10 +118,12 @@ int fw_metrics_counter_fn(fw_metrics_t *reg, const char *name, const char *help,
 int fw_metrics_remove(fw_metrics_t *reg, const char *name, ...) FW_METRICS_SENTINEL;
 
 /*
- * Registers freeway_log_messages_total{level="warn"|"error"}: the lines this
- * process logged at those levels (fw_log_count), a cheap alarm for any daemon.
+ * The series every daemon has, named for its component ("calligraphus"):
+ * freeway_<component>_log_messages_total{level="warn"|"error"} (the lines
+ * logged at those levels, a cheap alarm), freeway_<component>_build_info
+ * {version} (always 1) and freeway_<component>_start_time_seconds.
  */
-int fw_metrics_add_log_counters(fw_metrics_t *reg);
+int fw_metrics_add_process(fw_metrics_t *reg, const char *component, const char *version);
 
 /*
  * Appends the whole registry to out in the text exposition format 0.0.4:

@@ -1,5 +1,6 @@
 /* The copier's metrics (see stats.h). */
 #include "stats.h"
+#include "version.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,7 +19,7 @@ int cp_stats_init(cp_stats_t *s, fw_metrics_t *reg)
                              "Times copying waited for the --rate limit.", NULL);
     rc |= fw_metrics_counter(reg, &s->retention_passes, "freeway_copier_retention_passes_total",
                              "Retention passes finished (every bucket looked at once).", NULL);
-    rc |= fw_metrics_add_log_counters(reg);
+    rc |= fw_metrics_add_process(reg, "copier", FW_VERSION_STRING);
     return rc != 0 ? -ENOMEM : 0;
 }
 

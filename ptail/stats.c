@@ -1,5 +1,6 @@
 /* ptail's metrics (see stats.h). */
 #include "stats.h"
+#include "version.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,7 +16,7 @@ int pt_stats_init(pt_stats_t *s, fw_metrics_t *reg)
                              "Subscriptions answered with an error.", NULL);
     rc |= fw_metrics_counter(reg, &s->bad_frames, "freeway_ptail_bad_frames_total",
                              "Malformed or unexpected frames (each closed its connection).", NULL);
-    rc |= fw_metrics_add_log_counters(reg);
+    rc |= fw_metrics_add_process(reg, "ptail", FW_VERSION_STRING);
     return rc != 0 ? -ENOMEM : 0;
 }
 

@@ -479,6 +479,25 @@ const char *fwt_example(const char *name)
     return built_path("examples", name);
 }
 
+const char *fwt_source(const char *rel)
+{
+    static char path[FWT_PATH_MAX];
+    char self[FWT_PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n < 0)
+        FWT_FAIL("fwt_source: readlink /proc/self/exe: %s", strerror(errno));
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL)
+        FWT_FAIL("fwt_source: odd executable path %s", self);
+    *slash = '\0';
+    if (snprintf(path, sizeof(path), "%s/../../../%s", self, rel) >= (int)sizeof(path))
+        FWT_FAIL("fwt_source: path too long");
+    if (access(path, R_OK) != 0)
+        FWT_FAIL("fwt_source: %s: %s", path, strerror(errno));
+    return path;
+}
+
 int fwt_run(char *const argv[], int timeout_ms, char **out)
 {
     static int serial;

@@ -112,6 +112,13 @@ const char *fwt_bin(const char *name);
 const char *fwt_example(const char *name);
 
 /*
+ * A file of the source tree (docs/metrics.md), found from this test binary
+ * (build/<mode>/tests/ is three levels down). Fails the test if it cannot
+ * be read. The path is in a static buffer: copy it before the next call.
+ */
+const char *fwt_source(const char *rel);
+
+/*
  * Runs argv to completion with stdout and stderr in a log file under the
  * test's temp dir; returns the exit status (or 128 + signal) and, if out is
  * not NULL, the output in *out (malloc'd, NUL-terminated; the caller frees).

@@ -4,7 +4,7 @@
  * sixteenth of a multi, the owner node's watch) and never has more than a
  * few hundred requests waiting at once; a second writer then gets half of
  * them, and either writer routes a block to any bucket. No timing: the
- * requests are counted (freeway_calligraphus_zk_requests_total, _peak).
+ * requests are counted (freeway_calligraphus_zookeeper_requests_total, _peak).
  */
 #include "fwt_cal.h"
 #include "fwt_wire.h"
@@ -24,8 +24,8 @@ static fwt_cal_t w1, w2;
 static int settled(void *arg)
 {
     double *last = arg;
-    double total = fwt_cal_metric(&w1, "freeway_calligraphus_zk_requests_total");
-    double waiting = fwt_cal_metric(&w1, "freeway_calligraphus_zk_requests_waiting");
+    double total = fwt_cal_metric(&w1, "freeway_calligraphus_zookeeper_requests_total");
+    double waiting = fwt_cal_metric(&w1, "freeway_calligraphus_zookeeper_requests_waiting");
     int same = total == *last;
     *last = total;
     return same && waiting == 0;
@@ -59,12 +59,12 @@ FWT_TEST(a_writer_claims_many_buckets_with_few_requests)
      * (a few dozen), then per bucket a read, a share of a multi and a watch.
      * One at a time (a read, a multi, and watches set before and fired by
      * the takeover) it was five. */
-    double total = fwt_cal_metric(&w1, "freeway_calligraphus_zk_requests_total");
+    double total = fwt_cal_metric(&w1, "freeway_calligraphus_zookeeper_requests_total");
     if (total > 2.5 * BUCKETS + 100)
         FWT_FAIL("%.0f ZooKeeper requests for %d buckets", total, BUCKETS);
     /* Reads go through a bounded queue and takes through a bounded window;
      * all of them at once would put one request per bucket in flight. */
-    double peak = fwt_cal_metric(&w1, "freeway_calligraphus_zk_requests_peak");
+    double peak = fwt_cal_metric(&w1, "freeway_calligraphus_zookeeper_requests_peak");
     printf("%d buckets: %.0f ZooKeeper requests, at most %.0f waiting at once\n", BUCKETS, total,
            peak);
     if (peak > 600)

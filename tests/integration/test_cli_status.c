@@ -198,6 +198,52 @@ FWT_TEST(status_shows_nodes_owners_segments_lag_and_subscribers)
     fwt_zk_stop(&f.zk);
 }
 
+/*
+ * Every family a daemon exposes is listed in docs/metrics.md (by its own
+ * name, or as freeway_<component>_... for the series every daemon has).
+ */
+static void expect_documented(const fwt_cal_t *d, const char *component, const char *doc)
+{
+    char *m = fwt_cal_get(d, "/metrics", NULL);
+    FWT_ASSERT(m != NULL);
+    int families = 0;
+    for (char *line = strstr(m, "# TYPE "); line != NULL; line = strstr(line + 1, "# TYPE ")) {
+        char name[128], want[160];
+        FWT_ASSERT_INT_EQ(sscanf(line, "# TYPE %127s", name), 1);
+        snprintf(want, sizeof(want), "`%s`", name);
+        size_t plen = strlen("freeway_") + strlen(component) + 1;
+        if (strstr(doc, want) == NULL && strlen(name) > plen)
+            snprintf(want, sizeof(want), "`freeway_<component>_%s`", name + plen);
+        if (strstr(doc, want) == NULL)
+            FWT_FAIL("%s exposes %s, which docs/metrics.md does not list", component, name);
+        families++;
+    }
+    FWT_ASSERT(families >= 10);
+    free(m);
+}
+
+FWT_TEST(every_metric_a_daemon_exposes_is_documented)
+{
+    fabric_t f;
+    fabric_start(&f);
+    FILE *in = fopen(fwt_source("docs/metrics.md"), "r");
+    FWT_ASSERT(in != NULL);
+    static char doc[1 << 16];
+    size_t n = fread(doc, 1, sizeof(doc) - 1, in);
+    fclose(in);
+    doc[n] = '\0';
+    expect_documented(&f.w1, "calligraphus", doc);
+    expect_documented(&f.cp, "copier", doc);
+    expect_documented(&f.pt, "ptail", doc);
+    fwt_proc_signal(&f.tail, SIGKILL);
+    fwt_proc_wait(&f.tail, 10000, NULL);
+    fwt_cal_stop(&f.pt);
+    fwt_cal_stop(&f.cp);
+    fwt_cal_stop(&f.w1);
+    fwt_cal_stop(&f.w2);
+    fwt_zk_stop(&f.zk);
+}
+
 FWT_TEST(status_help_and_bad_usage)
 {
     char *out = NULL;

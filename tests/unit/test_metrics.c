@@ -271,25 +271,31 @@ static void restore_sink(void *arg)
     fw_log_set_sink(NULL, NULL);
 }
 
-FWT_TEST(log_counters_follow_the_log)
+FWT_TEST(process_series_follow_the_log)
 {
     fw_metrics_t *reg = new_reg();
     fw_log_set_sink(quiet_sink, NULL);
     fwt_defer(restore_sink, NULL);
-    FWT_ASSERT_OK(fw_metrics_add_log_counters(reg));
-    FWT_ASSERT_INT_EQ(fw_metrics_add_log_counters(reg), -EEXIST);
+    FWT_ASSERT_OK(fw_metrics_add_process(reg, "ptail", "9.9.9"));
+    FWT_ASSERT_INT_EQ(fw_metrics_add_process(reg, "ptail", "9.9.9"), -EEXIST);
     uint64_t warn0 = fw_log_count(FW_LOG_WARN), err0 = fw_log_count(FW_LOG_ERROR);
     fw_log_warn("test", "one");
     fw_log_warn("test", "two");
     fw_log_error("test", "three");
-    char want[512];
+    char want[1024];
     snprintf(want, sizeof(want),
-             "# HELP freeway_log_messages_total Lines this process logged, by level.\n"
-             "# TYPE freeway_log_messages_total counter\n"
-             "freeway_log_messages_total{level=\"warn\"} %" PRIu64 "\n"
-             "freeway_log_messages_total{level=\"error\"} %" PRIu64 "\n",
+             "# HELP freeway_ptail_log_messages_total Lines this ptail logged, by level.\n"
+             "# TYPE freeway_ptail_log_messages_total counter\n"
+             "freeway_ptail_log_messages_total{level=\"warn\"} %" PRIu64 "\n"
+             "freeway_ptail_log_messages_total{level=\"error\"} %" PRIu64 "\n"
+             "# HELP freeway_ptail_build_info Always 1; the version label says which build runs.\n"
+             "# TYPE freeway_ptail_build_info gauge\n"
+             "freeway_ptail_build_info{version=\"9.9.9\"} 1\n",
              warn0 + 2, err0 + 1);
-    FWT_ASSERT_STR_EQ(render(reg), want);
+    const char *got = render(reg);
+    if (strncmp(got, want, strlen(want)) != 0)
+        FWT_FAIL("rendered:\n%s\nwanted it to start with:\n%s", got, want);
+    FWT_ASSERT(strstr(got, "\nfreeway_ptail_start_time_seconds 1") != NULL);
 }
 
 FWT_TEST(invalid_names_are_rejected)
