@@ -29,6 +29,7 @@ typedef struct options_s {
     char *id;
     char *metrics;
     char *zk;
+    char *zk_auth;
     int64_t session_timeout;
     char *log_level;
     uint64_t max_frame;
@@ -59,6 +60,11 @@ static const fw_option_t OPTIONS[] = {
      "serve Prometheus /metrics, /healthz and /readyz here"},
     {"zk", FW_OPT_STRING, offsetof(options_t, zk), "${FREEWAY_ZK:-127.0.0.1:2181/freeway}",
      "HOSTS[/chroot]", "ZooKeeper ensemble and chroot"},
+    {"zk-auth", FW_OPT_STRING, offsetof(options_t, zk_auth), "${FREEWAY_ZK_AUTH:-}",
+     "USER:PASSWORD",
+     "ZooKeeper digest identity: authenticate as it, and create nodes only it may change "
+     "(everyone may read); better set in the config file or $FREEWAY_ZK_AUTH than on the command "
+     "line"},
     {"session-timeout", FW_OPT_DURATION, offsetof(options_t, session_timeout), "10s", "DURATION",
      "ZooKeeper session timeout: how fast a dead writer's buckets move"},
     {"log-level", FW_OPT_STRING, offsetof(options_t, log_level), "info", "LEVEL",
@@ -154,6 +160,10 @@ static int check_options(daemon_t *d)
 {
     options_t *o = &d->opt;
     fw_log_level_t level;
+    if (o->zk_auth != NULL && o->zk_auth[0] != '\0' && strchr(o->zk_auth, ':') == NULL) {
+        fprintf(stderr, "calligraphus: --zk-auth must be USER:PASSWORD\n");
+        return -1;
+    }
     if (fw_log_parse_level(o->log_level, &level) < 0) {
         fprintf(stderr, "calligraphus: --log-level must be debug, info, warn or error\n");
         return -1;
@@ -229,6 +239,7 @@ static int run(daemon_t *d)
         .metrics_address = metrics_addr,
         .root = o->root,
         .zk_connect = o->zk,
+        .zk_auth = o->zk_auth,
         .session_timeout_ms = (int)o->session_timeout,
         .batch_bytes = o->batch_bytes,
         .max_producers = (size_t)o->max_producers,

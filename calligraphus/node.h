@@ -51,6 +51,7 @@ typedef struct cal_node_config_s {
     const char *metrics_address;
     const char *root;
     const char *zk_connect;
+    const char *zk_auth; /* "user:password" or NULL/"" (fw_zk_options_t.auth) */
     int session_timeout_ms;
     size_t batch_bytes;
     size_t max_producers;

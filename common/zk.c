@@ -561,14 +561,13 @@ static void req_answer(fw_zk_t *zk, req_t *req, conn_t *conn, int rc)
     queue_push(zk, &req->item);
 }
 
-static int issue(zhandle_t *zh, req_t *req, const call_t *c)
+static int issue(fw_zk_t *zk, zhandle_t *zh, req_t *req, const call_t *c)
 {
     watcher_fn wfn = req->watch != NULL ? on_watch : NULL;
     switch (req->type) {
     case REQ_CREATE:
     case REQ_ENSURE:
-        return zoo_acreate(zh, c->path, c->data, c->len, &ZOO_OPEN_ACL_UNSAFE, c->mode, on_string,
-                           req);
+        return zoo_acreate(zh, c->path, c->data, c->len, &zk->acl, c->mode, on_string, req);
     case REQ_DELETE:
         return zoo_adelete(zh, c->path, c->version, on_void, req);
     case REQ_GET:
@@ -603,7 +602,7 @@ static int submit(fw_zk_t *zk, conn_t *conn, req_t *req, const call_t *c)
     atomic_fetch_add(&conn->inflight, 1);
     pthread_mutex_lock(&conn->mu);
     /* zh is NULL once the watchdog has closed the handle. */
-    int zrc = conn->zh != NULL ? issue(conn->zh, req, c) : ZINVALIDSTATE;
+    int zrc = conn->zh != NULL ? issue(zk, conn->zh, req, c) : ZINVALIDSTATE;
     pthread_mutex_unlock(&conn->mu);
     if (zrc == ZOK) {
         req->issued = 1;
@@ -962,6 +961,13 @@ static void open_conn(fw_zk_t *zk)
         schedule_reopen(zk);
         return;
     }
+    if (zk->auth != NULL) {
+        /* Queued ahead of every request; the client sends it again on each
+         * reconnect. A rejected one ends the handle (AUTH_FAILED). */
+        int arc = zoo_add_auth(zh, "digest", zk->auth, (int)strlen(zk->auth), NULL, NULL);
+        if (arc != ZOK)
+            zk_log(zk, FW_LOG_ERROR, "zoo_add_auth: %s", zerror(arc));
+    }
     /* By default the client resolves the server names each time its thread
      * polls, i.e. a getaddrinfo (a netlink dump of the interfaces) for every
      * batch of requests: most of that thread's CPU under load. */
@@ -1252,6 +1258,21 @@ int fw_zk_init(fw_zk_t *zk, uv_loop_t *loop, const fw_zk_options_t *opts)
         goto fail;
     }
     zk->timeout_ms = opts->session_timeout_ms > 0 ? opts->session_timeout_ms : DEFAULT_TIMEOUT_MS;
+    zk->acl = ZOO_OPEN_ACL_UNSAFE;
+    if (opts->auth != NULL && opts->auth[0] != '\0') {
+        if (strchr(opts->auth, ':') == NULL) {
+            err = -EINVAL;
+            goto fail;
+        }
+        if ((zk->auth = strdup(opts->auth)) == NULL) {
+            err = -ENOMEM;
+            goto fail;
+        }
+        /* "auth" with an empty id: the identities this session authenticated as. */
+        zk->acl_items[0] = (struct ACL){.perms = ZOO_PERM_ALL, .id = ZOO_AUTH_IDS};
+        zk->acl_items[1] = (struct ACL){.perms = ZOO_PERM_READ, .id = ZOO_ANYONE_ID_UNSAFE};
+        zk->acl = (struct ACL_vector){.count = 2, .data = zk->acl_items};
+    }
     zk->state_cb = opts->state_cb;
     zk->state_arg = opts->state_arg;
     zk->log = opts->log;
@@ -1293,6 +1314,7 @@ fail_wd:
 fail_mutex:
     pthread_mutex_destroy(&zk->fifo_mu);
 fail:
+    free(zk->auth);
     free(zk->connect);
     free(zk->hosts);
     free(zk->chroot);
@@ -1310,10 +1332,11 @@ static void on_handle_closed(uv_handle_t *handle)
         pthread_mutex_destroy(&zk->wd_mu);
     }
     pthread_mutex_destroy(&zk->fifo_mu);
+    free(zk->auth);
     free(zk->connect);
     free(zk->hosts);
     free(zk->chroot);
-    zk->connect = zk->hosts = zk->chroot = NULL;
+    zk->connect = zk->hosts = zk->chroot = zk->auth = NULL;
     zk_log(zk, FW_LOG_INFO, "closed");
     if (zk->close_cb != NULL)
         zk->close_cb(zk);
@@ -1561,7 +1584,7 @@ int fw_zk_multi(fw_zk_t *zk, const fw_zk_op_t *ops, int count, fw_zk_multi_cb cb
             int cap = (int)strlen(op->path) + 16;
             if ((req->bufs[i] = malloc((size_t)cap)) == NULL)
                 goto nomem;
-            zoo_create_op_init(&req->ops[i], op->path, data, (int)op->len, &ZOO_OPEN_ACL_UNSAFE,
+            zoo_create_op_init(&req->ops[i], op->path, data, (int)op->len, &zk->acl,
                                create_mode(op->flags), req->bufs[i], cap);
             break;
         }

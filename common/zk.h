@@ -184,6 +184,13 @@ typedef struct fw_zk_options_s {
     const char *connect;
     /** Requested session timeout; 0 means 10000. The server may clamp it. */
     int session_timeout_ms;
+    /**
+     * "user:password" for ZooKeeper's digest scheme, or NULL / "" for none.
+     * With it, every connection authenticates first, and every node this
+     * session creates gets the ACL "all rights for this identity, read for
+     * anyone" (docs/operations.md, ZooKeeper ACLs).
+     */
+    const char *auth;
     /** Told of every state change; may be NULL. */
     fw_zk_state_cb state_cb;
     void *state_arg;
@@ -220,9 +227,12 @@ struct fw_zk_s {
     /** For the owner; fw_zk never touches it. */
     void *data;
 
-    char *connect; /* as given */
-    char *hosts;   /* connect without the chroot */
-    char *chroot;  /* NULL if none */
+    char *auth; /* "user:password", or NULL */
+    struct ACL acl_items[2];
+    struct ACL_vector acl; /* what creates use: open, or ours-and-read-only */
+    char *connect;         /* as given */
+    char *hosts;           /* connect without the chroot */
+    char *chroot;          /* NULL if none */
     int timeout_ms;
     fw_zk_state_cb state_cb;
     void *state_arg;

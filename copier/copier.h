@@ -29,6 +29,7 @@ typedef struct cp_config_s {
     const char *const *dests; /* URLs */
     int ndests;
     const char *zk;
+    const char *zk_auth; /* "user:password" or NULL/"" (fw_zk_options_t.auth) */
     int session_timeout_ms;
     uint64_t rate;        /* bytes/s, 0 = unlimited */
     int64_t retention_ms; /* 0 = keep everything */

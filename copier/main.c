@@ -26,6 +26,7 @@ typedef struct options_s {
     char *dest;
     char *id;
     char *zk;
+    char *zk_auth;
     int64_t session_timeout;
     char *metrics;
     uint64_t rate;
@@ -51,6 +52,11 @@ static const fw_option_t OPTIONS[] = {
      "give each copier on one host its own)"},
     {"zk", FW_OPT_STRING, offsetof(options_t, zk), "${FREEWAY_ZK:-127.0.0.1:2181/freeway}",
      "HOSTS[/chroot]", "ZooKeeper ensemble and chroot (claims and progress under copier/)"},
+    {"zk-auth", FW_OPT_STRING, offsetof(options_t, zk_auth), "${FREEWAY_ZK_AUTH:-}",
+     "USER:PASSWORD",
+     "ZooKeeper digest identity: authenticate as it, and create nodes only it may change "
+     "(everyone may read); better set in the config file or $FREEWAY_ZK_AUTH than on the command "
+     "line"},
     {"session-timeout", FW_OPT_DURATION, offsetof(options_t, session_timeout), "10s", "DURATION",
      "ZooKeeper session timeout: how soon another copier takes over a dead one's buckets"},
     {"metrics", FW_OPT_STRING, offsetof(options_t, metrics), NULL, "ADDR:PORT",
@@ -166,6 +172,10 @@ static int check_options(daemon_t *d)
 {
     const options_t *o = &d->opt;
     fw_log_level_t level;
+    if (o->zk_auth != NULL && o->zk_auth[0] != '\0' && strchr(o->zk_auth, ':') == NULL) {
+        fprintf(stderr, "copier: --zk-auth must be USER:PASSWORD\n");
+        return -1;
+    }
     if (fw_log_parse_level(o->log_level, &level) < 0) {
         fprintf(stderr, "copier: --log-level must be debug, info, warn or error\n");
         return -1;
@@ -219,6 +229,7 @@ static int run(daemon_t *d)
         .dests = d->dests,
         .ndests = d->ndests,
         .zk = o->zk,
+        .zk_auth = o->zk_auth,
         .session_timeout_ms = (int)o->session_timeout,
         .rate = o->rate,
         .retention_ms = o->retention,

@@ -30,6 +30,7 @@ typedef struct options_s {
     char *id;
     char *metrics;
     char *zk;
+    char *zk_auth;
     int64_t session_timeout;
     char *log_level;
     int64_t max_subscribers;
@@ -53,6 +54,11 @@ static const fw_option_t OPTIONS[] = {
      "serve Prometheus /metrics, /healthz and /readyz here"},
     {"zk", FW_OPT_STRING, offsetof(options_t, zk), "${FREEWAY_ZK:-127.0.0.1:2181/freeway}",
      "HOSTS[/chroot]", "ZooKeeper ensemble and chroot (ptail registers under nodes/ptail)"},
+    {"zk-auth", FW_OPT_STRING, offsetof(options_t, zk_auth), "${FREEWAY_ZK_AUTH:-}",
+     "USER:PASSWORD",
+     "ZooKeeper digest identity: authenticate as it, and create nodes only it may change "
+     "(everyone may read); better set in the config file or $FREEWAY_ZK_AUTH than on the command "
+     "line"},
     {"session-timeout", FW_OPT_DURATION, offsetof(options_t, session_timeout), "10s", "DURATION",
      "ZooKeeper session timeout"},
     {"log-level", FW_OPT_STRING, offsetof(options_t, log_level), "info", "LEVEL",
@@ -153,6 +159,10 @@ static int ready(void *arg, char *reason, size_t cap)
 static int check_options(const options_t *o)
 {
     fw_log_level_t level;
+    if (o->zk_auth != NULL && o->zk_auth[0] != '\0' && strchr(o->zk_auth, ':') == NULL) {
+        fprintf(stderr, "ptail: --zk-auth must be USER:PASSWORD\n");
+        return -1;
+    }
     if (fw_log_parse_level(o->log_level, &level) < 0) {
         fprintf(stderr, "ptail: --log-level must be debug, info, warn or error\n");
         return -1;
@@ -213,8 +223,8 @@ static int run(daemon_t *d)
         d->http_on = 1;
         fw_http_address(&d->http, metrics_addr, sizeof(metrics_addr));
     }
-    rc = pt_registry_start(&d->registry, &d->loop, o->zk, (int)o->session_timeout, d->id,
-                           d->address, metrics_addr, o->root);
+    rc = pt_registry_start(&d->registry, &d->loop, o->zk, o->zk_auth, (int)o->session_timeout,
+                           d->id, d->address, metrics_addr, o->root);
     if (rc < 0) {
         fprintf(stderr, "ptail: bad --zk %s: %s\n", o->zk, fw_strerror(rc));
         return rc;

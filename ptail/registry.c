@@ -25,9 +25,9 @@ static void on_state(fw_zk_t *zk, fw_zk_state_t state, int64_t session_id, void 
         fw_members_sync(&r->members);
 }
 
-int pt_registry_start(pt_registry_t *r, uv_loop_t *loop, const char *zk, int session_timeout_ms,
-                      const char *id, const char *address, const char *metrics_address,
-                      const char *root)
+int pt_registry_start(pt_registry_t *r, uv_loop_t *loop, const char *zk, const char *zk_auth,
+                      int session_timeout_ms, const char *id, const char *address,
+                      const char *metrics_address, const char *root)
 {
     memset(r, 0, sizeof(*r));
     Fwpb__NodeInfo info = FWPB__NODE_INFO__INIT;
@@ -49,6 +49,7 @@ int pt_registry_start(pt_registry_t *r, uv_loop_t *loop, const char *zk, int ses
         return rc;
     fw_zk_options_t o = {
         .connect = zk,
+        .auth = zk_auth,
         .session_timeout_ms = session_timeout_ms,
         .state_cb = on_state,
         .state_arg = r,

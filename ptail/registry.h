@@ -25,9 +25,9 @@ struct pt_registry_s {
 };
 
 /* Opens the session; the node is made whenever a session is up. 0 or an error. */
-int pt_registry_start(pt_registry_t *r, uv_loop_t *loop, const char *zk, int session_timeout_ms,
-                      const char *id, const char *address, const char *metrics_address,
-                      const char *root);
+int pt_registry_start(pt_registry_t *r, uv_loop_t *loop, const char *zk, const char *zk_auth,
+                      int session_timeout_ms, const char *id, const char *address,
+                      const char *metrics_address, const char *root);
 /* 1 while our node exists in the current session (readiness). */
 int pt_registry_registered(const pt_registry_t *r);
 /* Deletes the node and closes the session; cb when done. */

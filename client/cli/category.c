@@ -24,6 +24,7 @@
 
 typedef struct category_cfg_s {
     char *zk;
+    char *zk_auth;
     int64_t timeout;
     int64_t buckets;
     uint64_t roll_bytes;
@@ -37,6 +38,9 @@ typedef struct category_cfg_s {
 static const fw_option_t category_opts[] = {
     {"zk", FW_OPT_STRING, offsetof(category_cfg_t, zk), "${FREEWAY_ZK:-127.0.0.1:2181/freeway}",
      "HOSTS[/chroot]", "ZooKeeper ensemble and chroot"},
+    {"zk-auth", FW_OPT_STRING, offsetof(category_cfg_t, zk_auth), "${FREEWAY_ZK_AUTH:-}",
+     "USER:PASSWORD",
+     "ZooKeeper digest identity (the daemons'): needed to change a tree created with one"},
     {"timeout", FW_OPT_DURATION, offsetof(category_cfg_t, timeout), "10s", "DURATION",
      "how long to wait for ZooKeeper"},
     {"buckets", FW_OPT_INT, offsetof(category_cfg_t, buckets), NULL, "N",
@@ -145,16 +149,16 @@ static int create_batch(fw_cli_zk_t *z, const char *name, uint32_t from, uint32_
     for (uint32_t i = 0; i < n; i++) {
         snprintf(rel, sizeof(rel), "buckets/%s/%" PRIu32, name, from + i);
         fw_cli_zk_path(z, paths[i], sizeof(paths[i]), rel);
-        zoo_create_op_init(&ops[i], paths[i], (const char *)text->data, (int)text->len,
-                           &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+        zoo_create_op_init(&ops[i], paths[i], (const char *)text->data, (int)text->len, &z->acl, 0,
+                           NULL, 0);
     }
     int rc = zoo_multi(z->zh, (int)n, ops, results);
     if (rc != ZNODEEXISTS)
         return rc;
     rc = ZOK;
     for (uint32_t i = 0; rc == ZOK && i < n; i++) {
-        rc = zoo_create(z->zh, paths[i], (const char *)text->data, (int)text->len,
-                        &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+        rc = zoo_create(z->zh, paths[i], (const char *)text->data, (int)text->len, &z->acl, 0, NULL,
+                        0);
         if (rc == ZNODEEXISTS)
             rc = ZOK;
     }
@@ -167,7 +171,7 @@ static int create_buckets(fw_cli_zk_t *z, const char *name, uint32_t from, uint3
     char path[512], rel[300];
     snprintf(rel, sizeof(rel), "buckets/%s", name);
     fw_cli_zk_path(z, path, sizeof(path), rel);
-    int rc = fw_cli_zk_ensure(z->zh, path);
+    int rc = fw_cli_zk_ensure(z, path);
     Fwpb__BucketMeta meta = FWPB__BUCKET_META__INIT;
     meta.epoch = 0;
     meta.next_segment_id = 1;
@@ -226,10 +230,9 @@ static int write_category(fw_cli_zk_t *z, const char *name, const Fwpb__Category
     if (create) {
         char parent[512];
         fw_cli_zk_path(z, parent, sizeof(parent), "categories");
-        rc = fw_cli_zk_ensure(z->zh, parent);
+        rc = fw_cli_zk_ensure(z, parent);
         if (rc == ZOK)
-            rc = zoo_create(z->zh, path, (char *)text.data, (int)text.len, &ZOO_OPEN_ACL_UNSAFE, 0,
-                            NULL, 0);
+            rc = zoo_create(z->zh, path, (char *)text.data, (int)text.len, &z->acl, 0, NULL, 0);
     } else {
         /* Conditional on the version read: a concurrent alter is not overwritten. */
         rc = zoo_set(z->zh, path, (char *)text.data, (int)text.len, version);
@@ -417,7 +420,7 @@ int fw_cli_category(int argc, char **argv)
                 rest[1]);
     } else {
         fw_cli_zk_t z = {0};
-        if (fw_cli_zk_connect(&z, o.zk, (int)o.timeout) < 0) {
+        if (fw_cli_zk_connect(&z, o.zk, o.zk_auth, (int)o.timeout) < 0) {
             status = 1;
         } else {
             if (!strcmp(verb, "create"))

@@ -789,7 +789,7 @@ static int gather(const status_cfg_t *cfg, fw_status_t *st)
     memset(st, 0, sizeof(*st));
     snprintf(st->zk, sizeof(st->zk), "%s", cfg->zk);
     gather_t g = {.cfg = cfg, .st = st};
-    if (fw_cli_zk_connect(&g.zk, cfg->zk, (int)cfg->timeout) < 0)
+    if (fw_cli_zk_connect(&g.zk, cfg->zk, NULL, (int)cfg->timeout) < 0)
         return -1;
     int rc = gather_nodes(&g);
     if (rc == 0)

@@ -29,7 +29,7 @@ static void on_session(zhandle_t *zh, int type, int state, const char *path, voi
 /* Lives as long as the process: the session watcher may fire until zookeeper_close. */
 static struct connect_wait waiter = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
 
-int fw_cli_zk_connect(fw_cli_zk_t *z, const char *spec, int timeout_ms)
+int fw_cli_zk_connect(fw_cli_zk_t *z, const char *spec, const char *auth, int timeout_ms)
 {
     char hosts[1024];
     const char *slash = strchr(spec, '/');
@@ -45,11 +45,28 @@ int fw_cli_zk_connect(fw_cli_zk_t *z, const char *spec, int timeout_ms)
     while (n > 0 && z->chroot[n - 1] == '/')
         z->chroot[--n] = '\0';
 
+    int with_auth = auth != NULL && auth[0] != '\0';
+    if (with_auth && strchr(auth, ':') == NULL) {
+        fprintf(stderr, "freeway: --zk-auth must be USER:PASSWORD\n");
+        return -1;
+    }
+    z->acl = ZOO_OPEN_ACL_UNSAFE;
+    if (with_auth) {
+        z->acl_items[0] = (struct ACL){.perms = ZOO_PERM_ALL, .id = ZOO_AUTH_IDS};
+        z->acl_items[1] = (struct ACL){.perms = ZOO_PERM_READ, .id = ZOO_ANYONE_ID_UNSAFE};
+        z->acl = (struct ACL_vector){.count = 2, .data = z->acl_items};
+    }
     zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
     z->zh = zookeeper_init(hosts, on_session, 10000, NULL, &waiter, 0);
     if (z->zh == NULL) {
         fprintf(stderr, "freeway: cannot use ZooKeeper address \"%s\": %s\n", hosts,
                 strerror(errno));
+        return -1;
+    }
+    /* Sent ahead of every request (and again on a reconnect). */
+    if (with_auth && zoo_add_auth(z->zh, "digest", auth, (int)strlen(auth), NULL, NULL) != ZOK) {
+        fprintf(stderr, "freeway: cannot authenticate to ZooKeeper\n");
+        fw_cli_zk_close(z);
         return -1;
     }
     struct timespec deadline;
@@ -73,7 +90,7 @@ int fw_cli_zk_connect(fw_cli_zk_t *z, const char *spec, int timeout_ms)
         return -1;
     }
     if (z->chroot[0] != '\0') {
-        int rc = fw_cli_zk_ensure(z->zh, z->chroot);
+        int rc = fw_cli_zk_ensure(z, z->chroot);
         if (rc != ZOK) {
             fprintf(stderr, "freeway: cannot create %s in ZooKeeper: %s\n", z->chroot, zerror(rc));
             fw_cli_zk_close(z);
@@ -95,7 +112,7 @@ void fw_cli_zk_path(const fw_cli_zk_t *z, char *out, size_t cap, const char *rel
     snprintf(out, cap, "%s/%s", z->chroot, rel);
 }
 
-int fw_cli_zk_ensure(zhandle_t *zh, const char *path)
+int fw_cli_zk_ensure(fw_cli_zk_t *z, const char *path)
 {
     char buf[1024];
     size_t n = strlen(path);
@@ -107,7 +124,7 @@ int fw_cli_zk_ensure(zhandle_t *zh, const char *path)
             continue;
         char saved = buf[i];
         buf[i] = '\0';
-        int rc = zoo_create(zh, buf, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+        int rc = zoo_create(z->zh, buf, NULL, -1, &z->acl, 0, NULL, 0);
         buf[i] = saved;
         if (rc != ZOK && rc != ZNODEEXISTS)
             return rc;

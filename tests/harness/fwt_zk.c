@@ -539,3 +539,19 @@ void fwt_zk_expire_session(const char *connect, const clientid_t *cid, int (*exp
                      (unsigned long long)cid->client_id, timeout_ms, round);
     }
 }
+
+zhandle_t *fwt_zk_client(const char *connect)
+{
+    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+    zhandle_t *zh = zookeeper_init(connect, NULL, 10000, NULL, NULL, ZOO_NO_LOG_CLIENTENV);
+    if (zh == NULL)
+        FWT_FAIL("zookeeper_init(%s): %s", connect, strerror(errno));
+    /* The sync API answers ZCONNECTIONLOSS until the handshake is done. */
+    int64_t deadline = fwt_now_ms() + 10000;
+    int rc;
+    while ((rc = zoo_exists(zh, "/", 0, NULL)) == ZCONNECTIONLOSS && fwt_now_ms() < deadline)
+        usleep(20 * 1000);
+    if (rc != ZOK)
+        FWT_FAIL("connecting to ZooKeeper at %s: %s", connect, zerror(rc));
+    return zh;
+}

@@ -73,6 +73,13 @@ void fwt_zk_ensemble_start(fwt_zk_t zk[3]);
 /* "127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3"; points into zk[0]. */
 const char *fwt_zk_ensemble_connect(fwt_zk_t zk[3]);
 
+/*
+ * A plain synchronous client of connect (no freeway code in between),
+ * connected: waits up to 10 s for the handshake. The caller closes it with
+ * zookeeper_close.
+ */
+zhandle_t *fwt_zk_client(const char *connect);
+
 /* 1 if the server answers the `srvr` command with a "Mode: " line. */
 int fwt_zk_serving(fwt_zk_t *zk);
 
