@@ -280,6 +280,10 @@ static const char *const bad_lines[] = {
     "m{:a=\"c\"} 1",
     "m{a-b=\"c\"} 1",
     "m{a=\"unclosed} 1",
+    /* a label name twice (fw_metrics_sample_label would see only the first) */
+    "m{a=\"1\",a=\"2\"} 1",
+    "m{a=\"1\",b=\"2\",a=\"1\"} 1",
+    "m{le=\"1\",le=\"+Inf\"} 1",
     /* escapes */
     "m{a=\"\\t\"} 1",
     "m{a=\"\\x41\"} 1",
