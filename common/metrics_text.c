@@ -26,7 +26,7 @@ static char *scan_name(char *p, int colon)
     return p;
 }
 
-/* A quoted label value at p (p at the opening quote), unescaped in place; past the closing quote. */
+/* The quoted label value at p, unescaped in place; past its closing quote, or NULL. */
 static char *scan_value(char *p, const char **value)
 {
     if (*p != '"')
@@ -140,8 +140,7 @@ static int parse_line(char *p, fw_metrics_sample_t *s)
     return *p == '\0' ? 0 : -EINVAL;
 }
 
-int fw_metrics_text_parse(char *text, size_t len, fw_metrics_sample_cb cb, void *arg,
-                          int *bad_line)
+int fw_metrics_text_parse(char *text, size_t len, fw_metrics_sample_cb cb, void *arg, int *bad_line)
 {
     int line_no = 0;
     size_t at = 0;
