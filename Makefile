@@ -283,7 +283,8 @@ $(B)/tools/seedgen: $(B)/obj/tests/fuzz/seedgen.o $(LIB_PROTO) $(LIB_COMMON)
 
 # Only the corpora seedgen writes are replaced; hand-made ones (fuzz_http, fuzz_pbtext)
 # and regression inputs (regress-*) stay.
-SEEDGEN_TARGETS := fuzz_block fuzz_frame fuzz_segment fuzz_checkpoint fuzz_consumer
+SEEDGEN_TARGETS := fuzz_block fuzz_frame fuzz_segment fuzz_checkpoint fuzz_consumer \
+                   fuzz_metrics_text
 fuzz-seeds: $(B)/tools/seedgen
 	$(Q)for t in $(SEEDGEN_TARGETS); do mkdir -p tests/fuzz/corpus/$$t && \
 		find tests/fuzz/corpus/$$t -type f ! -name 'regress-*' -delete; done

@@ -26,8 +26,7 @@ static char *scan_name(char *p, int colon)
     return p;
 }
 
-/* A quoted label value at p (p at the opening quote), unescaped in place; past the closing quote.
- */
+/* The quoted label value at p, unescaped in place; past its closing quote, or NULL. */
 static char *scan_value(char *p, const char **value)
 {
     if (*p != '"')
@@ -100,6 +99,11 @@ static int parse_line(char *p, fw_metrics_sample_t *s)
                 return -EINVAL;
             l->name = p;
             *end = '\0';
+            /* A label set has each name once, as Prometheus's own reader requires;
+             * fw_metrics_sample_label would see only the first. */
+            for (int i = 0; i < s->nlabels - 1; i++)
+                if (strcmp(s->labels[i].name, l->name) == 0)
+                    return -EINVAL;
             p = scan_value(end + 1, &l->value);
             if (p == NULL)
                 return -EINVAL;

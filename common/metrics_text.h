@@ -32,7 +32,8 @@ typedef int (*fw_metrics_sample_cb)(const fw_metrics_sample_t *s, void *arg);
  * Parses text[0..len) in place (it writes NULs and unescapes label values;
  * the strings handed to cb point into text and live as long as it).
  * Comments (# HELP, # TYPE, any # line) and blank lines are skipped; an
- * optional timestamp after the value is accepted and ignored. Samples are
+ * optional timestamp after the value is accepted and ignored. A sample's
+ * label names are distinct (a name twice is a bad line). Samples are
  * handed to cb line by line; a bad line stops the parse. Returns 0, cb's
  * non-zero value, or -EINVAL with the 1-based number of the bad line in
  * *bad_line (may be NULL).

@@ -8,11 +8,13 @@
 #include "error.h"
 #include "frame.h"
 #include "fsutil.h"
+#include "metrics.h"
 #include "proto/produce.pb-c.h"
 #include "proto/stream.pb-c.h"
 #include "segment.h"
 
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,6 +330,100 @@ static void seeds_consumer(void)
     fw_buf_free(&out);
 }
 
+/* ---- fuzz_metrics_text: what our daemons' /metrics pages look like ---------------------- */
+
+static void write_metrics(const char *name, fw_metrics_t *reg)
+{
+    fw_buf_t out = FW_BUF_INIT;
+    check(fw_metrics_render(reg, &out), "render");
+    write_seed("fuzz_metrics_text", name, out.data, out.len, NULL, 0);
+    fw_buf_free(&out);
+}
+
+static double read_seed_value(void *arg)
+{
+    return *(double *)arg;
+}
+
+static void seeds_metrics_text(void)
+{
+    static const double fsync_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                          0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
+    static double inflight = 1048576;
+    fw_metrics_t *reg = fw_metrics_create();
+    if (reg == NULL)
+        exit(1);
+    /* A calligraphus: a histogram, gauges, per-category counters, log counters. */
+    fw_metric_histogram_t *h;
+    check(fw_metrics_histogram(reg, &h, "freeway_calligraphus_fsync_seconds",
+                               "Latency of each group-commit fdatasync.", fsync_bounds,
+                               sizeof(fsync_bounds) / sizeof(fsync_bounds[0]), NULL),
+          "histogram");
+    for (int i = 0; i < 50; i++)
+        fw_metric_observe(h, 0.00007 * (i % 13) + 0.0009 * (i % 3));
+    fw_metric_gauge_t *g;
+    check(fw_metrics_gauge(reg, &g, "freeway_calligraphus_connections", "Open connections.", NULL),
+          "gauge");
+    fw_metric_set(g, 12);
+    check(fw_metrics_gauge_fn(reg, "freeway_calligraphus_inflight_bytes",
+                              "Block bytes received and not yet answered.", read_seed_value,
+                              &inflight, NULL),
+          "gauge_fn");
+    const char *categories[] = {"web_clicks", "ad_impressions", "caf\xc3\xa9"};
+    for (int i = 0; i < 3; i++) {
+        fw_metric_counter_t *c;
+        check(fw_metrics_counter(reg, &c, "freeway_calligraphus_records_received_total",
+                                 "Records received from producers.", "category", categories[i],
+                                 NULL),
+              "counter");
+        fw_metric_add(c, 1000003ULL * (uint64_t)(i + 1));
+    }
+    check(fw_metrics_add_log_counters(reg), "log counters");
+    write_metrics("calligraphus", reg);
+    fw_metrics_destroy(reg);
+
+    /* What needs escaping, and values that are hard to write. */
+    reg = fw_metrics_create();
+    if (reg == NULL)
+        exit(1);
+    static const double values[] = {NAN, INFINITY, -INFINITY, -0.0, 0.1, 1e21, 5e-324, 1.0 / 3};
+    const char *paths[] = {"C:\\dir \"x\"\nend", "\xf0\x9f\x9a\x80", "", "{a=\"b\"} 1 # \\n"};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        char idx[8];
+        snprintf(idx, sizeof(idx), "%zu", i);
+        check(fw_metrics_gauge(reg, &g, "freeway_copier_lag_seconds",
+                               "Age of the \"oldest\" block\nnot yet copied (C:\\).", "destination",
+                               "hdfs", "bucket", idx, "path", paths[i % 4], NULL),
+              "gauge");
+        fw_metric_set(g, values[i]);
+    }
+    static const double bounds[] = {-1, 0, 0.5};
+    check(fw_metrics_histogram(reg, &h, "freeway_copier_delay_seconds", "Delay.", bounds, 3,
+                               "destination", "a\\b", NULL),
+          "histogram");
+    fw_metric_observe(h, -2);
+    fw_metric_observe(h, NAN);
+    write_metrics("escapes", reg);
+
+    /* The same page with CRLF line ends, timestamps and a comment of our own. */
+    fw_buf_t out = FW_BUF_INIT, crlf = FW_BUF_INIT;
+    check(fw_metrics_render(reg, &out), "render");
+    check(fw_buf_append(&crlf, "# scraped by hand\r\n\r\n", 21), "append");
+    for (size_t at = 0; at < out.len;) {
+        const char *line = (const char *)out.data + at;
+        size_t n = (size_t)((const char *)memchr(line, '\n', out.len - at) - line);
+        check(fw_buf_append(&crlf, line, n), "append");
+        if (line[0] != '#')
+            check(fw_buf_append(&crlf, " 1700000000000", 14), "append");
+        check(fw_buf_append(&crlf, "\r\n", 2), "append");
+        at += n + 1;
+    }
+    write_seed("fuzz_metrics_text", "crlf-timestamps", crlf.data, crlf.len, NULL, 0);
+    fw_buf_free(&out);
+    fw_buf_free(&crlf);
+    fw_metrics_destroy(reg);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -345,6 +441,7 @@ int main(int argc, char **argv)
     seeds_segment(tmpdir);
     seeds_checkpoint();
     seeds_consumer();
+    seeds_metrics_text();
     rmdir(tmpdir);
     return 0;
 }
