@@ -168,8 +168,8 @@ void fwt_cal_kill(fwt_cal_t *c)
     fwt_proc_wait(&c->proc, 10000, NULL);
 }
 
-/* GET /metrics from the daemon; the body (malloc'd), or NULL. */
-static char *scrape(const fwt_cal_t *c)
+/* GET path from the daemon's HTTP listener; the answer, head and body (malloc'd), or NULL. */
+static char *http_get(const fwt_cal_t *c, const char *path)
 {
     char host[64];
     snprintf(host, sizeof(host), "%s", c->metrics);
@@ -188,8 +188,9 @@ static char *scrape(const fwt_cal_t *c)
         close(fd);
         return NULL;
     }
-    const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
-    if (write(fd, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1) {
+    char req[256];
+    int rlen = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
+    if (rlen <= 0 || (size_t)rlen >= sizeof(req) || write(fd, req, (size_t)rlen) != rlen) {
         close(fd);
         return NULL;
     }
@@ -202,6 +203,24 @@ static char *scrape(const fwt_cal_t *c)
     if (buf != NULL)
         buf[len] = '\0';
     return buf;
+}
+
+/* GET /metrics; the answer (malloc'd), or NULL. */
+static char *scrape(const fwt_cal_t *c)
+{
+    return http_get(c, "/metrics");
+}
+
+int fwt_cal_http_status(const fwt_cal_t *c, const char *path)
+{
+    char *buf = http_get(c, path);
+    if (buf == NULL)
+        return -1;
+    int status = -1;
+    if (strncmp(buf, "HTTP/1.", 7) == 0 && strlen(buf) >= 12)
+        status = atoi(buf + 9);
+    free(buf);
+    return status;
 }
 
 double fwt_cal_metric(const fwt_cal_t *c, const char *series)
