@@ -189,7 +189,7 @@ char *fwt_cal_get(const fwt_cal_t *c, const char *path, int *status)
     }
     char req[256];
     int rlen = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
-    if (write(fd, req, (size_t)rlen) != rlen) {
+    if (rlen <= 0 || (size_t)rlen >= sizeof(req) || write(fd, req, (size_t)rlen) != rlen) {
         close(fd);
         return NULL;
     }
@@ -242,6 +242,16 @@ void fwt_cal_wait_unready(const fwt_cal_t *c, const char *reason, const char *wh
 {
     ready_wait_t w = {c, reason};
     fwt_wait_until(ready_is, &w, 60000, what);
+}
+
+int fwt_cal_http_status(const fwt_cal_t *c, const char *path)
+{
+    int status = -1;
+    char *body = fwt_cal_get(c, path, &status);
+    if (body == NULL)
+        return -1;
+    free(body);
+    return status;
 }
 
 double fwt_cal_metric(const fwt_cal_t *c, const char *series)

@@ -79,6 +79,12 @@ void fwt_cal_wait_unready(const fwt_cal_t *c, const char *reason, const char *wh
 /* The sum of every series of a metric family (any labels); -1 if unreachable. */
 double fwt_cal_metric_sum(const fwt_cal_t *c, const char *family);
 
+/*
+ * GET path (e.g. "/readyz") from the daemon's metrics listener: the HTTP
+ * status (200, 503, ...), or -1 if it cannot be read.
+ */
+int fwt_cal_http_status(const fwt_cal_t *c, const char *path);
+
 /* Waits up to 30 s until c has exactly n buckets open (taking blocks). */
 void fwt_cal_wait_owns(fwt_cal_t *c, int n, const char *what);
 /* Waits up to 30 s until c holds the owner nodes of exactly n buckets (open or still opening). */
