@@ -6,6 +6,7 @@
 #   make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make format     clang-format every C file; make format-check fails on drift
 #   make demo       set up and run what exists of the fabric (see README)
+#   make install    build the release tree and install it (PREFIX, DESTDIR; see "install")
 #   make clean
 #
 # V=1 prints full commands. MODE=release|debug|asan selects the tree for `all`.
@@ -88,7 +89,8 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 INTEG_BINS := $(patsubst tests/integration/%.c,$(B)/tests/%,$(INTEG_SRCS))
 TEST_BINS := $(UNIT_BINS) $(INTEG_BINS)
 
-.PHONY: all test asan fuzz fuzz-build fuzz-seeds bench demo demo-stop format format-check clean deps
+.PHONY: all test asan fuzz fuzz-build fuzz-seeds bench demo demo-stop format format-check clean deps \
+        install install-files uninstall
 .DEFAULT_GOAL := all
 # Keep intermediate objects (the fuzz build chains pattern rules).
 .SECONDARY:
@@ -112,15 +114,26 @@ EXAMPLE_BINS := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_SRCS))
 FWBENCH_SRCS := $(wildcard bench/fwbench/*.c)
 FWBENCH_BIN := $(B)/bench/fwbench
 
-all: $(LIB_COMMON) $(LIB_PROTO) $(LIB_CLIENT) $(CLI_BIN) $(DAEMON_BINS) $(TEST_BINS) $(TOOL_BINS) \
-	$(EXAMPLE_BINS) $(FWBENCH_BIN)
+# libfreeway as installed: the client with the formats and the runtime it calls, in one
+# archive (LIB_CLIENT alone needs libfwproto.a and libfwcommon.a beside it).
+LIB_DIST := $(B)/lib/dist/libfreeway.a
+
+all: $(LIB_COMMON) $(LIB_PROTO) $(LIB_CLIENT) $(LIB_DIST) $(CLI_BIN) $(DAEMON_BINS) $(TEST_BINS) \
+	$(TOOL_BINS) $(EXAMPLE_BINS) $(FWBENCH_BIN)
 
 # ---- rebuild when flags change ------------------------------------------------
 
+# install-files and uninstall only copy and remove, and install builds through a sub-make
+# with MODE=release: none of them may touch build/$(MODE) (under sudo it would end up root's).
+SKIP_TREE := $(if $(MAKECMDGOALS),$(if $(filter-out install install-files uninstall, \
+                                                   $(MAKECMDGOALS)),,1))
+
 FLAGS_FILE := $(B)/flags.txt
 FLAGS_NOW := $(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(LIBS)
+ifeq ($(SKIP_TREE),)
 $(shell mkdir -p $(B) && { [ -f $(FLAGS_FILE) ] && [ "$$(cat $(FLAGS_FILE))" = '$(FLAGS_NOW)' ] \
         || echo '$(FLAGS_NOW)' > $(FLAGS_FILE); })
+endif
 
 # ---- generated protobuf-c code (never committed) --------------------------------
 
@@ -181,6 +194,11 @@ $(LIB_CLIENT): $(CLIENT_OBJS)
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# `q` appends without replacing, so two objects of one name in different folders both stay.
+$(LIB_DIST): $(CLIENT_OBJS) $(PROTO_OBJS) $(COMMON_OBJS)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar qcs $@ $^
+
 $(B)/bin/calligraphus: $(B)/obj/calligraphus/main.o $(LIB_CAL) $(LIB_PROTO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
@@ -219,7 +237,9 @@ $(B)/tools/%: $(B)/obj/tests/tools/%.o $(LIB_PROTO) $(LIB_COMMON)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
+ifeq ($(SKIP_TREE),)
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+endif
 
 # ---- tests ------------------------------------------------------------------------
 
@@ -326,6 +346,79 @@ bench-copier-quick:
 
 # The peers' own clients (hiredis, the NATS C client), bench-only dependencies.
 -include bench/peers/peers.mk
+
+# ---- install ---------------------------------------------------------------------
+#
+#   make install [PREFIX=/usr/local] [DESTDIR=]  build the release tree, then install-files
+#   make install-files BUILD=build/debug ...     install an already-built tree; builds nothing
+#   make uninstall [PREFIX=...] [DESTDIR=]       remove what install-files put in place
+#
+# Programs go to BINDIR; libfreeway.a (LIB_DIST) and freeway.pc to LIBDIR; the public header
+# and the one it includes to INCLUDEDIR/freeway/ (`#include <freeway.h>` with
+# `pkg-config --cflags freeway`, or <freeway/freeway.h>); the systemd units to
+# PREFIX/lib/systemd/system (systemd reads /usr/local/lib/systemd/system too), their paths
+# rewritten for BINDIR, DOCDIR and SYSCONFDIR; docs to DOCDIR and the example configs to
+# DOCDIR/examples: nothing is written under SYSCONFDIR (deploy/README.md).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/freeway
+# Where the units look for their config files (freeway/<daemon>.conf); never written.
+SYSCONFDIR ?= /etc
+BUILD ?= build/release
+
+INSTALL_PROGRAMS := calligraphus ptail copier freeway
+INSTALL_HEADERS := client/freeway.h common/error.h
+INSTALL_UNITS := $(wildcard deploy/systemd/*.service)
+INSTALL_EXAMPLES := $(wildcard deploy/config/*.conf)
+INSTALL_DOCS := README.md $(wildcard docs/*.md)
+FW_VERSION_NOW := $(shell sed -n 's/^\#define FW_VERSION_STRING "\(.*\)"/\1/p' common/version.h)
+# The units and freeway.pc name /usr/local and /etc; installed, they name where things went.
+INSTALL_SED := sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/share/doc/freeway|$(DOCDIR)|g' \
+               -e 's|/etc/freeway/|$(SYSCONFDIR)/freeway/|g' -e 's|@PREFIX@|$(PREFIX)|g' \
+               -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+               -e 's|@VERSION@|$(FW_VERSION_NOW)|g'
+
+install:
+	$(Q)$(MAKE) --no-print-directory MODE=release $(addprefix build/release/bin/,$(INSTALL_PROGRAMS)) \
+		build/release/lib/dist/libfreeway.a
+	$(Q)$(MAKE) --no-print-directory install-files BUILD=build/release
+
+install-files:
+	$(Q)for f in $(addprefix $(BUILD)/bin/,$(INSTALL_PROGRAMS)) $(BUILD)/lib/dist/libfreeway.a; do \
+		[ -f $$f ] || { echo "install-files: $$f is not built (make install builds it)" >&2; \
+		exit 1; }; done
+	$(Q)for p in $(INSTALL_PROGRAMS); do \
+		install -D -m 755 $(BUILD)/bin/$$p $(DESTDIR)$(BINDIR)/$$p || exit 1; done
+	$(Q)install -D -m 644 $(BUILD)/lib/dist/libfreeway.a $(DESTDIR)$(LIBDIR)/libfreeway.a
+	$(Q)install -d $(DESTDIR)$(LIBDIR)/pkgconfig
+	$(Q)$(INSTALL_SED) deploy/freeway.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/freeway.pc
+	$(Q)chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/freeway.pc
+	$(Q)for h in $(INSTALL_HEADERS); do \
+		install -D -m 644 $$h $(DESTDIR)$(INCLUDEDIR)/freeway/$$(basename $$h) || exit 1; done
+	$(Q)install -d $(DESTDIR)$(UNITDIR)
+	$(Q)for u in $(INSTALL_UNITS); do \
+		$(INSTALL_SED) $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u) && \
+		chmod 644 $(DESTDIR)$(UNITDIR)/$$(basename $$u) || exit 1; done
+	$(Q)for c in $(INSTALL_EXAMPLES); do \
+		install -D -m 644 $$c $(DESTDIR)$(DOCDIR)/examples/$$(basename $$c) || exit 1; done
+	$(Q)for d in $(INSTALL_DOCS); do \
+		install -D -m 644 $$d $(DESTDIR)$(DOCDIR)/$$(basename $$d) || exit 1; done
+	$(Q)install -D -m 644 deploy/README.md $(DESTDIR)$(DOCDIR)/deploy.md
+	@echo "installed under $(DESTDIR)$(PREFIX); example configs in $(DOCDIR)/examples"
+
+uninstall:
+	$(Q)rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(INSTALL_PROGRAMS)) \
+		$(DESTDIR)$(LIBDIR)/libfreeway.a $(DESTDIR)$(LIBDIR)/pkgconfig/freeway.pc \
+		$(addprefix $(DESTDIR)$(INCLUDEDIR)/freeway/,$(notdir $(INSTALL_HEADERS))) \
+		$(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(INSTALL_UNITS))) \
+		$(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(INSTALL_EXAMPLES))) \
+		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(INSTALL_DOCS)) deploy.md)
+	$(Q)rmdir --ignore-fail-on-non-empty $(DESTDIR)$(INCLUDEDIR)/freeway \
+		$(DESTDIR)$(DOCDIR)/examples 2>/dev/null; \
+		rmdir --ignore-fail-on-non-empty $(DESTDIR)$(DOCDIR) 2>/dev/null; true
 
 # ---- formatting -------------------------------------------------------------------
 
