@@ -293,8 +293,8 @@ FWT_TEST(install_files_then_uninstall)
     strcat(want, "usr/share/doc/freeway/README.md\nusr/share/doc/freeway/deploy.md\n");
     snprintf(from, sizeof(from), "%s/deploy/config/copier.conf", src);
     expect_file(dest, "usr/share/doc/freeway/examples/copier.conf", 0644, from);
-    snprintf(from, sizeof(from), "%s/docs/format.md", src);
-    expect_file(dest, "usr/share/doc/freeway/format.md", 0644, from);
+    snprintf(from, sizeof(from), "%s/docs/configuration.md", src);
+    expect_file(dest, "usr/share/doc/freeway/configuration.md", 0644, from);
     snprintf(from, sizeof(from), "%s/deploy/README.md", src);
     expect_file(dest, "usr/share/doc/freeway/deploy.md", 0644, from);
 
