@@ -203,7 +203,9 @@ void cal_disk_report(cal_disk_t *d, int rc)
 int cal_disk_ready(const cal_disk_t *d, int64_t stall_ms, char *reason, size_t cap)
 {
     int64_t now = fw_clock_mono_ms();
-    if (d->last_error < 0) {
+    /* A failure counts while it is recent: a bucket that failed and went
+     * quiet must not hold the writer unready for ever. */
+    if (d->last_error < 0 && now - d->last_error_ms < stall_ms) {
         snprintf(reason, cap, "the last disk write failed %.1f s ago: %s",
                  (double)(now - d->last_error_ms) / 1000, fw_strerror(d->last_error));
         return 0;

@@ -82,9 +82,10 @@ void cal_disk_progress(cal_disk_job_t *job);
 void cal_disk_report(cal_disk_t *disk, int rc);
 
 /*
- * For /readyz: 1 when the disk looks writable: the last write or sync
- * reported succeeded, and jobs finish (none has waited stall_ms or more with
- * none finishing). 0 with a reason otherwise. Loop thread only.
+ * For /readyz: 1 when the disk looks writable: no write or sync reported a
+ * failure in the last stall_ms without a success after it, and jobs finish
+ * (none has waited stall_ms or more with none finishing). 0 with a reason
+ * otherwise. Loop thread only.
  */
 int cal_disk_ready(const cal_disk_t *disk, int64_t stall_ms, char *reason, size_t cap);
 

@@ -110,6 +110,11 @@ static void on_created(fw_zk_t *zk, int rc, const char *path, void *arg)
         if (fw_zk_exists(zk, p, NULL, NULL, on_existing, m) == 0)
             return;
     }
+    if (rc == ZNOAUTH)
+        fw_log_error("members",
+                     "cannot register under %s: not authenticated (the tree was "
+                     "made with --zk-auth; give this daemon the same identity)",
+                     m->dir);
     m->registering = 0; /* the next sync tries again */
 }
 
@@ -118,6 +123,11 @@ static void on_dir(fw_zk_t *zk, int rc, void *arg)
     fw_members_t *m = arg;
     char path[300];
     self_path(m, path, sizeof(path));
+    if (rc == ZNOAUTH)
+        fw_log_error("members",
+                     "cannot create %s: not authenticated (the tree was made with "
+                     "--zk-auth; give this daemon the same identity)",
+                     m->dir);
     if (rc != ZOK ||
         fw_zk_create(zk, path, m->self_data, m->self_len, FW_ZK_EPHEMERAL, on_created, m) < 0)
         m->registering = 0;

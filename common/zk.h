@@ -36,7 +36,8 @@
  * loss alone does not end a watch: the client re-registers it on reconnect.
  *
  * Paths are relative to the chroot of the connect string. Nodes are created
- * with the open ACL (freeway uses no ZooKeeper authentication).
+ * with the open ACL, or, with an identity (fw_zk_options_t.auth), all rights
+ * for it and read for anyone.
  *
  * Memory. The caller owns the fw_zk_t (it may be embedded in its owner) and
  * may free it in the close callback, not before. Pointers a callback

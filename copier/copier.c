@@ -295,6 +295,10 @@ int cp_copier_start(cp_copier_t *c, uv_loop_t *loop, const cp_config_t *cfg, fw_
     return 0;
 }
 
+/* A destination failure holds /readyz this long after the last one (a task that failed
+ * and went idle must not hold it for ever). */
+#define DEST_ERROR_READY_MS 30000
+
 int cp_copier_ready(const cp_copier_t *c, char *reason, size_t cap)
 {
     if (!fw_zk_connected(&c->zk)) {
@@ -307,8 +311,8 @@ int cp_copier_ready(const cp_copier_t *c, char *reason, size_t cap)
     }
     for (int i = 0; i < c->ndests; i++) {
         const cp_dest_t *d = c->dests[i];
-        if (d->last_error < 0) {
-            snprintf(reason, cap, "destination %s failing for %.1f s: %s", d->url,
+        if (d->last_error < 0 && fw_clock_mono_ms() - d->last_error_ms < DEST_ERROR_READY_MS) {
+            snprintf(reason, cap, "destination %s failing (last error %.1f s ago): %s", d->url,
                      (double)(fw_clock_mono_ms() - d->last_error_ms) / 1000, d->last_error_text);
             return 0;
         }

@@ -226,8 +226,8 @@ static int run_batch(gather_t *g)
 static int parse_msg(const ProtobufCMessageDescriptor *d, const zget_t *get, ProtobufCMessage **m)
 {
     char err[256];
-    if (get->rc != ZOK)
-        return -1;
+    if (get->rc != ZOK || get->len == 0)
+        return -1; /* gone, or not written yet (copier progress starts empty) */
     if (fw_pbtext_parse(d, get->data ? get->data : "", get->len, m, err, sizeof(err)) < 0) {
         fprintf(stderr, "freeway status: %s: %s\n", get->path, err);
         return -1;

@@ -3,6 +3,7 @@
 #include "status.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -174,7 +175,7 @@ static void jstr(FILE *out, const char *key, const char *value)
 /* A number, or null when unknown (negative). */
 static void jnum(FILE *out, const char *key, double v)
 {
-    if (v < 0)
+    if (v < 0 || !isfinite(v))
         fprintf(out, "\"%s\":null", key);
     else
         fprintf(out, "\"%s\":%.17g", key, v);
@@ -292,8 +293,11 @@ void fw_status_print_json(const fw_status_t *st, FILE *out)
         jstr(out, "consumer", s->consumer);
         fputc(',', out);
         jstr(out, "category", s->category);
-        fprintf(out, ",\"buckets\":%u,\"lag_bytes\":%.17g,\"lag_seconds\":%.17g}", s->buckets,
-                s->lag_bytes, s->lag_seconds);
+        fprintf(out, ",\"buckets\":%u,", s->buckets);
+        jnum(out, "lag_bytes", s->lag_bytes);
+        fputc(',', out);
+        jnum(out, "lag_seconds", s->lag_seconds);
+        fputc('}', out);
     }
     fprintf(out, "]}\n");
 }

@@ -1008,12 +1008,12 @@ FWT_TEST(systemd_units_verify)
         FWT_ASSERT(at != NULL);
         const char *after = at + strlen("/usr/local/bin/") + strlen(daemon);
         sprintf(copy, "%.*s%s%s", (int)(at - text), text, fwt_bin(daemon), after);
-        char out_path[PATH_MAX + 160];
+        char out_path[2 * PATH_MAX + 160];
         snprintf(out_path, sizeof(out_path), "%s/%s", dir, units[u]);
         spit(out_path, copy);
         free(copy);
         free(text);
-        char target[PATH_MAX + 160];
+        char target[2 * PATH_MAX + 160];
         if (templ) /* an instance of the template, which verify finds beside it */
             snprintf(target, sizeof(target), "%s/freeway-%s@test.service", dir, daemon);
         else

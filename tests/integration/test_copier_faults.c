@@ -479,7 +479,7 @@ FWT_TEST(readyz_names_a_failing_destination_until_it_recovers)
     fwt_cal_t cp;
     fwt_copier_start(&cp, "c1", e.spec, e.root, e.url, flags);
     char reason[FWT_PATH_MAX + 64];
-    snprintf(reason, sizeof(reason), "destination %s failing", e.url);
+    snprintf(reason, sizeof(reason), "destination %s failing (last error", e.url);
     fwt_cal_wait_unready(&cp, reason, "the copier's /readyz to name the failing destination");
     FWT_ASSERT_INT_EQ(unlink(blocker), 0);
     wait_copied(e.src0, e.dst0, 1, 30000);
