@@ -155,10 +155,13 @@ static int on_sample(const fw_metrics_sample_t *s, void *arg)
             abort();
         end = check_str(r, s->labels[i].value);
     }
-    /* Label names are distinct, so a lookup finds each label's own value. */
+    /* Label names are distinct, so a lookup finds each label's own value;
+     * no label is named "". */
     for (int i = 0; i < s->nlabels; i++)
         if (fw_metrics_sample_label(s, s->labels[i].name) != s->labels[i].value)
             abort();
+    if (fw_metrics_sample_label(s, "") != NULL)
+        abort();
     if (r->n < MAX_PRINTS) {
         r->prints[r->n].name_off = (size_t)(s->name - r->buf);
         r->prints[r->n].nlabels = s->nlabels;

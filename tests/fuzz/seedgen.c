@@ -9,6 +9,7 @@
 #include "frame.h"
 #include "fsutil.h"
 #include "metrics.h"
+#include "metrics_text.h"
 #include "proto/produce.pb-c.h"
 #include "proto/stream.pb-c.h"
 #include "segment.h"
@@ -422,6 +423,21 @@ static void seeds_metrics_text(void)
     fw_buf_free(&out);
     fw_buf_free(&crlf);
     fw_metrics_destroy(reg);
+
+    /* More labels than a registry renders: the reader's limit, and one past it. */
+    fw_buf_reset(&out);
+    for (int n = FW_METRICS_TEXT_MAX_LABELS - 1; n <= FW_METRICS_TEXT_MAX_LABELS + 1; n++) {
+        char line[64];
+        check(fw_buf_append(&out, "freeway_wide{", 13), "append");
+        for (int i = 0; i < n; i++) {
+            int len = snprintf(line, sizeof(line), "%sl%d=\"%d\"", i ? "," : "", i, i);
+            check(fw_buf_append(&out, line, (size_t)len), "append");
+        }
+        int len = snprintf(line, sizeof(line), "} %d\n", n);
+        check(fw_buf_append(&out, line, (size_t)len), "append");
+    }
+    write_seed("fuzz_metrics_text", "max-labels", out.data, out.len, NULL, 0);
+    fw_buf_free(&out);
 }
 
 int main(int argc, char **argv)
