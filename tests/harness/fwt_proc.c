@@ -449,19 +449,25 @@ char *fwt_file_tail(const char *path, int max_lines, char *buf, size_t len)
     return buf;
 }
 
+/* The directory of this test binary (build/<mode>/tests) into dir. */
+static void self_dir(char *dir, size_t cap, const char *who)
+{
+    ssize_t n = readlink("/proc/self/exe", dir, cap - 1);
+    if (n < 0)
+        FWT_FAIL("%s: readlink /proc/self/exe: %s", who, strerror(errno));
+    dir[n] = '\0';
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        FWT_FAIL("%s: odd executable path %s", who, dir);
+    *slash = '\0';
+}
+
 /* build/<mode>/DIR/NAME, from this test binary's build/<mode>/tests/. */
 static const char *built_path(const char *dir, const char *name)
 {
     static char path[FWT_PATH_MAX];
     char self[FWT_PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n < 0)
-        FWT_FAIL("fwt_bin: readlink /proc/self/exe: %s", strerror(errno));
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (slash == NULL)
-        FWT_FAIL("fwt_bin: odd executable path %s", self);
-    *slash = '\0';
+    self_dir(self, sizeof(self), "fwt_bin");
     if (snprintf(path, sizeof(path), "%s/../%s/%s", self, dir, name) >= (int)sizeof(path))
         FWT_FAIL("fwt_bin: path too long");
     if (access(path, X_OK) != 0)
@@ -483,14 +489,7 @@ const char *fwt_source(const char *rel)
 {
     static char path[FWT_PATH_MAX];
     char self[FWT_PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n < 0)
-        FWT_FAIL("fwt_source: readlink /proc/self/exe: %s", strerror(errno));
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (slash == NULL)
-        FWT_FAIL("fwt_source: odd executable path %s", self);
-    *slash = '\0';
+    self_dir(self, sizeof(self), "fwt_source");
     if (snprintf(path, sizeof(path), "%s/../../../%s", self, rel) >= (int)sizeof(path))
         FWT_FAIL("fwt_source: path too long");
     if (access(path, R_OK) != 0)
