@@ -72,3 +72,41 @@ FWT_TEST(disk_full_means_retry_later_then_resumes)
     FWT_ASSERT_UINT_EQ(r.disorder, 0);
     fwt_zk_stop(&zk);
 }
+
+/*
+ * Found in review: one failed write, then no traffic. The disk has room
+ * again, but no append comes to say so; /readyz must not stay 503 for ever
+ * (a load balancer would never send the traffic that clears it). A failure
+ * counts only while recent.
+ */
+FWT_TEST(a_failed_write_then_silence_does_not_hold_readyz)
+{
+    fwt_zk_t zk;
+    fwt_zk_start(&zk);
+    char spec[128], root[FWT_PATH_MAX], input[FWT_PATH_MAX], log[FWT_PATH_MAX];
+    snprintf(spec, sizeof(spec), "%s/freeway", zk.connect);
+    snprintf(root, sizeof(root), "%s/root", fwt_tmpdir_mem());
+    snprintf(input, sizeof(input), "%s/lines", fwt_tmpdir());
+    snprintf(log, sizeof(log), "%s/send.log", fwt_tmpdir());
+    fwt_category_create(spec, "web", 1, NULL);
+    fwt_cal_start(&w1, "w1", spec, root, NULL);
+    fwt_cal_wait_owns(&w1, 1, "the writer to own the bucket");
+    fwt_cal_wait_ready(&w1, "the writer's /readyz to say ready");
+    struct rlimit small = {.rlim_cur = 64 << 10, .rlim_max = RLIM_INFINITY};
+    FWT_ASSERT_OK(prlimit(w1.proc.pid, RLIMIT_FSIZE, &small, NULL));
+    FILE *f = fopen(input, "w");
+    FWT_ASSERT(f != NULL);
+    fwt_lines_write(f, 0, 5000, 1);
+    fclose(f);
+    const char *send_flags[] = {"--codec", "none", "--timeout", "3s", NULL};
+    fwt_proc_t send;
+    fwt_send_spawn(&send, spec, "web", input, log, send_flags);
+    fwt_wait_until(write_failed, NULL, 60000, "the writer to hit the size limit");
+    fwt_cal_wait_unready(&w1, "disk write failed", "the writer's /readyz to name the disk");
+    FWT_ASSERT(fwt_send_wait(&send, 60000) != 0); /* it gave up: nothing more arrives */
+    struct rlimit big = {.rlim_cur = RLIM_INFINITY, .rlim_max = RLIM_INFINITY};
+    FWT_ASSERT_OK(prlimit(w1.proc.pid, RLIMIT_FSIZE, &big, NULL));
+    fwt_cal_wait_ready(&w1, "/readyz to say ready again with no traffic");
+    fwt_cal_stop(&w1);
+    fwt_zk_stop(&zk);
+}
