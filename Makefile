@@ -207,6 +207,9 @@ $(B)/bin/calligraphus: $(B)/obj/calligraphus/main.o $(LIB_CAL) $(LIB_PROTO) $(LI
 # Tests link the daemons' libraries too, so a unit test can reach any module.
 TEST_LIBS := $(LIB_CLIENT) $(LIB_CAL) $(LIB_PTAIL) $(LIB_COPIER) $(LIB_PROTO) $(LIB_COMMON)
 
+# The audit's arithmetic lives in the command line's objects.
+$(B)/tests/test_audit_judge: $(B)/obj/client/cli/audit_judge.o
+
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(HARNESS_OBJS) $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
@@ -270,8 +273,8 @@ FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -g -fno-omit-frame-pointer \
 FUZZ_LIB_SRCS := $(COMMON_SRCS) $(PROTO_SRCS) $(PROTO_GEN_C)
 FUZZ_LIB_OBJS := $(patsubst %.c,$(FB)/obj/%.o,$(FUZZ_LIB_SRCS))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FB)/%,$(FUZZ_SRCS))
-# fuzz_consumer also links the consumer's own files (nothing else of libfreeway).
-FUZZ_CONSUMER_OBJS := $(patsubst %.c,$(FB)/obj/%.o,$(wildcard client/consumer*.c))
+# fuzz_consumer also links libfreeway's files (the consumer's audit reports go through a producer).
+FUZZ_CONSUMER_OBJS := $(patsubst %.c,$(FB)/obj/%.o,$(wildcard client/*.c))
 
 $(FB)/obj/%.o: %.c | $(PROTO_GEN_H)
 	@mkdir -p $(dir $@)
@@ -285,6 +288,8 @@ $(FB)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) $(ZK_LIBS) -lm
 
 $(FB)/fuzz_consumer: $(FUZZ_CONSUMER_OBJS)
+# fuzz_audit_report links the audit's report codec (client/audit.c).
+$(FB)/fuzz_audit_report: $(FB)/obj/client/audit.o
 # fuzz_webhdfs_json links only the copier's JSON reader.
 $(FB)/fuzz_webhdfs_json: $(FB)/obj/copier/webhdfs_json.o
 

@@ -301,6 +301,7 @@ static int on_records(fw_consumer_t *c, fw_cconn_t *k, const Fwpb__Records *m, c
             c->stats.blocks++;
         delivered = 1;
         k->progress = 1;
+        fw_caudit_record(c, &at, h.base_ts);
         run_record_cb(c, &r);
         if (c->break_req && i + 1 < h.record_count) {
             *resume = i + 1;
@@ -373,6 +374,7 @@ static int on_gap(fw_consumer_t *c, fw_cconn_t *k, const Fwpb__Gap *m)
     if (fw_cpos_advance(&c->pos, &to) < 0)
         return violation(c, k, "a gap in bucket %" PRIu32 " out of range", m->bucket);
     c->stats.gaps++;
+    fw_caudit_gap(c, m->bucket);
     fw_clog(c, FW_CONSUMER_LOG_WARN,
             "ptail %s: records of bucket %" PRIu32 " from segment %" PRIu64 " offset %" PRIu64
             " to segment %" PRIu64 " offset %" PRIu64 " cannot be delivered: %s",
@@ -488,6 +490,7 @@ void fw_consumer_options_init(fw_consumer_options_t *o)
     o->checkpoint_every_ms = 1000;
     o->credit_bytes = DEFAULT_CREDIT;
     o->log_level = FW_CONSUMER_LOG_INFO;
+    o->audit_interval_ms = FW_AUDIT_INTERVAL_DEFAULT_MS;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -567,6 +570,7 @@ static void consumer_free(fw_consumer_t *c)
     free(c->zk_spec);
     free(c->ptail_spec);
     free(c->name);
+    fw_caudit_free(c);
     free(c);
 }
 
@@ -645,6 +649,10 @@ int fw_consumer_create(fw_consumer_t **out, const fw_consumer_options_t *o)
     c->o.nbuckets = c->nbuckets;
     c->o.start_token = c->start_token.data;
     c->o.start_token_len = c->start_token.len;
+    if ((rc = fw_caudit_init(c)) < 0) {
+        consumer_free(c);
+        return rc;
+    }
     if (c->o.credit_bytes > UINT32_MAX)
         c->o.credit_bytes = UINT32_MAX;
 
@@ -716,6 +724,7 @@ int fw_consumer_poll(fw_consumer_t *c, int timeout_ms)
     }
     sigpipe_restore(&guard);
     c->in_poll = 0;
+    fw_caudit_report(c, 0);
     if (c->fatal != 0)
         return c->fatal;
     return c->poll_records > INT_MAX ? INT_MAX : (int)c->poll_records;
@@ -757,6 +766,7 @@ int fw_consumer_close(fw_consumer_t *c)
     if (c->in_callback || c->in_poll)
         return -EDEADLK;
     c->closing = 1;
+    fw_caudit_report(c, 1);
     consumer_teardown(c, 1);
     return 0;
 }

@@ -20,7 +20,9 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "audit.h"
 #include "buf.h"
+#include "checkpoint.h"
 #include "consumer_pos.h"
 #include "frame.h"
 #include "freeway.h"
@@ -56,6 +58,29 @@ struct fw_cconn_s {
     size_t need;  /* bytes the frame being read will span, once known */
     int progress; /* delivered a record or marked a checkpoint: reconnect at once if it breaks */
 };
+
+/* The audit's state for one bucket (consumer_audit.c). */
+typedef struct fw_caudit_bucket_s {
+    uint32_t bucket;
+    int open;      /* a stretch is being counted: first..last */
+    int have_prev; /* prev is the last record delivered (no gap since) */
+    fw_position_t first, last, prev;
+} fw_caudit_bucket_t;
+
+/* The consumer's half of the audit; off while category is NULL. */
+typedef struct fw_caudit_s {
+    char *category; /* the audit category */
+    uint64_t life;
+    uint64_t seq;    /* reports sent */
+    int64_t next_ms; /* monotonic: the next report */
+    fw_audit_table_t counts;
+    fw_caudit_bucket_t *buckets; /* sorted by bucket */
+    size_t nbuckets, buckets_cap;
+    fw_audit_range_t *closed; /* stretches ended by a gap since the last report */
+    size_t nclosed, closed_cap;
+    fw_buf_t buf;
+    int warned; /* said once that a report could not be sent */
+} fw_caudit_t;
 
 struct fw_consumer_s {
     fw_consumer_options_t o; /* the pointers lead to the copies below */
@@ -110,6 +135,7 @@ struct fw_consumer_s {
     fw_buf_t scratch; /* decompressed blocks */
     fw_buf_t token;   /* tokens built for callbacks */
     fw_consumer_stats_t stats;
+    fw_caudit_t audit;
 };
 
 /* ---- consumer.c ---------------------------------------------------------------------------- */
@@ -161,5 +187,17 @@ void fw_cfind_stop(fw_consumer_t *c);
  * then calls fw_cconn_connect_next, or retries later if there are none.
  */
 void fw_cfind_lookup(fw_consumer_t *c);
+
+/* ---- consumer_audit.c ---------------------------------------------------------------------- */
+
+/* Sets up the audit if c->o.audit_producer is set. 0, -EINVAL (no name) or -ENOMEM. */
+int fw_caudit_init(fw_consumer_t *c);
+void fw_caudit_free(fw_consumer_t *c);
+/* A record of a block that began at base_ts is about to go to on_record. */
+void fw_caudit_record(fw_consumer_t *c, const fw_position_t *at, int64_t base_ts);
+/* ptail declared a gap in bucket: the stretch being counted ends. */
+void fw_caudit_gap(fw_consumer_t *c, uint32_t bucket);
+/* Sends a report if one is due (final: at close, always, marked final). */
+void fw_caudit_report(fw_consumer_t *c, int final);
 
 #endif

@@ -422,7 +422,8 @@ static const Fwpb__CategoryMetadata *find_answer(const Fwpb__MetadataResponse *m
 static void apply_category(fw_producer_t *p, fw_pcat_t *cat, const Fwpb__CategoryMetadata *cm)
 {
     if (cm->status == FWPB__STATUS__STATUS_UNKNOWN_CATEGORY) {
-        if (!cat->missing)
+        /* The audit category's absence is said once, at info (producer_audit.c). */
+        if (!cat->missing && !cat->audit_internal)
             fw_plog(p, FW_PRODUCER_LOG_WARN, "category %s does not exist", cat->name);
         cat->meta_known = 1;
         cat->meta_ok_ms = p->now;

@@ -204,6 +204,18 @@ typedef struct fw_producer_options_s {
     fw_spool_full_t spool_full;
     /** How long FW_SPOOL_FULL_BLOCK waits (default 60000 ms). */
     uint32_t spool_block_ms;
+    /**
+     * The end-to-end audit (docs/operations.md, "Audit"): every
+     * audit_interval_ms the producer sends what writers acked since its last
+     * report, counted by category, bucket and minute, as one record per
+     * category to this category (default "freeway.audit"; NULL or "" for no
+     * reports), and a last, final report at fw_producer_close. If the
+     * category does not exist, reporting stops with one log line. Reports
+     * are not the application's records: no callback, not in the stats.
+     */
+    const char *audit_category;
+    /** The report interval (default 10000 ms). */
+    uint32_t audit_interval_ms;
 } fw_producer_options_t;
 
 /** Counters of one producer (fw_producer_stats). */
@@ -492,6 +504,20 @@ typedef struct fw_consumer_options_s {
     void *log_arg;
     /** Messages below this level are not passed to log_cb (default FW_CONSUMER_LOG_INFO). */
     fw_consumer_log_level_t log_level;
+    /**
+     * The end-to-end audit, for consumers that opt in (docs/operations.md,
+     * "Audit"): a producer of the application's through which the consumer
+     * sends, every audit_interval_ms (checked in fw_consumer_poll) and at
+     * fw_consumer_close, the records it handed to on_record since its last
+     * report, by bucket and minute, with the stretches of positions they
+     * cover. name is required with it: the audit shows the consumer under
+     * that name. The producer must outlive the consumer. NULL: no reports.
+     */
+    fw_producer_t *audit_producer;
+    /** The audit category (default "freeway.audit"). */
+    const char *audit_category;
+    /** The report interval (default 10000 ms). */
+    uint32_t audit_interval_ms;
 } fw_consumer_options_t;
 
 /** Counters of one consumer (fw_consumer_stats). */

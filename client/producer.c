@@ -125,6 +125,8 @@ void fw_producer_options_init(fw_producer_options_t *o)
     o->spool_after_ms = 5000;
     o->spool_full = FW_SPOOL_FULL_BLOCK;
     o->spool_block_ms = 60000;
+    o->audit_category = FW_AUDIT_CATEGORY_DEFAULT;
+    o->audit_interval_ms = FW_AUDIT_INTERVAL_DEFAULT_MS;
 }
 
 static int options_check(const fw_producer_options_t *o)
@@ -134,6 +136,9 @@ static int options_check(const fw_producer_options_t *o)
         return -EINVAL;
     if ((unsigned)o->acks > FW_ACKS_NONE || (unsigned)o->codec > FW_PRODUCER_CODEC_NONE ||
         (unsigned)o->log_level > FW_PRODUCER_LOG_ERROR)
+        return -EINVAL;
+    if (o->audit_category != NULL && o->audit_category[0] != '\0' &&
+        (!fw_category_valid(o->audit_category) || o->audit_interval_ms == 0))
         return -EINVAL;
     if (o->spool_dir != NULL &&
         (o->spool_dir[0] == '\0' || o->spool_max_bytes == 0 ||
@@ -421,6 +426,7 @@ static fw_pcat_t *cat_new_locked(fw_producer_t *p, const char *name, size_t len,
     c->hash = hash;
     c->max_record = FW_RECORD_MAX_HARD;
     c->codec = FW_CODEC_LZ4;
+    c->audit_internal = p->audit_category != NULL && strcmp(c->name, p->audit_category) == 0;
     c->hnext = p->table[hash & (p->table_cap - 1)];
     p->table[hash & (p->table_cap - 1)] = c;
     c->newnext = p->new_cats;
@@ -649,9 +655,11 @@ static void producer_free(fw_producer_t *p)
     free(p->zk_spec);
     free(p->bootstrap_spec);
     free(p->spool_dir);
+    fw_paudit_free(p);
     pthread_cond_destroy(&p->space_cv);
     pthread_cond_destroy(&p->flush_cv);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->audit_mu);
     free(p);
 }
 
@@ -705,7 +713,7 @@ int fw_producer_create(fw_producer_t **out, const fw_producer_options_t *o)
     int have_sync = 0, have_loop = 0;
     if (p->zk_spec == NULL || (o->bootstrap && *o->bootstrap && !p->bootstrap_spec) ||
         p->table == NULL || p->free_builders == NULL || p->spare_bufs == NULL ||
-        (o->spool_dir != NULL && p->spool_dir == NULL)) {
+        (o->spool_dir != NULL && p->spool_dir == NULL) || fw_paudit_init(p) < 0) {
         rc = -ENOMEM;
         goto fail;
     }
@@ -714,6 +722,7 @@ int fw_producer_create(fw_producer_t **out, const fw_producer_options_t *o)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->audit_mu, NULL);
     pthread_cond_init(&p->space_cv, &ca);
     pthread_cond_init(&p->flush_cv, &ca);
     pthread_condattr_destroy(&ca);
@@ -750,6 +759,7 @@ fail:
     fw_spool_close(p->spool);
     if (!have_sync) {
         pthread_mutex_init(&p->mu, NULL);
+        pthread_mutex_init(&p->audit_mu, NULL);
         pthread_cond_init(&p->space_cv, NULL);
         pthread_cond_init(&p->flush_cv, NULL);
     }
@@ -759,9 +769,14 @@ fail:
 
 /* ---- sending ---------------------------------------------------------------------------- */
 
-int fw_producer_send(fw_producer_t *p, const char *category, const void *key, size_t key_len,
-                     const void *value, size_t value_len, int64_t timestamp_ms, fw_delivery_cb cb,
-                     void *arg)
+/*
+ * internal: the producer's own records (audit reports), sent from its I/O
+ * thread or while closing: they never wait for room and pass the closing
+ * gate.
+ */
+static int send_record(fw_producer_t *p, const char *category, const void *key, size_t key_len,
+                       const void *value, size_t value_len, int64_t timestamp_ms, fw_delivery_cb cb,
+                       void *arg, int internal)
 {
     if (p == NULL || category == NULL || (value == NULL && value_len > 0))
         return -EINVAL;
@@ -784,7 +799,7 @@ int fw_producer_send(fw_producer_t *p, const char *category, const void *key, si
     int64_t deadline = 0;
     pthread_mutex_lock(&p->mu);
     fw_pcat_t *cat = cat_find_locked(p, category, hash);
-    if (p->closing) {
+    if (p->closing && !internal) {
         rc = -ESHUTDOWN;
         goto out;
     }
@@ -805,7 +820,7 @@ int fw_producer_send(fw_producer_t *p, const char *category, const void *key, si
     }
     int64_t spool_deadline = 0;
     while (p->buffered + cost > p->o.max_buffer_bytes) {
-        if (p->closing || p->io_done) {
+        if ((p->closing && !internal) || p->io_done) {
             rc = -ESHUTDOWN;
             goto out;
         }
@@ -820,7 +835,7 @@ int fw_producer_send(fw_producer_t *p, const char *category, const void *key, si
             spool_full = p->spool_full;
         }
         /* On the I/O thread, waiting would wait for ourselves. */
-        if (p->o.send_timeout_ms == 0 || on_io_thread_locked(p) ||
+        if (p->o.send_timeout_ms == 0 || internal || on_io_thread_locked(p) ||
             (spool_full && p->o.spool_full == FW_SPOOL_FULL_FAIL)) {
             rc = spool_full ? -ENOSPC : FW_ERETRY_LATER;
             goto out;
@@ -852,6 +867,20 @@ out:
     return rc;
 }
 
+int fw_producer_send(fw_producer_t *p, const char *category, const void *key, size_t key_len,
+                     const void *value, size_t value_len, int64_t timestamp_ms, fw_delivery_cb cb,
+                     void *arg)
+{
+    return send_record(p, category, key, key_len, value, value_len, timestamp_ms, cb, arg, 0);
+}
+
+int fw_producer_send_internal(fw_producer_t *p, const char *category, const void *key,
+                              size_t key_len, const void *value, size_t value_len,
+                              int64_t timestamp_ms, fw_delivery_cb cb, void *arg)
+{
+    return send_record(p, category, key, key_len, value, value_len, timestamp_ms, cb, arg, 1);
+}
+
 /* ---- completion (I/O thread) --------------------------------------------------------------- */
 
 fw_buf_t fw_producer_spare_take(fw_producer_t *p)
@@ -878,8 +907,12 @@ void fw_producer_spare_give(fw_producer_t *p, fw_buf_t *buf)
 static void complete(fw_producer_t *p, fw_batch_t *b, fw_delivery_t *d)
 {
     uint32_t n = b->ncbs;
+    if (d->status == 0 && !d->spooled)
+        fw_paudit_acked(p, b);
     fw_batch_deliver(b, d);
-    if (d->spooled) {
+    if (b->cat->audit_internal) {
+        /* The producer's own audit reports: not the application's records. */
+    } else if (d->spooled) {
         atomic_fetch_add_explicit(&p->stats.records_spooled, n, memory_order_relaxed);
     } else if (d->status == 0) {
         atomic_fetch_add_explicit(&p->stats.acked, n, memory_order_relaxed);
@@ -1019,7 +1052,18 @@ int fw_producer_close(fw_producer_t *p, int timeout_ms)
     pthread_cond_broadcast(&p->space_cv);
     pthread_mutex_unlock(&p->mu);
 
+    int64_t deadline = fw_clock_mono_ms() + timeout_ms;
     int rc = fw_producer_flush(p, timeout_ms);
+    /*
+     * Everything is answered: the audit's last counts go out, within what is
+     * left of the timeout. A report that cannot be delivered is the audit's
+     * loss (`freeway audit` sees a life without its final report), not a
+     * failure of the application's records.
+     */
+    if (rc == 0 && fw_paudit_final(p) > 0) {
+        int64_t left = deadline - fw_clock_mono_ms();
+        (void)fw_producer_flush(p, timeout_ms < 0 ? -1 : left > 0 ? (int)left : 0);
+    }
 
     pthread_mutex_lock(&p->mu);
     p->stopping = 1;

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "audit.h"
 #include "batch.h"
 #include "freeway.h"
 #include "names.h"
@@ -62,6 +63,9 @@ struct fw_pcat_s {
     int64_t meta_ok_ms;     /* when the last answer arrived */
     uint32_t meta_nbuckets; /* the bucket count the I/O side has made buckets for */
     char last_error[200];   /* the last reason a block of it was not delivered */
+    /* the audit (producer_audit.c) */
+    int audit_internal; /* the audit category itself: not counted, not in the stats */
+    uint64_t audit_seq; /* [audit_mu] reports of it sent so far */
 };
 
 /* A writer address: from ZooKeeper, bootstrap, metadata or a NOT_OWNER answer. [io] */
@@ -242,6 +246,15 @@ struct fw_producer_s {
     char last_conn_error[200]; /* why the last connection failed, for timeouts' messages */
 
     fw_pstats_t stats;
+
+    /* the audit (producer_audit.c) */
+    char *audit_category;          /* NULL: no reports */
+    char audit_reporter[128];      /* "host pid" */
+    pthread_mutex_t audit_mu;      /* guards the counts and each category's audit_seq */
+    fw_audit_table_t audit_counts; /* [audit_mu] acked since the last report; tag: the fw_pcat_t */
+    fw_buf_t audit_buf;            /* [audit_mu] a report being encoded */
+    atomic_int audit_off;          /* the audit category does not exist: stop reporting */
+    int64_t audit_next_ms;         /* [io] the next periodic report */
 };
 
 /* ---- producer.c ------------------------------------------------------------------- */
@@ -397,5 +410,27 @@ void fw_discovery_on_metadata_lost(fw_producer_t *p, fw_wreq_t *r);
 void fw_discovery_writer_failed(fw_producer_t *p, fw_writer_t *w);
 /* A connection to w works. */
 void fw_discovery_writer_ok(fw_producer_t *p, fw_writer_t *w);
+
+/* ---- producer_audit.c ------------------------------------------------------------- */
+
+/* Sets up the audit from p->o (before the I/O thread starts). 0 or -ENOMEM. */
+int fw_paudit_init(fw_producer_t *p);
+/* Frees the audit's memory. */
+void fw_paudit_free(fw_producer_t *p);
+/* A writer acked block b (its records count once, whatever the tries). */
+void fw_paudit_acked(fw_producer_t *p, const fw_batch_t *b);
+/* The periodic report, from the tick (I/O thread). */
+void fw_paudit_tick(fw_producer_t *p);
+/*
+ * fw_producer_close, after its flush: the last counts of every category
+ * reported in this life, marked final. Returns how many reports were sent
+ * (the caller flushes again when > 0).
+ */
+int fw_paudit_final(fw_producer_t *p);
+
+/* fw_producer_send for the producer's own records: never waits, works while closing. */
+int fw_producer_send_internal(fw_producer_t *p, const char *category, const void *key,
+                              size_t key_len, const void *value, size_t value_len,
+                              int64_t timestamp_ms, fw_delivery_cb cb, void *arg);
 
 #endif

@@ -488,6 +488,7 @@ static void on_tick(uv_timer_t *t)
     fw_wire_check_timeouts(p);
     expire(p);
     fw_spooler_tick(p);
+    fw_paudit_tick(p);
     fw_discovery_tick(p);
     fw_discovery_pump(p);
     fw_sender_pump(p);

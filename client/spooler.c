@@ -466,6 +466,7 @@ void fw_spooler_done(fw_producer_t *p, fw_batch_t *b, int status, int duplicate)
     fw_bucket_t *bk = b->bucket;
     (void)duplicate;
     if (status == 0) {
+        fw_paudit_acked(p, b);
         atomic_fetch_add_explicit(&p->stats.records_replay_acked, b->spool_ref.records,
                                   memory_order_relaxed);
         fw_spool_resolved(p->spool, bk->spool, &b->spool_ref);

@@ -33,19 +33,7 @@ int cp_dest_set_url(cp_dest_t *d, const char *url)
     if (len >= sizeof(d->url))
         return -ENAMETOOLONG;
     memcpy(d->url, url, len + 1);
-    /* A ZooKeeper node name may hold anything but '/' (and not be "." or
-     * ".."); encoding '%' too keeps the mapping reversible. */
-    size_t k = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (k + 4 > sizeof(d->key))
-            return -ENAMETOOLONG;
-        if (url[i] == '/' || url[i] == '%')
-            k += (size_t)snprintf(d->key + k, 4, "%%%02X", (unsigned char)url[i]);
-        else
-            d->key[k++] = url[i];
-    }
-    d->key[k] = '\0';
-    return 0;
+    return fw_dest_key(url, d->key, sizeof(d->key));
 }
 
 /* "host:port/path" of a webhdfs URL; the path must be absolute. */

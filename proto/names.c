@@ -95,3 +95,38 @@ int fw_seg_list(const char *dir, uint64_t **out, size_t *n)
     *n = count;
     return 0;
 }
+
+int fw_dest_key(const char *url, char *out, size_t cap)
+{
+    /* A ZooKeeper node name may hold anything but '/' (and not be "." or
+     * ".."); encoding '%' too keeps the mapping reversible. */
+    size_t k = 0;
+    for (size_t i = 0; url[i] != '\0'; i++) {
+        if (k + 4 > cap)
+            return -ENAMETOOLONG;
+        if (url[i] == '/' || url[i] == '%')
+            k += (size_t)snprintf(out + k, 4, "%%%02X", (unsigned char)url[i]);
+        else
+            out[k++] = url[i];
+    }
+    if (k >= cap)
+        return -ENAMETOOLONG;
+    out[k] = '\0';
+    return 0;
+}
+
+void fw_dest_key_decode(const char *key, char *out, size_t cap)
+{
+    size_t o = 0;
+    if (cap == 0)
+        return;
+    for (const char *p = key; *p != '\0' && o + 1 < cap; p++) {
+        if (p[0] == '%' && (strncmp(p + 1, "2F", 2) == 0 || strncmp(p + 1, "25", 2) == 0)) {
+            out[o++] = p[2] == 'F' ? '/' : '%';
+            p += 2;
+        } else {
+            out[o++] = *p;
+        }
+    }
+    out[o] = '\0';
+}

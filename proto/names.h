@@ -29,4 +29,13 @@ int fw_seg_bucket_dir(char *out, size_t cap, const char *root, const char *categ
 /* The segment ids in the bucket directory dir, sorted; *out is malloc'd. 0 or -errno. */
 int fw_seg_list(const char *dir, uint64_t **out, size_t *n);
 
+/*
+ * A destination URL as one ZooKeeper node name (copier/<key>/...): '/' and
+ * '%' percent-encoded, e.g. "webhdfs:%2F%2Fnn:9870%2Ffreeway". 0, or
+ * -ENAMETOOLONG if it does not fit cap.
+ */
+int fw_dest_key(const char *url, char *out, size_t cap);
+/* The URL a key names (the reverse of fw_dest_key), cut to fit cap. */
+void fw_dest_key_decode(const char *key, char *out, size_t cap);
+
 #endif

@@ -25,6 +25,12 @@ int fw_cli_tail(int argc, char **argv);
 /* freeway status: nodes, buckets, copier and subscriber lag; 0, 1 when ZooKeeper fails, 2 usage. */
 int fw_cli_status(int argc, char **argv);
 
+/*
+ * freeway audit -c CATEGORY: counts by bucket and minute at every hop; 0 all agree, 1 a
+ * difference, duplicate or damage, 2 usage or nothing readable.
+ */
+int fw_cli_audit(int argc, char **argv);
+
 /* Writes text[0..len) as a JSON string, quotes included (the bytes are taken as UTF-8). */
 void fw_cli_json_string(FILE *out, const void *text, size_t len);
 

@@ -11,6 +11,7 @@ struct command {
 };
 
 static const struct command commands[] = {
+    {"audit", fw_cli_audit, "count a category's records at every hop and show where they differ"},
     {"category", fw_cli_category, "create, list, describe, alter and delete categories"},
     {"send", fw_cli_send, "send stdin's lines to a category, one record per line"},
     {"tail", fw_cli_tail, "print a category's records as they arrive, with checkpoints"},

@@ -46,6 +46,7 @@ typedef struct tail_cfg_s {
     int64_t checkpoint_every;
     uint64_t credit;
     char *name;
+    int audit;
     int quiet;
     int verbose;
 } tail_cfg_t;
@@ -81,6 +82,9 @@ static const fw_option_t tail_opts[] = {
      "flow control: bytes ptail may send ahead of what was printed"},
     {"name", FW_OPT_STRING, offsetof(tail_cfg_t, name), NULL, "NAME",
      "a name for this consumer in ptail's metrics"},
+    {"audit", FW_OPT_BOOL, offsetof(tail_cfg_t, audit), NULL, NULL,
+     "report the records printed to the audit category freeway.audit (under --name, required), "
+     "for `freeway audit`"},
     {"config", FW_OPT_STRING, offsetof(tail_cfg_t, config), NULL, "FILE",
      "read options from FILE (name = value lines)"},
     {"quiet", FW_OPT_BOOL, offsetof(tail_cfg_t, quiet), NULL, NULL,
@@ -462,6 +466,7 @@ int fw_cli_tail(int argc, char **argv)
     void *from_token = NULL, *file_token = NULL;
     tail_t t;
     memset(&t, 0, sizeof(t));
+    fw_producer_t *audit_producer = NULL; /* --audit: carries the consumer's reports */
     int status = 2;
     char **args = fw_cli_short_category(argc, argv, &spare);
     if (args == NULL) {
@@ -549,6 +554,23 @@ int fw_cli_tail(int argc, char **argv)
     co.checkpoint_every_ms = (uint32_t)o.checkpoint_every;
     co.credit_bytes = o.credit;
     co.name = o.name;
+    if (o.audit) {
+        if (o.name == NULL || o.name[0] == '\0') {
+            fprintf(stderr, "freeway tail: --audit needs --name NAME (the audit shows the "
+                            "consumer by it)\n");
+            goto out;
+        }
+        /* The reports' own producer: found like the writers, not audited itself. */
+        fw_producer_options_t po;
+        fw_producer_options_init(&po);
+        po.zk = o.zk;
+        po.audit_category = NULL;
+        if ((rc = fw_producer_create(&audit_producer, &po)) < 0) {
+            fprintf(stderr, "freeway tail: --audit: %s\n", fw_strerror(rc));
+            goto out;
+        }
+        co.audit_producer = audit_producer;
+    }
     co.on_record = on_record;
     co.on_checkpoint = on_checkpoint;
     co.on_gap = on_gap;
@@ -606,6 +628,10 @@ int fw_cli_tail(int argc, char **argv)
         }
     }
     fw_consumer_close(t.c);
+    /* The consumer's final report is in the producer: deliver it before leaving. */
+    if (audit_producer != NULL && fw_producer_close(audit_producer, 10000) < 0)
+        fprintf(stderr, "freeway tail: the last audit report was not delivered within 10 s\n");
+    audit_producer = NULL;
     if (t.out_error != 0 && t.out_error != EPIPE)
         fprintf(stderr, "freeway tail: writing records: %s\n", strerror(t.out_error));
     char *text = NULL;
@@ -619,6 +645,8 @@ int fw_cli_tail(int argc, char **argv)
     /* A reader that went away (EPIPE) ends the run like --count does. */
     status = rc < 0 || t.save_error != 0 || (t.out_error != 0 && t.out_error != EPIPE) ? 1 : 0;
 out:
+    if (audit_producer != NULL)
+        fw_producer_close(audit_producer, 0);
     free(t.last_token);
     free(buckets);
     free(from_token);

@@ -1,0 +1,197 @@
+/*
+ * The producer's half of the end-to-end audit: it counts the records of
+ * every block a writer acked, by category, bucket and minute (the block's
+ * base_ts), and sends the counts as AuditReport records (audit.h) to the
+ * audit category: every audit_interval_ms from the tick, and a final one
+ * from fw_producer_close.
+ *
+ * A block counts once, at its one completion, whatever its tries: a block
+ * acked as a duplicate was stored by an earlier try whose answer was lost.
+ * Spooled blocks count when a writer acks them on replay, in whichever life
+ * of the producer that happens. The counts live in memory: a producer killed
+ * before its next report takes them along, and the audit says which lives
+ * ended without a final report.
+ */
+#include "producer_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "block.h"
+#include "clock.h"
+#include "error.h"
+
+int fw_paudit_init(fw_producer_t *p)
+{
+    const char *c = p->o.audit_category;
+    if (c == NULL || c[0] == '\0') {
+        p->o.audit_category = NULL;
+        return 0;
+    }
+    if ((p->audit_category = strdup(c)) == NULL)
+        return -ENOMEM;
+    p->o.audit_category = p->audit_category;
+    char host[64] = "";
+    if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
+        snprintf(host, sizeof(host), "unknown-host");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(p->audit_reporter, sizeof(p->audit_reporter), "%s %ld", host, (long)getpid());
+    return 0;
+}
+
+void fw_paudit_free(fw_producer_t *p)
+{
+    fw_audit_table_free(&p->audit_counts);
+    fw_buf_free(&p->audit_buf);
+    free(p->audit_category);
+    p->audit_category = NULL;
+}
+
+void fw_paudit_acked(fw_producer_t *p, const fw_batch_t *b)
+{
+    if (p->audit_category == NULL || b->cat->audit_internal || b->bucket == NULL)
+        return;
+    fw_block_header_t h;
+    if (fw_block_header_parse(b->block.data, b->block.len, &h) < 0)
+        return; /* cannot be: the producer built it */
+    pthread_mutex_lock(&p->audit_mu);
+    if (fw_audit_table_add(&p->audit_counts, (uint64_t)(uintptr_t)b->cat, b->bucket->id,
+                           fw_audit_minute(h.base_ts), h.record_count) < 0)
+        fw_plog(p, FW_PRODUCER_LOG_WARN,
+                "%s/%" PRIu32 ": out of memory counting %" PRIu32 " records for the audit",
+                b->cat->name, b->bucket->id, h.record_count);
+    pthread_mutex_unlock(&p->audit_mu);
+}
+
+static void on_report_done(const fw_delivery_t *d, void *arg)
+{
+    fw_producer_t *p = arg;
+    if (d->status == 0)
+        return;
+    if (d->status == FW_EUNKNOWN_CATEGORY) {
+        if (!atomic_exchange(&p->audit_off, 1))
+            fw_plog(p, FW_PRODUCER_LOG_INFO,
+                    "audit reports off: the audit category %s does not exist (create it with "
+                    "`freeway category create %s` to audit this fabric)",
+                    p->audit_category, p->audit_category);
+        return;
+    }
+    fw_plog(p, FW_PRODUCER_LOG_WARN, "an audit report was not delivered: %s", d->message);
+}
+
+/*
+ * [audit_mu held] Sends cat's counts as its next report; on success they
+ * leave the table. 1 if sent, 0 if nothing to send, < 0 (counts kept for the
+ * next report).
+ */
+static int report_category(fw_producer_t *p, fw_pcat_t *cat, int final)
+{
+    uint64_t tag = (uint64_t)(uintptr_t)cat;
+    int any = 0;
+    for (uint32_t i = 0; i < p->audit_counts.cap && !any; i++)
+        any = p->audit_counts.cells[i].records != 0 && p->audit_counts.cells[i].tag == tag;
+    if (!any && !(final && cat->audit_seq > 0))
+        return 0;
+    fw_audit_report_t r = {
+        .hop = FWPB__AUDIT_HOP__AUDIT_PRODUCED,
+        .category = cat->name,
+        .reporter = p->audit_reporter,
+        .life = p->id,
+        .seq = cat->audit_seq + 1,
+        .final = final,
+        .sent_ms = fw_clock_wall_ms(),
+        .table = &p->audit_counts,
+        .tag = tag,
+    };
+    int rc = fw_audit_report_encode(&r, &p->audit_buf);
+    if (rc < 0)
+        return rc;
+    /* Keyed by the audited category: its reports stay in one bucket, in order. */
+    rc = fw_producer_send_internal(p, p->audit_category, cat->name, strlen(cat->name),
+                                   p->audit_buf.data, p->audit_buf.len, 0, on_report_done, p);
+    if (rc < 0)
+        return rc;
+    cat->audit_seq++;
+    for (uint32_t i = 0; i < p->audit_counts.cap; i++)
+        if (p->audit_counts.cells[i].tag == tag)
+            p->audit_counts.cells[i].records = 0;
+    return 1;
+}
+
+/* [audit_mu held] Rebuilds the table without the cells reported (emptied). */
+static void compact(fw_producer_t *p)
+{
+    fw_audit_table_t keep = {0};
+    for (uint32_t i = 0; i < p->audit_counts.cap; i++) {
+        const fw_audit_cell_t *c = &p->audit_counts.cells[i];
+        if (c->records != 0 &&
+            fw_audit_table_add(&keep, c->tag, c->bucket, c->minute, c->records) < 0) {
+            fw_audit_table_free(&keep);
+            return; /* keep the old table as it is: the next report tries again */
+        }
+    }
+    fw_audit_table_free(&p->audit_counts);
+    p->audit_counts = keep;
+}
+
+/* Reports every category in cats (n of them); returns how many reports went out. */
+static int report(fw_producer_t *p, fw_pcat_t **cats, size_t n, int final)
+{
+    int sent = 0;
+    pthread_mutex_lock(&p->audit_mu);
+    for (size_t i = 0; i < n; i++) {
+        int rc = report_category(p, cats[i], final);
+        if (rc > 0)
+            sent++;
+        else if (rc < 0 && rc != FW_ERETRY_LATER)
+            fw_plog(p, FW_PRODUCER_LOG_WARN, "%s: audit report not sent: %s", cats[i]->name,
+                    fw_strerror(rc));
+    }
+    compact(p);
+    pthread_mutex_unlock(&p->audit_mu);
+    return sent;
+}
+
+/* Every category of the producer (under mu); *n set. NULL with *n = 0 on -ENOMEM or none. */
+static fw_pcat_t **categories(fw_producer_t *p, size_t *n)
+{
+    pthread_mutex_lock(&p->mu);
+    fw_pcat_t **cats = calloc(p->ncats ? p->ncats : 1, sizeof(*cats));
+    size_t k = 0;
+    for (uint32_t i = 0; cats != NULL && i < p->table_cap; i++)
+        for (fw_pcat_t *c = p->table[i]; c != NULL && k < p->ncats; c = c->hnext)
+            if (!c->audit_internal)
+                cats[k++] = c;
+    pthread_mutex_unlock(&p->mu);
+    *n = k;
+    return cats;
+}
+
+void fw_paudit_tick(fw_producer_t *p)
+{
+    if (p->audit_category == NULL || atomic_load(&p->audit_off))
+        return;
+    if (p->audit_next_ms == 0)
+        p->audit_next_ms = p->now + p->o.audit_interval_ms;
+    if (p->now < p->audit_next_ms)
+        return;
+    p->audit_next_ms = p->now + p->o.audit_interval_ms;
+    size_t n;
+    fw_pcat_t **cats = categories(p, &n);
+    report(p, cats, n, 0);
+    free(cats);
+}
+
+int fw_paudit_final(fw_producer_t *p)
+{
+    if (p->audit_category == NULL || atomic_load(&p->audit_off))
+        return 0;
+    size_t n;
+    fw_pcat_t **cats = categories(p, &n);
+    int sent = report(p, cats, n, 1);
+    free(cats);
+    return sent;
+}
