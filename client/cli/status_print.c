@@ -2,13 +2,53 @@
 #include "cli.h"
 #include "status.h"
 
+#include "utf8.h"
+
 #include <inttypes.h>
-#include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
 /* ---- tables ------------------------------------------------------------------------------------
  */
+
+/*
+ * Text from ZooKeeper or a node's answers as it goes to a terminal: control
+ * characters (C0, DEL, C1) and bytes that are no UTF-8 character are
+ * written as \xNN, so a label value cannot move the cursor or recolour the
+ * screen. Pads with spaces to width characters.
+ */
+static void put_text(FILE *out, const char *s, int width)
+{
+    const uint8_t *p = (const uint8_t *)s;
+    size_t len = strlen(s);
+    int cols = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = fw_utf8_char_len(p + i, len - i);
+        int control =
+            n == 1 ? p[i] < 0x20 || p[i] == 0x7f : n == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0;
+        if (n == 0 || control) {
+            size_t k = n == 0 ? 1 : n;
+            for (size_t b = 0; b < k; b++)
+                fprintf(out, "\\x%02x", p[i + b]);
+            cols += 4 * (int)k;
+            i += k;
+        } else {
+            fwrite(p + i, 1, n, out);
+            cols++;
+            i += n;
+        }
+    }
+    for (; cols < width; cols++)
+        fputc(' ', out);
+}
+
+/* One column of a table row: two spaces, then s padded to width. */
+static void cell(FILE *out, const char *s, int width)
+{
+    fputs("  ", out);
+    put_text(out, s, width);
+}
 
 /* "1.2 MiB"; "-" for unknown (negative). */
 static const char *fmt_bytes(double v, char *buf, size_t cap)
@@ -66,10 +106,13 @@ static void print_nodes(const fw_status_t *st, FILE *out)
             snprintf(ready, sizeof(ready), "yes");
         else
             snprintf(ready, sizeof(ready), "%s: %s", n->ready == 0 ? "no" : "unknown", n->reason);
-        fprintf(out, "  %-12s  %-20s  %-21s  %-8s  %-7s  %s%s\n", n->kind, n->id, n->address,
-                n->version[0] ? n->version : "-",
-                fmt_age(n->started_ms ? st->now_ms - n->started_ms : -1, up, sizeof(up)), ready,
-                n->metrics_failed && n->ready != -1 ? " (metrics unreadable)" : "");
+        cell(out, n->kind, 12);
+        cell(out, n->id, 20);
+        cell(out, n->address, 21);
+        cell(out, n->version[0] ? n->version : "-", 8);
+        cell(out, fmt_age(n->started_ms ? st->now_ms - n->started_ms : -1, up, sizeof(up)), 7);
+        cell(out, ready, 0);
+        fprintf(out, "%s\n", n->metrics_failed && n->ready != -1 ? " (metrics unreadable)" : "");
     }
 }
 
@@ -91,15 +134,20 @@ static void copy_cell(const fw_status_copy_t *c, char *buf, size_t cap)
 static void print_category(const fw_status_t *st, const fw_status_category_t *c, FILE *out)
 {
     char a[32], b[32], d[32], e[32], f[32];
-    fprintf(out, "\nCATEGORY %s  %u buckets, %s, roll %s / %s, sync %ums, retention %s\n", c->name,
-            c->buckets, c->codec, fmt_bytes((double)c->roll_bytes, a, sizeof(a)),
+    fputs("\nCATEGORY ", out);
+    put_text(out, c->name, 0);
+    fprintf(out, "  %u buckets, %s, roll %s / %s, sync %ums, retention %s\n", c->buckets, c->codec,
+            fmt_bytes((double)c->roll_bytes, a, sizeof(a)),
             fmt_age((int64_t)c->roll_age_ms, b, sizeof(b)), c->sync_interval_ms,
             fmt_age((int64_t)c->retention_ms, d, sizeof(d)));
     fprintf(out, "  written: last minute %s records, %s; last hour %s records, %s\n",
             fmt_count(c->records_1m, a, sizeof(a)), fmt_bytes(c->bytes_1m, b, sizeof(b)),
             fmt_count(c->records_1h, e, sizeof(e)), fmt_bytes(c->bytes_1h, f, sizeof(f)));
-    for (size_t i = 0; i < st->ndests; i++)
-        fprintf(out, "  COPY%zu = %s\n", i + 1, st->dests[i]);
+    for (size_t i = 0; i < st->ndests; i++) {
+        fprintf(out, "  COPY%zu = ", i + 1);
+        put_text(out, st->dests[i], 0);
+        fputc('\n', out);
+    }
     fprintf(out, "  %-6s  %-20s  %-6s  %-8s  %-10s", "BUCKET", "OWNER", "EPOCH", "SEGMENT", "SIZE");
     for (size_t i = 0; i < st->ndests; i++)
         fprintf(out, i + 1 < st->ndests ? "  COPY%-28zu" : "  COPY%zu", i + 1);
@@ -117,13 +165,15 @@ static void print_category(const fw_status_t *st, const fw_status_category_t *c,
             snprintf(epoch, sizeof(epoch), "%" PRIu64, bk->epoch);
         if (bk->owner[0] == '\0')
             unowned++;
-        fprintf(out, "  %-6u  %-20s  %-6s  %-8s  %-10s", bk->bucket,
-                bk->owner[0] ? bk->owner : "(none)", epoch, seg,
-                fmt_bytes(bk->segment_bytes, a, sizeof(a)));
+        fprintf(out, "  %-6u", bk->bucket);
+        cell(out, bk->owner[0] ? bk->owner : "(none)", 20);
+        cell(out, epoch, 6);
+        cell(out, seg, 8);
+        cell(out, fmt_bytes(bk->segment_bytes, a, sizeof(a)), 10);
         for (size_t k = 0; k < st->ndests && bk->copies != NULL; k++) {
-            char cell[200];
-            copy_cell(&bk->copies[k], cell, sizeof(cell));
-            fprintf(out, k + 1 < st->ndests ? "  %-32s" : "  %s", cell);
+            char text[200];
+            copy_cell(&bk->copies[k], text, sizeof(text));
+            cell(out, text, k + 1 < st->ndests ? 32 : 0);
         }
         fputc('\n', out);
     }
@@ -142,8 +192,10 @@ static void print_subs(const fw_status_t *st, FILE *out)
     for (size_t i = 0; i < st->nsubs; i++) {
         const fw_status_sub_t *s = &st->subs[i];
         char b[32];
-        fprintf(out, "  %-20s  %-24s  %-20s  %-7u  %-10s  %.1fs\n", st->nodes[s->node].id,
-                s->consumer, s->category, s->buckets, fmt_bytes(s->lag_bytes, b, sizeof(b)),
+        cell(out, st->nodes[s->node].id, 20);
+        cell(out, s->consumer, 24);
+        cell(out, s->category, 20);
+        fprintf(out, "  %-7u  %-10s  %.1fs\n", s->buckets, fmt_bytes(s->lag_bytes, b, sizeof(b)),
                 s->lag_seconds);
     }
 }
@@ -154,7 +206,9 @@ void fw_status_print_table(const fw_status_t *st, FILE *out)
     struct tm tm;
     char when[64];
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", localtime_r(&t, &tm));
-    fprintf(out, "freeway status at %s, ZooKeeper %s\n\n", when, st->zk);
+    fprintf(out, "freeway status at %s, ZooKeeper ", when);
+    put_text(out, st->zk, 0);
+    fputs("\n\n", out);
     print_nodes(st, out);
     if (st->ncats == 0)
         fprintf(out, "\nno categories\n");
