@@ -14,11 +14,13 @@
 #include "names.h"
 #include "pbtext.h"
 #include "proto/meta.pb-c.h"
+#include "utf8.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +74,7 @@ typedef struct zbatch_s zbatch_t;
 
 typedef struct zget_s {
     zbatch_t *batch;
-    char path[700];
+    char *path; /* malloc'd: a copier path holds a URL percent-encoded to ~1,100 bytes */
     int rc;
     char *data;
     size_t len;
@@ -148,34 +150,61 @@ static int get_all(zhandle_t *zh, zbatch_t *b, int64_t timeout_ms)
 
 static void batch_free(zbatch_t *b)
 {
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->gets[i].path);
         free(b->gets[i].data);
+    }
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->cv);
     free(b);
 }
 
+static int oom(void)
+{
+    fprintf(stderr, "freeway status: out of memory\n");
+    return -1;
+}
+
+/* The chroot'ed path of the printf-formatted rel, malloc'd; NULL on ENOMEM. */
+__attribute__((format(printf, 2, 3))) static char *zpath(const fw_cli_zk_t *z, const char *fmt, ...)
+{
+    va_list ap;
+    char *rel;
+    va_start(ap, fmt);
+    int n = vasprintf(&rel, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    size_t cap = strlen(z->chroot) + 1 + (size_t)n + 1;
+    char *path = malloc(cap);
+    if (path != NULL)
+        fw_cli_zk_path(z, path, cap, rel);
+    free(rel);
+    return path;
+}
+
 /* The children of rel (a path under the chroot), sorted; an empty list if it does not exist. */
 static int children(fw_cli_zk_t *z, const char *rel, struct String_vector *out)
 {
-    char path[700];
-    fw_cli_zk_path(z, path, sizeof(path), rel);
     memset(out, 0, sizeof(*out));
+    char *path = zpath(z, "%s", rel);
+    if (path == NULL)
+        return oom();
     int rc = zoo_get_children(z->zh, path, 0, out);
-    if (rc == ZNONODE)
-        return 0;
-    if (rc != ZOK) {
+    if (rc != ZOK && rc != ZNONODE)
         fprintf(stderr, "freeway status: cannot list %s: %s\n", path, zerror(rc));
-        return -1;
-    }
-    return 0;
+    free(path);
+    return rc == ZOK || rc == ZNONODE ? 0 : -1;
 }
 
-/* "webhdfs:%2F%2Fnn%2Fx" (a copier/ node name) back to its URL. */
-static void dest_url(const char *key, char *out, size_t cap)
+/* "webhdfs:%2F%2Fnn%2Fx" (a copier/ node name) back to its URL, malloc'd; NULL on ENOMEM. */
+static char *dest_url(const char *key)
 {
+    char *out = malloc(strlen(key) + 1);
+    if (out == NULL)
+        return NULL;
     size_t o = 0;
-    for (const char *p = key; *p != '\0' && o + 1 < cap; p++) {
+    for (const char *p = key; *p != '\0'; p++) {
         if (p[0] == '%' && strncmp(p + 1, "2F", 2) == 0) {
             out[o++] = '/';
             p += 2;
@@ -187,6 +216,22 @@ static void dest_url(const char *key, char *out, size_t cap)
         }
     }
     out[o] = '\0';
+    return out;
+}
+
+/* src[0..len) into dst[0..cap), NUL-terminated, cut to fit at a character boundary. */
+static void copy_bytes(char *dst, size_t cap, const char *src, size_t len)
+{
+    size_t n = fw_utf8_prefix(src, len, cap - 1);
+    if (n > 0)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* The C string src (NULL: "") into dst[0..cap), as copy_bytes does. */
+static void copy_text(char *dst, size_t cap, const char *src)
+{
+    copy_bytes(dst, cap, src != NULL ? src : "", src != NULL ? strlen(src) : 0);
 }
 
 /* ---- gathering ------------------------------------------------------------------------------ */
@@ -235,73 +280,91 @@ static int parse_msg(const ProtobufCMessageDescriptor *d, const zget_t *get, Pro
     return 0;
 }
 
+static int find_dest(const fw_status_t *st, const char *url, size_t len)
+{
+    for (size_t i = 0; i < st->ndests; i++)
+        if (strncmp(st->dests[i], url, len) == 0 && st->dests[i][len] == '\0')
+            return (int)i;
+    return -1;
+}
+
+/* The index of url[0..len) in st->dests, added if new; -1 on ENOMEM. */
+static int add_dest(fw_status_t *st, const char *url, size_t len)
+{
+    int have = find_dest(st, url, len);
+    if (have >= 0)
+        return have;
+    char **d = realloc(st->dests, (st->ndests + 1) * sizeof(*d));
+    if (d == NULL)
+        return -1;
+    st->dests = d;
+    if ((d[st->ndests] = strndup(url, len)) == NULL)
+        return -1;
+    return (int)st->ndests++;
+}
+
+/* Each URL of a copier's destination list (separated by spaces). 0, or -1 on ENOMEM. */
+static int add_dests(fw_status_t *st, const char *list)
+{
+    for (const char *p = list; p != NULL && *p != '\0';) {
+        size_t n = strcspn(p, " ");
+        if (n > 0 && add_dest(st, p, n) < 0)
+            return -1;
+        p += n;
+        p += strspn(p, " ");
+    }
+    return 0;
+}
+
 static const char *const KINDS[] = {"calligraphus", "ptail", "copier"};
 
 static int gather_nodes(gather_t *g)
 {
     fw_status_t *st = g->st;
     for (size_t k = 0; k < 3; k++) {
-        char rel[64];
+        char rel[32];
         snprintf(rel, sizeof(rel), "nodes/%s", KINDS[k]);
         struct String_vector ids;
         if (children(&g->zk, rel, &ids) < 0)
             return -1;
+        int rc = 0;
         zget_t *gets = batch_new(g, (size_t)ids.count);
         fw_status_node_t *nodes =
             realloc(st->nodes, (st->nnodes + (size_t)ids.count + 1) * sizeof(*nodes));
-        if (gets == NULL || nodes == NULL) {
-            deallocate_String_vector(&ids);
-            return -1;
-        }
-        st->nodes = nodes;
-        for (int i = 0; i < ids.count; i++) {
-            char r[400];
-            snprintf(r, sizeof(r), "%s/%s", rel, ids.data[i]);
-            fw_cli_zk_path(&g->zk, gets[i].path, sizeof(gets[i].path), r);
-        }
-        if (run_batch(g) < 0) {
-            deallocate_String_vector(&ids);
-            return -1;
-        }
-        for (int i = 0; i < ids.count; i++) {
+        if (nodes != NULL)
+            st->nodes = nodes;
+        if (gets == NULL || nodes == NULL)
+            rc = oom();
+        for (int i = 0; rc == 0 && i < ids.count; i++)
+            if ((gets[i].path = zpath(&g->zk, "%s/%s", rel, ids.data[i])) == NULL)
+                rc = oom();
+        if (rc == 0)
+            rc = run_batch(g);
+        for (int i = 0; rc == 0 && i < ids.count; i++) {
             ProtobufCMessage *m;
             if (parse_msg(&fwpb__node_info__descriptor, &gets[i], &m) < 0)
                 continue; /* gone since the listing */
             Fwpb__NodeInfo *info = (Fwpb__NodeInfo *)m;
             fw_status_node_t *n = &st->nodes[st->nnodes++];
             memset(n, 0, sizeof(*n));
-            snprintf(n->kind, sizeof(n->kind), "%s", KINDS[k]);
-            snprintf(n->id, sizeof(n->id), "%s", ids.data[i]);
-            snprintf(n->address, sizeof(n->address), "%s", info->address);
-            snprintf(n->metrics, sizeof(n->metrics), "%s",
-                     info->metrics_address ? info->metrics_address : "");
-            snprintf(n->version, sizeof(n->version), "%s", info->version ? info->version : "");
+            copy_text(n->kind, sizeof(n->kind), KINDS[k]);
+            copy_text(n->id, sizeof(n->id), ids.data[i]);
+            copy_text(n->address, sizeof(n->address), info->address);
+            copy_text(n->metrics, sizeof(n->metrics), info->metrics_address);
+            copy_text(n->version, sizeof(n->version), info->version);
             n->started_ms = info->has_started_ms ? info->started_ms : 0;
-            snprintf(n->destinations, sizeof(n->destinations), "%s",
-                     info->destinations ? info->destinations : "");
             n->ready = -1;
-            snprintf(n->reason, sizeof(n->reason), "%s",
-                     n->metrics[0] ? "not asked" : "no --metrics address");
+            copy_text(n->reason, sizeof(n->reason),
+                      n->metrics[0] ? "not asked" : "no --metrics address");
+            if (add_dests(st, info->destinations) < 0)
+                rc = oom();
             protobuf_c_message_free_unpacked(m, NULL);
         }
         deallocate_String_vector(&ids);
+        if (rc < 0)
+            return -1;
     }
     return 0;
-}
-
-static int find_dest(const fw_status_t *st, const char *url);
-
-static int add_dest(fw_status_t *st, const char *url)
-{
-    int have = find_dest(st, url);
-    if (have >= 0)
-        return have;
-    char(*d)[1024] = realloc(st->dests, (st->ndests + 1) * sizeof(*d));
-    if (d == NULL)
-        return -1;
-    st->dests = d;
-    snprintf(st->dests[st->ndests], sizeof(st->dests[0]), "%s", url);
-    return (int)st->ndests++;
 }
 
 static int compare_strings(const void *a, const void *b)
@@ -318,25 +381,23 @@ static int gather_categories(gather_t *g)
         names.data = malloc(sizeof(char *));
         if (names.data == NULL || (names.data[0] = strdup(g->cfg->category)) == NULL) {
             free(names.data);
-            return -1;
+            return oom();
         }
     } else if (children(&g->zk, "categories", &names) < 0) {
         return -1;
     }
     if (names.count > 0)
         qsort(names.data, (size_t)names.count, sizeof(char *), compare_strings);
+    int rc = 0;
     zget_t *gets = batch_new(g, (size_t)names.count);
     st->cats = calloc((size_t)names.count + 1, sizeof(*st->cats));
-    if (gets == NULL || st->cats == NULL) {
-        deallocate_String_vector(&names);
-        return -1;
-    }
-    for (int i = 0; i < names.count; i++) {
-        char r[300];
-        snprintf(r, sizeof(r), "categories/%s", names.data[i]);
-        fw_cli_zk_path(&g->zk, gets[i].path, sizeof(gets[i].path), r);
-    }
-    int rc = run_batch(g);
+    if (gets == NULL || st->cats == NULL)
+        rc = oom();
+    for (int i = 0; rc == 0 && i < names.count; i++)
+        if ((gets[i].path = zpath(&g->zk, "categories/%s", names.data[i])) == NULL)
+            rc = oom();
+    if (rc == 0)
+        rc = run_batch(g);
     for (int i = 0; rc == 0 && i < names.count; i++) {
         fw_status_category_t *c = &st->cats[st->ncats];
         ProtobufCMessage *m;
@@ -348,7 +409,7 @@ static int gather_categories(gather_t *g)
         if (parse_msg(&fwpb__category_config__descriptor, &gets[i], &m) < 0)
             continue;
         Fwpb__CategoryConfig *cc = (Fwpb__CategoryConfig *)m;
-        snprintf(c->name, sizeof(c->name), "%s", names.data[i]);
+        copy_text(c->name, sizeof(c->name), names.data[i]);
         c->has_config = 1;
         c->buckets = cc->buckets;
         c->roll_bytes = cc->roll_bytes;
@@ -361,7 +422,7 @@ static int gather_categories(gather_t *g)
         protobuf_c_message_free_unpacked(m, NULL);
         c->list = calloc(c->buckets ? c->buckets : 1, sizeof(*c->list));
         if (c->list == NULL) {
-            rc = -1;
+            rc = oom();
             break;
         }
         st->ncats++;
@@ -376,15 +437,14 @@ static int gather_categories(gather_t *g)
         total += 2 * (size_t)st->cats[i].buckets;
     gets = batch_new(g, total);
     if (gets == NULL)
-        return -1;
+        return oom();
     size_t at = 0;
     for (size_t i = 0; i < st->ncats; i++) {
         for (uint32_t b = 0; b < st->cats[i].buckets; b++) {
-            char r[300];
-            snprintf(r, sizeof(r), "buckets/%s/%u", st->cats[i].name, b);
-            fw_cli_zk_path(&g->zk, gets[at++].path, sizeof(gets[0].path), r);
-            snprintf(r, sizeof(r), "buckets/%s/%u/owner", st->cats[i].name, b);
-            fw_cli_zk_path(&g->zk, gets[at++].path, sizeof(gets[0].path), r);
+            const char *name = st->cats[i].name;
+            if ((gets[at++].path = zpath(&g->zk, "buckets/%s/%u", name, b)) == NULL ||
+                (gets[at++].path = zpath(&g->zk, "buckets/%s/%u/owner", name, b)) == NULL)
+                return oom();
         }
     }
     if (run_batch(g) < 0)
@@ -404,7 +464,7 @@ static int gather_categories(gather_t *g)
                 protobuf_c_message_free_unpacked(m, NULL);
             }
             if (parse_msg(&fwpb__owner_info__descriptor, &gets[at++], &m) == 0) {
-                snprintf(bk->owner, sizeof(bk->owner), "%s", ((Fwpb__OwnerInfo *)m)->node_id);
+                copy_text(bk->owner, sizeof(bk->owner), ((Fwpb__OwnerInfo *)m)->node_id);
                 protobuf_c_message_free_unpacked(m, NULL);
             }
         }
@@ -417,32 +477,28 @@ static int gather_categories(gather_t *g)
 static int gather_copies(gather_t *g)
 {
     fw_status_t *st = g->st;
-    for (size_t i = 0; i < st->nnodes; i++) {
-        char list[sizeof(st->nodes[i].destinations)], *save = NULL;
-        snprintf(list, sizeof(list), "%s", st->nodes[i].destinations);
-        for (char *u = strtok_r(list, " ", &save); u != NULL; u = strtok_r(NULL, " ", &save))
-            if (add_dest(st, u) < 0)
-                return -1;
-    }
     struct String_vector keys;
     if (children(&g->zk, "copier", &keys) < 0)
         return -1;
+    int rc = 0;
     int *key_dest = calloc((size_t)keys.count + 1, sizeof(int));
-    if (key_dest == NULL) {
-        deallocate_String_vector(&keys);
-        return -1;
+    if (key_dest == NULL)
+        rc = oom();
+    for (int k = 0; rc == 0 && k < keys.count; k++) {
+        char *url = dest_url(keys.data[k]);
+        key_dest[k] = url != NULL ? add_dest(st, url, strlen(url)) : -1;
+        free(url);
+        if (key_dest[k] < 0)
+            rc = oom();
     }
-    for (int k = 0; k < keys.count; k++) {
-        char url[1024];
-        dest_url(keys.data[k], url, sizeof(url));
-        key_dest[k] = add_dest(st, url);
-    }
-    for (size_t i = 0; i < st->ncats; i++) {
-        for (uint32_t b = 0; b < st->cats[i].buckets; b++) {
+    for (size_t i = 0; rc == 0 && i < st->ncats; i++) {
+        for (uint32_t b = 0; rc == 0 && b < st->cats[i].buckets; b++) {
             fw_status_bucket_t *bk = &st->cats[i].list[b];
             bk->copies = calloc(st->ndests ? st->ndests : 1, sizeof(*bk->copies));
-            if (bk->copies == NULL)
-                goto fail;
+            if (bk->copies == NULL) {
+                rc = oom();
+                break;
+            }
             for (size_t d = 0; d < st->ndests; d++) {
                 bk->copies[d].dest = (int)d;
                 bk->copies[d].lag_bytes = bk->copies[d].lag_seconds = -1;
@@ -452,21 +508,20 @@ static int gather_copies(gather_t *g)
     size_t total = 0;
     for (size_t i = 0; i < st->ncats; i++)
         total += (size_t)keys.count * st->cats[i].buckets;
-    zget_t *gets = batch_new(g, total);
-    if (gets == NULL)
-        goto fail;
+    zget_t *gets = rc == 0 ? batch_new(g, total) : NULL;
+    if (rc == 0 && gets == NULL)
+        rc = oom();
     size_t at = 0;
-    for (int k = 0; k < keys.count; k++)
-        for (size_t i = 0; i < st->ncats; i++)
-            for (uint32_t b = 0; b < st->cats[i].buckets; b++) {
-                char r[600];
-                snprintf(r, sizeof(r), "copier/%s/%s/%u", keys.data[k], st->cats[i].name, b);
-                fw_cli_zk_path(&g->zk, gets[at++].path, sizeof(gets[0].path), r);
-            }
-    if (run_batch(g) < 0)
-        goto fail;
+    for (int k = 0; rc == 0 && k < keys.count; k++)
+        for (size_t i = 0; rc == 0 && i < st->ncats; i++)
+            for (uint32_t b = 0; rc == 0 && b < st->cats[i].buckets; b++)
+                if ((gets[at++].path = zpath(&g->zk, "copier/%s/%s/%u", keys.data[k],
+                                             st->cats[i].name, b)) == NULL)
+                    rc = oom();
+    if (rc == 0)
+        rc = run_batch(g);
     at = 0;
-    for (int k = 0; k < keys.count; k++)
+    for (int k = 0; rc == 0 && k < keys.count; k++)
         for (size_t i = 0; i < st->ncats; i++)
             for (uint32_t b = 0; b < st->cats[i].buckets; b++) {
                 ProtobufCMessage *m;
@@ -482,11 +537,7 @@ static int gather_copies(gather_t *g)
             }
     free(key_dest);
     deallocate_String_vector(&keys);
-    return 0;
-fail:
-    free(key_dest);
-    deallocate_String_vector(&keys);
-    return -1;
+    return rc;
 }
 
 /* ---- the nodes' own answers ---------------------------------------------------------------- */
@@ -528,14 +579,6 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 static int compare_categories(const void *a, const void *b)
 {
     return strcmp(((const fw_status_category_t *)a)->name, ((const fw_status_category_t *)b)->name);
-}
-
-static int find_dest(const fw_status_t *st, const char *url)
-{
-    for (size_t i = 0; i < st->ndests; i++)
-        if (strcmp(st->dests[i], url) == 0)
-            return (int)i;
-    return -1;
 }
 
 /* Which bucket of which category a sample is about; NULL if not one of ours. */
@@ -600,7 +643,8 @@ static int on_copier_sample(const fw_metrics_sample_t *s, scan_t *sc)
     const char *dest = fw_metrics_sample_label(s, "destination");
     if (b == NULL || dest == NULL || fw_metrics_sample_label(s, "bucket") == NULL)
         return 0;
-    int d = find_dest(sc->st, dest); /* every copier's destinations are known from ZooKeeper */
+    int d = find_dest(sc->st, dest,
+                      strlen(dest)); /* every copier's destinations are known from ZooKeeper */
     if (d < 0 || b->copies == NULL)
         return 0;
     fw_status_copy_t *cp = &b->copies[d];
@@ -779,6 +823,8 @@ void fw_status_free(fw_status_t *st)
     }
     free(st->cats);
     free(st->nodes);
+    for (size_t i = 0; i < st->ndests; i++)
+        free(st->dests[i]);
     free(st->dests);
     free(st->subs);
     memset(st, 0, sizeof(*st));
@@ -787,7 +833,7 @@ void fw_status_free(fw_status_t *st)
 static int gather(const status_cfg_t *cfg, fw_status_t *st)
 {
     memset(st, 0, sizeof(*st));
-    snprintf(st->zk, sizeof(st->zk), "%s", cfg->zk);
+    copy_text(st->zk, sizeof(st->zk), cfg->zk);
     gather_t g = {.cfg = cfg, .st = st};
     if (fw_cli_zk_connect(&g.zk, cfg->zk, NULL, (int)cfg->timeout) < 0)
         return -1;
