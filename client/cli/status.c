@@ -546,10 +546,13 @@ typedef struct fetch_s {
     CURL *easy;
     fw_status_node_t *node;
     int is_metrics;
+    int done;        /* the transfer ended: result says how */
+    CURLcode result; /* CURLE_OK: an HTTP answer came whole */
+    char error[CURL_ERROR_SIZE];
     char *body;
     size_t len, cap;
-    int too_big;
-    char url[200];
+    int too_big, no_memory;
+    char url[sizeof("http://") + sizeof(((fw_status_node_t *)0)->metrics) + sizeof("/metrics")];
 } fetch_t;
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
@@ -565,8 +568,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
         while (cap < f->len + add + 1)
             cap *= 2;
         char *b = realloc(f->body, cap);
-        if (b == NULL)
+        if (b == NULL) {
+            f->no_memory = 1;
             return 0;
+        }
         f->body = b;
         f->cap = cap;
     }
@@ -574,6 +579,20 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
     f->len += add;
     f->body[f->len] = '\0';
     return add;
+}
+
+/* Why a transfer gave no whole answer, or NULL if it did. */
+static const char *fetch_error(const fetch_t *f)
+{
+    if (!f->done)
+        return "no answer";
+    if (f->too_big)
+        return "answer larger than 256 MiB";
+    if (f->no_memory)
+        return "out of memory";
+    if (f->result == CURLE_OK)
+        return NULL;
+    return f->error[0] != '\0' ? f->error : curl_easy_strerror(f->result);
 }
 
 static int compare_categories(const void *a, const void *b)
@@ -587,10 +606,10 @@ static fw_status_bucket_t *sample_bucket(fw_status_t *st, const fw_metrics_sampl
 {
     const char *c = fw_metrics_sample_label(s, "category");
     const char *b = fw_metrics_sample_label(s, "bucket");
-    if (c == NULL)
-        return NULL;
     fw_status_category_t key;
-    snprintf(key.name, sizeof(key.name), "%s", c);
+    if (c == NULL || strlen(c) >= sizeof(key.name))
+        return NULL;
+    memcpy(key.name, c, strlen(c) + 1);
     fw_status_category_t *found =
         bsearch(&key, st->cats, st->ncats, sizeof(*st->cats), compare_categories);
     if (found == NULL)
@@ -605,15 +624,40 @@ static fw_status_bucket_t *sample_bucket(fw_status_t *st, const fw_metrics_sampl
     return &found->list[n];
 }
 
+/* One figure from a node's /metrics, for a place in the picture. */
+typedef struct fig_s {
+    double *at; /* NULL: a copier's claim of copy */
+    double v;
+    int sum;                /* added to what other nodes said (a category's traffic), else set */
+    fw_status_copy_t *copy; /* a copier's lag: set only where this copier holds the claim */
+} fig_t;
+
+/*
+ * What one node's /metrics says, gathered apart from the picture while its
+ * body is parsed and merged only once the whole body has parsed: a body cut
+ * short or bad half way adds nothing.
+ */
 typedef struct scan_s {
-    fw_status_t *st;
+    fw_status_t *st; /* only read while parsing */
     fw_status_node_t *node;
-    int pass; /* copiers: 0 finds the claims, 1 takes the lag of claimed buckets */
+    fig_t *figs;
+    size_t nfigs, figs_cap;
+    fw_status_sub_t *subs; /* a ptail's subscriptions */
+    size_t nsubs, subs_cap, last_sub;
 } scan_t;
 
-static void add_to(double *sum, double v)
+static int scan_fig(scan_t *sc, double *at, double v, int sum, fw_status_copy_t *copy)
 {
-    *sum = *sum < 0 ? v : *sum + v;
+    if (sc->nfigs == sc->figs_cap) {
+        size_t cap = sc->figs_cap ? 2 * sc->figs_cap : 256;
+        fig_t *figs = realloc(sc->figs, cap * sizeof(*figs));
+        if (figs == NULL)
+            return -ENOMEM;
+        sc->figs = figs;
+        sc->figs_cap = cap;
+    }
+    sc->figs[sc->nfigs++] = (fig_t){.at = at, .v = v, .sum = sum, .copy = copy};
+    return 0;
 }
 
 static int on_writer_sample(const fw_metrics_sample_t *s, scan_t *sc)
@@ -624,15 +668,16 @@ static int on_writer_sample(const fw_metrics_sample_t *s, scan_t *sc)
         return 0;
     const char *w = fw_metrics_sample_label(s, "window");
     if (strcmp(s->name, "freeway_calligraphus_recent_records") == 0 && w != NULL)
-        add_to(strcmp(w, "1m") == 0 ? &c->records_1m : &c->records_1h, s->value);
-    else if (strcmp(s->name, "freeway_calligraphus_recent_bytes") == 0 && w != NULL)
-        add_to(strcmp(w, "1m") == 0 ? &c->bytes_1m : &c->bytes_1h, s->value);
-    else if (strcmp(b->owner, sc->node->id) != 0)
+        return scan_fig(sc, strcmp(w, "1m") == 0 ? &c->records_1m : &c->records_1h, s->value, 1,
+                        NULL);
+    if (strcmp(s->name, "freeway_calligraphus_recent_bytes") == 0 && w != NULL)
+        return scan_fig(sc, strcmp(w, "1m") == 0 ? &c->bytes_1m : &c->bytes_1h, s->value, 1, NULL);
+    if (strcmp(b->owner, sc->node->id) != 0)
         return 0; /* a former owner's leftovers */
-    else if (strcmp(s->name, "freeway_calligraphus_segment_id") == 0)
-        b->segment_id = s->value;
-    else if (strcmp(s->name, "freeway_calligraphus_segment_bytes") == 0)
-        b->segment_bytes = s->value;
+    if (strcmp(s->name, "freeway_calligraphus_segment_id") == 0)
+        return scan_fig(sc, &b->segment_id, s->value, 0, NULL);
+    if (strcmp(s->name, "freeway_calligraphus_segment_bytes") == 0)
+        return scan_fig(sc, &b->segment_bytes, s->value, 0, NULL);
     return 0;
 }
 
@@ -643,22 +688,17 @@ static int on_copier_sample(const fw_metrics_sample_t *s, scan_t *sc)
     const char *dest = fw_metrics_sample_label(s, "destination");
     if (b == NULL || dest == NULL || fw_metrics_sample_label(s, "bucket") == NULL)
         return 0;
-    int d = find_dest(sc->st, dest,
-                      strlen(dest)); /* every copier's destinations are known from ZooKeeper */
+    /* every copier's destinations are known from ZooKeeper */
+    int d = find_dest(sc->st, dest, strlen(dest));
     if (d < 0 || b->copies == NULL)
         return 0;
     fw_status_copy_t *cp = &b->copies[d];
-    if (sc->pass == 0) {
-        if (strcmp(s->name, "freeway_copier_bucket_owned") == 0 && s->value == 1)
-            snprintf(cp->copier, sizeof(cp->copier), "%s", sc->node->id);
-        return 0;
-    }
-    if (strcmp(cp->copier, sc->node->id) != 0)
-        return 0;
+    if (strcmp(s->name, "freeway_copier_bucket_owned") == 0)
+        return s->value == 1 ? scan_fig(sc, NULL, 0, 0, cp) : 0;
     if (strcmp(s->name, "freeway_copier_lag_bytes") == 0)
-        cp->lag_bytes = s->value;
-    else if (strcmp(s->name, "freeway_copier_lag_seconds") == 0)
-        cp->lag_seconds = s->value;
+        return scan_fig(sc, &cp->lag_bytes, s->value, 0, cp);
+    if (strcmp(s->name, "freeway_copier_lag_seconds") == 0)
+        return scan_fig(sc, &cp->lag_seconds, s->value, 0, cp);
     return 0;
 }
 
@@ -667,31 +707,37 @@ static int on_ptail_sample(const fw_metrics_sample_t *s, scan_t *sc)
     int bytes = strcmp(s->name, "freeway_ptail_lag_bytes") == 0;
     if (!bytes && strcmp(s->name, "freeway_ptail_lag_seconds") != 0)
         return 0;
-    const char *consumer = fw_metrics_sample_label(s, "consumer");
-    const char *category = fw_metrics_sample_label(s, "category");
-    if (consumer == NULL || category == NULL)
+    const char *consumer_label = fw_metrics_sample_label(s, "consumer");
+    const char *category_label = fw_metrics_sample_label(s, "category");
+    if (consumer_label == NULL || category_label == NULL)
         return 0;
-    fw_status_t *st = sc->st;
-    int node = (int)(sc->node - st->nodes);
+    /* Compared as they will be kept: two names alike up to the cut are one. */
+    char consumer[sizeof(sc->subs->consumer)], category[sizeof(sc->subs->category)];
+    copy_text(consumer, sizeof(consumer), consumer_label);
+    copy_text(category, sizeof(category), category_label);
     fw_status_sub_t *sub = NULL;
-    for (size_t i = st->nsubs; i-- > 0 && st->subs[i].node == node;) {
-        if (strcmp(st->subs[i].consumer, consumer) == 0 &&
-            strcmp(st->subs[i].category, category) == 0) {
-            sub = &st->subs[i];
-            break;
-        }
+    /* A family lists one consumer's buckets together: try the last one first. */
+    for (size_t n = 0; n < sc->nsubs && sub == NULL; n++) {
+        fw_status_sub_t *x = &sc->subs[(sc->last_sub + n) % sc->nsubs];
+        if (strcmp(x->consumer, consumer) == 0 && strcmp(x->category, category) == 0)
+            sub = x;
     }
     if (sub == NULL) {
-        fw_status_sub_t *subs = realloc(st->subs, (st->nsubs + 1) * sizeof(*subs));
-        if (subs == NULL)
-            return -ENOMEM;
-        st->subs = subs;
-        sub = &st->subs[st->nsubs++];
+        if (sc->nsubs == sc->subs_cap) {
+            size_t cap = sc->subs_cap ? 2 * sc->subs_cap : 16;
+            fw_status_sub_t *subs = realloc(sc->subs, cap * sizeof(*subs));
+            if (subs == NULL)
+                return -ENOMEM;
+            sc->subs = subs;
+            sc->subs_cap = cap;
+        }
+        sub = &sc->subs[sc->nsubs++];
         memset(sub, 0, sizeof(*sub));
-        sub->node = node;
-        snprintf(sub->consumer, sizeof(sub->consumer), "%s", consumer);
-        snprintf(sub->category, sizeof(sub->category), "%s", category);
+        sub->node = (int)(sc->node - sc->st->nodes);
+        memcpy(sub->consumer, consumer, sizeof(consumer));
+        memcpy(sub->category, category, sizeof(category));
     }
+    sc->last_sub = (size_t)(sub - sc->subs);
     if (bytes) {
         sub->buckets++;
         sub->lag_bytes += s->value;
@@ -711,28 +757,78 @@ static int on_sample(const fw_metrics_sample_t *s, void *arg)
     return on_ptail_sample(s, sc);
 }
 
-/* Reads one node's /metrics body into st (a copier's twice: claims first, then lag). */
+static void add_to(double *sum, double v)
+{
+    *sum = *sum < 0 ? v : *sum + v;
+}
+
+/* Puts what sc gathered into the picture. 0, or -ENOMEM with the picture unchanged. */
+static int scan_merge(scan_t *sc)
+{
+    fw_status_t *st = sc->st;
+    if (sc->nsubs > 0) {
+        fw_status_sub_t *subs = realloc(st->subs, (st->nsubs + sc->nsubs) * sizeof(*subs));
+        if (subs == NULL)
+            return -ENOMEM;
+        st->subs = subs;
+        memcpy(st->subs + st->nsubs, sc->subs, sc->nsubs * sizeof(*subs));
+        st->nsubs += sc->nsubs;
+    }
+    /* Claims first: a copier's lag counts where it holds the claim, whatever the order of
+     * the families in its body. */
+    for (size_t i = 0; i < sc->nfigs; i++)
+        if (sc->figs[i].at == NULL)
+            copy_text(sc->figs[i].copy->copier, sizeof(sc->figs[i].copy->copier), sc->node->id);
+    for (size_t i = 0; i < sc->nfigs; i++) {
+        fig_t *f = &sc->figs[i];
+        if (f->at == NULL || (f->copy != NULL && strcmp(f->copy->copier, sc->node->id) != 0))
+            continue;
+        if (f->sum)
+            add_to(f->at, f->v);
+        else
+            *f->at = f->v;
+    }
+    return 0;
+}
+
+/* Takes one node's /metrics body (parsed in place) into st, all of it or none. */
 static void take_metrics(fw_status_t *st, fw_status_node_t *node, fetch_t *f)
 {
-    int passes = strcmp(node->kind, "copier") == 0 ? 2 : 1;
-    size_t ncats_subs = st->nsubs;
-    for (int pass = 0; pass < passes; pass++) {
-        char *text = malloc(f->len + 1);
-        if (text == NULL)
-            return;
-        memcpy(text, f->body ? f->body : "", f->len);
-        text[f->len] = '\0';
-        scan_t sc = {st, node, pass};
-        int bad = 0;
-        int rc = fw_metrics_text_parse(text, f->len, on_sample, &sc, &bad);
-        free(text);
-        if (rc < 0) {
-            node->metrics_failed = 1;
-            st->nsubs = ncats_subs;
-            fprintf(stderr, "freeway status: %s %s: bad /metrics (line %d)\n", node->kind, node->id,
-                    bad);
-            return;
-        }
+    char empty[1] = "";
+    scan_t sc = {.st = st, .node = node};
+    int bad = 0;
+    int rc = fw_metrics_text_parse(f->body ? f->body : empty, f->len, on_sample, &sc, &bad);
+    if (rc == 0)
+        rc = scan_merge(&sc);
+    free(sc.figs);
+    free(sc.subs);
+    if (rc == 0)
+        node->metrics_read = 1;
+    else if (rc == -EINVAL)
+        fprintf(stderr, "freeway status: %s %s: bad /metrics (line %d)\n", node->kind, node->id,
+                bad);
+    else
+        fprintf(stderr, "freeway status: %s %s: /metrics: %s\n", node->kind, node->id,
+                strerror(-rc));
+}
+
+/* What the node's /readyz answer (or its failure) says of it. */
+static void take_readyz(fw_status_node_t *n, const fetch_t *x, long code)
+{
+    const char *err = fetch_error(x);
+    const char *body = x->body != NULL ? x->body : "";
+    if (err != NULL) {
+        n->ready = -1;
+        snprintf(n->reason, sizeof(n->reason), "unreachable: %s", err);
+    } else if (code == 200) {
+        n->ready = 1;
+        n->reason[0] = '\0';
+    } else if (code == 503) {
+        n->ready = 0;
+        copy_bytes(n->reason, sizeof(n->reason), body, strcspn(body, "\r\n"));
+    } else {
+        n->ready = -1;
+        snprintf(n->reason, sizeof(n->reason), "/readyz answered %ld", code);
     }
 }
 
@@ -744,36 +840,60 @@ static void gather_http(gather_t *g)
     if (multi == NULL || f == NULL) {
         curl_multi_cleanup(multi);
         free(f);
+        oom();
         return;
     }
     size_t nf = 0;
     for (size_t i = 0; i < st->nnodes; i++) {
-        if (st->nodes[i].metrics[0] == '\0')
+        fw_status_node_t *n = &st->nodes[i];
+        if (n->metrics[0] == '\0')
             continue;
         for (int m = 0; m < 2; m++) {
-            fetch_t *x = &f[nf];
-            x->node = &st->nodes[i];
+            fetch_t *x = &f[nf++];
+            x->node = n;
             x->is_metrics = m;
-            snprintf(x->url, sizeof(x->url), "http://%s/%s", st->nodes[i].metrics,
-                     m ? "metrics" : "readyz");
+            snprintf(x->url, sizeof(x->url), "http://%s/%s", n->metrics, m ? "metrics" : "readyz");
             x->easy = curl_easy_init();
-            if (x->easy == NULL)
+            if (x->easy == NULL) {
+                x->done = x->no_memory = 1;
                 continue;
+            }
             curl_easy_setopt(x->easy, CURLOPT_URL, x->url);
+            curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+            curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->error);
             curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
             curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
             curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)g->cfg->timeout);
             curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
             curl_easy_setopt(x->easy, CURLOPT_PROTOCOLS_STR, "http");
             curl_easy_setopt(x->easy, CURLOPT_NOPROXY, "*");
-            curl_multi_add_handle(multi, x->easy);
-            nf++;
+            if (curl_multi_add_handle(multi, x->easy) != CURLM_OK) {
+                curl_easy_cleanup(x->easy);
+                x->easy = NULL;
+                x->done = x->no_memory = 1;
+            }
         }
     }
     int running = 1;
     while (running > 0) {
-        if (curl_multi_perform(multi, &running) != CURLM_OK)
-            break;
+        CURLMcode mc = curl_multi_perform(multi, &running);
+        if (mc != CURLM_OK) {
+            fprintf(stderr, "freeway status: %s\n", curl_multi_strerror(mc));
+            break; /* what did not end has no answer */
+        }
+        /* Each transfer's own outcome: a reset or a body cut short is no answer. */
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
+            char *priv = NULL;
+            if (msg->msg != CURLMSG_DONE ||
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv) != CURLE_OK ||
+                priv == NULL)
+                continue;
+            fetch_t *x = (fetch_t *)priv;
+            x->done = 1;
+            x->result = msg->data.result;
+        }
         if (running > 0)
             curl_multi_poll(multi, NULL, 0, 200, NULL);
     }
@@ -781,26 +901,17 @@ static void gather_http(gather_t *g)
         fetch_t *x = &f[i];
         fw_status_node_t *n = x->node;
         long code = 0;
-        if (x->easy != NULL)
+        if (fetch_error(x) == NULL)
             curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-        if (!x->is_metrics) {
-            if (code == 200) {
-                n->ready = 1;
-                n->reason[0] = '\0';
-            } else if (code == 503) {
-                n->ready = 0;
-                snprintf(n->reason, sizeof(n->reason), "%.*s",
-                         (int)strcspn(x->body ? x->body : "", "\r\n"), x->body ? x->body : "");
-            } else {
-                n->ready = -1;
-                snprintf(n->reason, sizeof(n->reason),
-                         code ? "/readyz answered %ld" : "unreachable", code);
-            }
-        } else if (code == 200 && !x->too_big) {
+        if (!x->is_metrics)
+            take_readyz(n, x, code);
+        else if (fetch_error(x) != NULL)
+            fprintf(stderr, "freeway status: %s %s: /metrics: %s\n", n->kind, n->id,
+                    fetch_error(x));
+        else if (code != 200)
+            fprintf(stderr, "freeway status: %s %s: /metrics answered %ld\n", n->kind, n->id, code);
+        else
             take_metrics(st, n, x);
-        } else {
-            n->metrics_failed = 1;
-        }
         if (x->easy != NULL) {
             curl_multi_remove_handle(multi, x->easy);
             curl_easy_cleanup(x->easy);

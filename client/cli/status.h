@@ -26,9 +26,9 @@ typedef struct fw_status_node_s {
     char version[32];
     int64_t started_ms;
     /* from the node itself */
-    int ready;          /* 1 ready, 0 not ready, -1 unknown (no metrics address, unreachable) */
-    char reason[256];   /* why not ready, or why unknown */
-    int metrics_failed; /* /metrics could not be read or parsed */
+    int ready;        /* 1 ready, 0 not ready, -1 unknown (no metrics address, unreachable) */
+    char reason[256]; /* why not ready, or why unknown */
+    int metrics_read; /* its /metrics was read whole and taken into the picture */
 } fw_status_node_t;
 
 /* A copy of one bucket at one destination. */

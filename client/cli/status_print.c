@@ -112,7 +112,7 @@ static void print_nodes(const fw_status_t *st, FILE *out)
         cell(out, n->version[0] ? n->version : "-", 8);
         cell(out, fmt_age(n->started_ms ? st->now_ms - n->started_ms : -1, up, sizeof(up)), 7);
         cell(out, ready, 0);
-        fprintf(out, "%s\n", n->metrics_failed && n->ready != -1 ? " (metrics unreadable)" : "");
+        fprintf(out, "%s\n", !n->metrics_read && n->ready != -1 ? " (metrics unreadable)" : "");
     }
 }
 
@@ -243,7 +243,7 @@ static void json_node(fw_cli_json_t *j, const fw_status_node_t *n)
     else
         fw_cli_json_bool(j, "ready", n->ready);
     fw_cli_json_str(j, "reason", n->ready == 1 ? "" : n->reason);
-    fw_cli_json_bool(j, "metrics_read", n->metrics[0] && !n->metrics_failed && n->ready != -1);
+    fw_cli_json_bool(j, "metrics_read", n->metrics_read);
     fw_cli_json_end(j);
 }
 

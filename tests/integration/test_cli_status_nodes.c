@@ -130,8 +130,8 @@ static fake_t *fake_start(const char *ip)
         return NULL;
     }
     FWT_ASSERT(getsockname(f->fd, (struct sockaddr *)&ss, &slen) == 0);
-    f->port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                       : ((struct sockaddr_in *)&ss)->sin_port);
+    f->port =
+        ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
     f->readyz = (answer_t){200, "ok\n", 0};
     f->metrics = (answer_t){200, "", 0};
     FWT_ASSERT(pthread_create(&f->thread, NULL, fake_serve, f) == 0);
@@ -139,7 +139,8 @@ static fake_t *fake_start(const char *ip)
     return f;
 }
 
-/* ---- registrations in ZooKeeper, written by the test ------------------------------------------ */
+/* ---- registrations in ZooKeeper, written by the test ------------------------------------------
+ */
 
 typedef struct world_s {
     fwt_zk_t zk;
@@ -223,14 +224,9 @@ static void expect(const char *doc, const char *needle, int n)
 /* `freeway status --zk SPEC [--json]`: exit status 0 expected; the output in *out (free it). */
 static void status_run(const world_t *w, int json, char **out)
 {
-    char *const argv[] = {(char *)fwt_bin("freeway"),
-                          "status",
-                          "--zk",
-                          (char *)w->spec,
-                          "--timeout",
-                          "5s",
-                          json ? "--json" : NULL,
-                          NULL};
+    char *const argv[] = {
+        (char *)fwt_bin("freeway"), "status", "--zk", (char *)w->spec, "--timeout", "5s",
+        json ? "--json" : NULL,     NULL};
     int rc = fwt_run(argv, 60000, out);
     if (rc != 0)
         FWT_FAIL("freeway status exited %d:\n%s", rc, *out);
@@ -254,6 +250,170 @@ static char *json_line(char *out)
 }
 
 /* ---- the cases ------------------------------------------------------------------------------- */
+
+/*
+ * A node's /metrics counts whole or not at all: a body cut short (the
+ * connection closed before Content-Length), a bad line after good ones, an
+ * error status, each adds nothing to the picture, and the node still shows
+ * with the rest. A /readyz that fails says how; a node that does not answer
+ * at all is "unreachable" with curl's reason.
+ */
+FWT_TEST(status_takes_a_node_metrics_whole_or_not_at_all)
+{
+    world_t w;
+    world_start(&w, 2);
+    static const char records5[] =
+        "freeway_calligraphus_recent_records{category=\"web\",window=\"1m\"} 5\n";
+    char addr[96];
+
+    /* w1: the body cut short after a whole line (a line-by-line parse alone would take it). */
+    fake_t *w1 = fake_start("127.0.0.2");
+    FWT_ASSERT(w1 != NULL);
+    w1->metrics = (answer_t){200,
+                             "freeway_calligraphus_recent_records{category=\"web\",window=\"1m\"} "
+                             "5\nfreeway_calligraphus_recent_records{category=\"web\","
+                             "window=\"1h\"} 5\n",
+                             sizeof(records5) - 1};
+    node_register(&w, "calligraphus", "w1", "127.0.0.2:7410", fake_addr(w1, addr, sizeof(addr)),
+                  NULL);
+    /* w2: a good line, then a bad one. */
+    fake_t *w2 = fake_start("127.0.0.2");
+    FWT_ASSERT(w2 != NULL);
+    w2->metrics.body =
+        "freeway_calligraphus_recent_records{category=\"web\",window=\"1m\"} 5\nnot a sample\n";
+    node_register(&w, "calligraphus", "w2", "127.0.0.2:7411", fake_addr(w2, addr, sizeof(addr)),
+                  NULL);
+    /* w3: /metrics answers 500 (with a body that would parse), /readyz is cut short. */
+    fake_t *w3 = fake_start("127.0.0.2");
+    FWT_ASSERT(w3 != NULL);
+    w3->metrics = (answer_t){500, records5, 0};
+    w3->readyz = (answer_t){200, "ok\n", 1};
+    node_register(&w, "calligraphus", "w3", "127.0.0.2:7412", fake_addr(w3, addr, sizeof(addr)),
+                  NULL);
+    /* w4: all good: its 2 records are the category's only figure. */
+    fake_t *w4 = fake_start("127.0.0.2");
+    FWT_ASSERT(w4 != NULL);
+    w4->metrics.body = "freeway_calligraphus_recent_records{category=\"web\",window=\"1m\"} 2\n";
+    node_register(&w, "calligraphus", "w4", "127.0.0.2:7413", fake_addr(w4, addr, sizeof(addr)),
+                  NULL);
+    /* p1: a subscriber in a body cut short. */
+    fake_t *p1 = fake_start("127.0.0.2");
+    FWT_ASSERT(p1 != NULL);
+    static const char sub[] =
+        "freeway_ptail_lag_bytes{category=\"web\",consumer=\"ghost\",bucket=\"0\"} 0\n";
+    p1->metrics = (answer_t){200,
+                             "freeway_ptail_lag_bytes{category=\"web\",consumer=\"ghost\","
+                             "bucket=\"0\"} 0\nfreeway_ptail_lag_bytes{category=\"web\","
+                             "consumer=\"ghost\",bucket=\"1\"} 0\n",
+                             sizeof(sub) - 1};
+    node_register(&w, "ptail", "p1", "127.0.0.2:7420", fake_addr(p1, addr, sizeof(addr)), NULL);
+    /* p2: registered, but nothing listens at its metrics address. */
+    snprintf(addr, sizeof(addr), "127.0.0.2:%d", fwt_free_port());
+    node_register(&w, "ptail", "p2", "127.0.0.2:7421", addr, NULL);
+
+    char *out = NULL;
+    status_run(&w, 1, &out);
+    char *j = json_line(out);
+    expect(j, "\"id\":\"w1\"", 1);
+    expect(j, "\"ready\":true,\"reason\":\"\",\"metrics_read\":false", 3);    /* w1, w2, p1 */
+    expect(j, "\"ready\":true,\"reason\":\"\",\"metrics_read\":true", 1);     /* w4 */
+    expect(j, "\"ready\":null,\"reason\":\"unreachable: transfer closed", 1); /* w3 */
+    expect(j, "\"ready\":null,\"reason\":\"unreachable: Failed to connect to 127.0.0.2", 1);
+    expect(j, "\"records_1m\":2,\"bytes_1m\":null,\"records_1h\":null,", 1);
+    expect(j, "\"subscribers\":[]", 1);
+    expect(out, "freeway status: calligraphus w1: /metrics: transfer closed", 1);
+    expect(out, "freeway status: calligraphus w2: bad /metrics (line 2)", 1);
+    expect(out, "freeway status: calligraphus w3: /metrics answered 500", 1);
+    free(out);
+
+    /* The table says the same. */
+    status_run(&w, 0, &out);
+    expect(out, "NODES (6)", 1);
+    expect(out, "yes (metrics unreadable)", 3);
+    expect(out, "unknown: unreachable: ", 2);
+    expect(out, "last minute 2 records", 1);
+    expect(out, "SUBSCRIBERS (0)", 1);
+    free(out);
+    world_stop(&w);
+}
+
+/* A 3-byte character placed to straddle the end of a field of cap bytes, after prefix. */
+static void straddle(char *out, size_t outcap, const char *prefix, size_t cap)
+{
+    size_t n = strlen(prefix);
+    FWT_ASSERT(n + 2 < cap - 1 && cap + 8 < outcap);
+    memcpy(out, prefix, n);
+    memset(out + n, 'x', cap - 2 - n); /* the character starts at the field's last byte */
+    memcpy(out + cap - 2,
+           "\xe2\x82\xac"
+           "tail",
+           8);
+}
+
+/*
+ * Ids, reasons and label values are the nodes' bytes: control characters,
+ * bytes that are no UTF-8, text longer than status keeps. The JSON stays
+ * UTF-8 and JSON (escapes; U+FFFD for a bad byte), nothing is cut inside a
+ * character, and the table prints control characters as \xNN.
+ */
+FWT_TEST(status_output_stays_text_whatever_the_nodes_say)
+{
+    world_t w;
+    world_start(&w, 2);
+    fake_t *p1 = fake_start("127.0.0.2");
+    FWT_ASSERT(p1 != NULL);
+    /* The reason: a screen clear, a bell, stray bytes, then a euro sign across byte 255. */
+    static char reason[512];
+    straddle(reason, sizeof(reason), "disk \x1b[2J\x07 bad \xff\xc3 ", 256);
+    strcat(reason, "\nsecond line\n");
+    p1->readyz = (answer_t){503, reason, 0};
+    /* Consumers: a terminal title escape and a stray byte; a newline; one longer than kept. */
+    static char metrics[2048], long_consumer[256];
+    memset(long_consumer, 'a', 126);
+    strcpy(long_consumer + 126, "\xc3\xa9z"); /* é across byte 127 */
+    snprintf(metrics, sizeof(metrics),
+             "freeway_ptail_lag_bytes{category=\"web\",consumer=\"t\x1b]0;pwned\x07\xfe\","
+             "bucket=\"0\"} 1\n"
+             "freeway_ptail_lag_bytes{category=\"web\",consumer=\"two\\nlines\",bucket=\"0\"} 2\n"
+             "freeway_ptail_lag_bytes{category=\"web\",consumer=\"%s\",bucket=\"0\"} 3\n",
+             long_consumer);
+    p1->metrics.body = metrics;
+    char addr[96];
+    node_register(&w, "ptail", "p1", "127.0.0.2:7420", fake_addr(p1, addr, sizeof(addr)), NULL);
+    /* A bucket owner whose id ends in ESC and half a character. */
+    zk_put(w.zh, "/freeway/buckets/web/0/owner",
+           "node_id = own\x1b[1m\xe2\x82\naddress = 127.0.0.2:1\nepoch = 1\n", ZOO_EPHEMERAL);
+
+    char *out = NULL;
+    status_run(&w, 1, &out);
+    char *j = json_line(out);
+    /* The reason: escapes, U+FFFD per bad byte, cut before the euro sign, first line only. */
+    expect(j,
+           "\"ready\":false,\"reason\":\"disk \\u001b[2J\\u0007 bad \xef\xbf\xbd\xef\xbf\xbd xxx",
+           1);
+    expect(j, "xxx\",\"metrics_read\":true", 1);
+    char want[512];
+    expect(j, "\"consumer\":\"t\\u001b]0;pwned\\u0007\xef\xbf\xbd\"", 1);
+    expect(j, "\"consumer\":\"two\\nlines\"", 1);
+    snprintf(want, sizeof(want), "\"consumer\":\"%.126s\",", long_consumer);
+    expect(j, want, 1);
+    expect(j, "\"owner\":\"own\\u001b[1m\xef\xbf\xbd\xef\xbf\xbd\"", 1);
+    free(out);
+
+    /* The table: no control byte but newlines, UTF-8 throughout, the escapes readable. */
+    status_run(&w, 0, &out);
+    for (const char *p = out; *p != '\0'; p++)
+        if (((unsigned char)*p < 0x20 && *p != '\n') || *p == 0x7f)
+            FWT_FAIL("the table holds control byte 0x%02x at %zu:\n%s", (unsigned char)*p,
+                     (size_t)(p - out), out);
+    FWT_ASSERT(fw_utf8_valid(out, strlen(out)));
+    expect(out, "no: disk \\x1b[2J\\x07 bad \\xff\\xc3 xxx", 1);
+    expect(out, "t\\x1b]0;pwned\\x07\\xfe", 1);
+    expect(out, "two\\x0alines", 1);
+    expect(out, "own\\x1b[1m\\xe2\\x82", 1);
+    free(out);
+    world_stop(&w);
+}
 
 /*
  * A destination URL may be 1,023 bytes, and its ZooKeeper key (the URL with
