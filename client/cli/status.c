@@ -16,8 +16,10 @@
 #include "proto/meta.pb-c.h"
 #include "utf8.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -542,6 +544,10 @@ static int gather_copies(gather_t *g)
 
 /* ---- the nodes' own answers ---------------------------------------------------------------- */
 
+/* host:port as long as a node's address and metrics address together (see metrics_target). */
+#define TARGET_MAX                                                                                 \
+    (sizeof(((fw_status_node_t *)0)->address) + sizeof(((fw_status_node_t *)0)->metrics))
+
 typedef struct fetch_s {
     CURL *easy;
     fw_status_node_t *node;
@@ -552,7 +558,7 @@ typedef struct fetch_s {
     char *body;
     size_t len, cap;
     int too_big, no_memory;
-    char url[sizeof("http://") + sizeof(((fw_status_node_t *)0)->metrics) + sizeof("/metrics")];
+    char url[sizeof("http://") + TARGET_MAX + sizeof("/metrics")];
 } fetch_t;
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
@@ -593,6 +599,49 @@ static const char *fetch_error(const fetch_t *f)
     if (f->result == CURLE_OK)
         return NULL;
     return f->error[0] != '\0' ? f->error : curl_easy_strerror(f->result);
+}
+
+/* 1 if host[0..len) is 0.0.0.0, [::] or empty: a listener's wildcard, no host to ask. */
+static int wildcard_host(const char *host, size_t len)
+{
+    char buf[64];
+    if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
+        host++;
+        len -= 2;
+    }
+    if (len == 0)
+        return 1;
+    if (len >= sizeof(buf))
+        return 0;
+    memcpy(buf, host, len);
+    buf[len] = '\0';
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, buf, &a4) == 1)
+        return a4.s_addr == htonl(INADDR_ANY);
+    return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_UNSPECIFIED(&a6);
+}
+
+/*
+ * Where to ask node n, as host:port. The metrics address is published as
+ * bound, so --metrics 0.0.0.0:PORT (or [::]:PORT) names no host; asking it
+ * would ask the local host, wrong for a node elsewhere. Then the host of
+ * the node's advertised address goes with the metrics port. -1 if neither
+ * names a host (a copier publishes its metrics address as its address).
+ */
+static int metrics_target(const fw_status_node_t *n, char *out, size_t cap)
+{
+    const char *port = strrchr(n->metrics, ':');
+    if (port == NULL || !wildcard_host(n->metrics, (size_t)(port - n->metrics))) {
+        snprintf(out, cap, "%s", n->metrics);
+        return 0;
+    }
+    const char *aport = strrchr(n->address, ':');
+    size_t hlen = aport != NULL ? (size_t)(aport - n->address) : strlen(n->address);
+    if (wildcard_host(n->address, hlen))
+        return -1;
+    snprintf(out, cap, "%.*s%s", (int)hlen, n->address, port);
+    return 0;
 }
 
 static int compare_categories(const void *a, const void *b)
@@ -846,13 +895,20 @@ static void gather_http(gather_t *g)
     size_t nf = 0;
     for (size_t i = 0; i < st->nnodes; i++) {
         fw_status_node_t *n = &st->nodes[i];
+        char target[TARGET_MAX];
         if (n->metrics[0] == '\0')
             continue;
+        if (metrics_target(n, target, sizeof(target)) < 0) {
+            snprintf(n->reason, sizeof(n->reason),
+                     "metrics address %s names no host: give --metrics the node's own address",
+                     n->metrics);
+            continue;
+        }
         for (int m = 0; m < 2; m++) {
             fetch_t *x = &f[nf++];
             x->node = n;
             x->is_metrics = m;
-            snprintf(x->url, sizeof(x->url), "http://%s/%s", n->metrics, m ? "metrics" : "readyz");
+            snprintf(x->url, sizeof(x->url), "http://%s/%s", target, m ? "metrics" : "readyz");
             x->easy = curl_easy_init();
             if (x->easy == NULL) {
                 x->done = x->no_memory = 1;

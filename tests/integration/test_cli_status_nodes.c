@@ -252,6 +252,46 @@ static char *json_line(char *out)
 /* ---- the cases ------------------------------------------------------------------------------- */
 
 /*
+ * --metrics 0.0.0.0:PORT is published as bound; asking 0.0.0.0 asks the
+ * local host. Each fake listens only on its own loopback address, so an
+ * answer proves status asked the node's advertised host with the metrics
+ * port. A copier publishes its metrics address as its address, so with a
+ * wildcard there is no host to ask: unknown, saying why.
+ */
+FWT_TEST(status_asks_a_wildcard_metrics_address_at_the_advertised_host)
+{
+    world_t w;
+    world_start(&w, 2);
+    fake_t *w1 = fake_start("127.0.0.2");
+    FWT_ASSERT(w1 != NULL);
+    w1->metrics.body = "freeway_calligraphus_recent_records{category=\"web\",window=\"1m\"} 7\n";
+    char metrics[96];
+    snprintf(metrics, sizeof(metrics), "0.0.0.0:%d", w1->port);
+    node_register(&w, "calligraphus", "w1", "127.0.0.2:7410", metrics, NULL);
+    node_register(&w, "copier", "c1", "0.0.0.0:7431", "0.0.0.0:7431", "file:///srv/copy");
+    fake_t *p1 = fake_start("::1");
+    if (p1 != NULL) {
+        snprintf(metrics, sizeof(metrics), "[::]:%d", p1->port);
+        node_register(&w, "ptail", "p1", "[::1]:7420", metrics, NULL);
+    } else {
+        fprintf(stderr, "no IPv6 loopback here: [::] not tried\n");
+    }
+
+    char *out = NULL;
+    status_run(&w, 1, &out);
+    char *j = json_line(out);
+    expect(j, "{\"kind\":\"calligraphus\",\"id\":\"w1\"", 1);
+    expect(j, "\"ready\":true,\"reason\":\"\",\"metrics_read\":true", p1 != NULL ? 2 : 1);
+    expect(j, "\"records_1m\":7,", 1);
+    expect(j,
+           "\"ready\":null,\"reason\":\"metrics address 0.0.0.0:7431 names no host: give "
+           "--metrics the node's own address\",\"metrics_read\":false",
+           1);
+    free(out);
+    world_stop(&w);
+}
+
+/*
  * A node's /metrics counts whole or not at all: a body cut short (the
  * connection closed before Content-Length), a bad line after good ones, an
  * error status, each adds nothing to the picture, and the node still shows
