@@ -956,17 +956,19 @@ static void gather_http(gather_t *g)
     for (size_t i = 0; i < nf; i++) {
         fetch_t *x = &f[i];
         fw_status_node_t *n = x->node;
+        const char *err = fetch_error(x);
         long code = 0;
-        if (fetch_error(x) == NULL)
+        if (err == NULL)
             curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+        /* Each node's /readyz comes first: an unreachable node's reason already says why its
+         * /metrics failed too. */
         if (!x->is_metrics)
             take_readyz(n, x, code);
-        else if (fetch_error(x) != NULL)
-            fprintf(stderr, "freeway status: %s %s: /metrics: %s\n", n->kind, n->id,
-                    fetch_error(x));
-        else if (code != 200)
+        else if (err != NULL && n->ready != -1)
+            fprintf(stderr, "freeway status: %s %s: /metrics: %s\n", n->kind, n->id, err);
+        else if (err == NULL && code != 200)
             fprintf(stderr, "freeway status: %s %s: /metrics answered %ld\n", n->kind, n->id, code);
-        else
+        else if (err == NULL)
             take_metrics(st, n, x);
         if (x->easy != NULL) {
             curl_multi_remove_handle(multi, x->easy);

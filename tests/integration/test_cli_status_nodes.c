@@ -364,6 +364,7 @@ FWT_TEST(status_takes_a_node_metrics_whole_or_not_at_all)
     expect(out, "freeway status: calligraphus w1: /metrics: transfer closed", 1);
     expect(out, "freeway status: calligraphus w2: bad /metrics (line 2)", 1);
     expect(out, "freeway status: calligraphus w3: /metrics answered 500", 1);
+    expect(out, "p2: /metrics", 0); /* its reason says it already */
     free(out);
 
     /* The table says the same. */
