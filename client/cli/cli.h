@@ -3,6 +3,7 @@
 #define FW_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define FW_VERSION "0.1.0"
@@ -31,8 +32,40 @@ int fw_cli_status(int argc, char **argv);
  */
 int fw_cli_audit(int argc, char **argv);
 
-/* Writes text[0..len) as a JSON string, quotes included (the bytes are taken as UTF-8). */
+/*
+ * Writes text[0..len) as a JSON string, quotes included. The bytes are taken
+ * as UTF-8; a byte that is no part of a well-formed character is written as
+ * U+FFFD, so the output is valid JSON whatever the input.
+ */
 void fw_cli_json_string(FILE *out, const void *text, size_t len);
+
+/* How deep fw_cli_json_t nests objects and arrays. */
+#define FW_CLI_JSON_DEPTH 8
+
+/*
+ * A JSON writer that keeps the commas: open objects and arrays, write
+ * members (key given inside an object, NULL inside an array or at the
+ * top), close them. Lives on the caller's stack; holds nothing to free.
+ */
+typedef struct fw_cli_json_s {
+    FILE *out;
+    int depth;
+    char close[FW_CLI_JSON_DEPTH]; /* '}' or ']' for each open level */
+    char more[FW_CLI_JSON_DEPTH];  /* the level has a value: the next needs a comma */
+} fw_cli_json_t;
+
+void fw_cli_json_init(fw_cli_json_t *j, FILE *out);
+void fw_cli_json_object(fw_cli_json_t *j, const char *key);
+void fw_cli_json_array(fw_cli_json_t *j, const char *key);
+/* Closes the innermost object or array. */
+void fw_cli_json_end(fw_cli_json_t *j);
+void fw_cli_json_str(fw_cli_json_t *j, const char *key, const char *s);
+/* A number; null for NaN and infinities, which JSON cannot say. */
+void fw_cli_json_num(fw_cli_json_t *j, const char *key, double v);
+void fw_cli_json_uint(fw_cli_json_t *j, const char *key, uint64_t v);
+void fw_cli_json_int(fw_cli_json_t *j, const char *key, int64_t v);
+void fw_cli_json_bool(fw_cli_json_t *j, const char *key, int v);
+void fw_cli_json_null(fw_cli_json_t *j, const char *key);
 
 /*
  * argv with -c CATEGORY / -cCATEGORY spelled --category (the option tables

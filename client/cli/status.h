@@ -13,6 +13,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/*
+ * Text from ZooKeeper and from the nodes lands in fixed fields, cut to fit
+ * at a character boundary (fw_utf8_prefix); the printers escape what a
+ * terminal or JSON cannot take.
+ */
 typedef struct fw_status_node_s {
     char kind[16]; /* calligraphus, ptail, copier */
     char id[128];
@@ -20,11 +25,10 @@ typedef struct fw_status_node_s {
     char metrics[128]; /* "" when the node serves no metrics */
     char version[32];
     int64_t started_ms;
-    char destinations[512]; /* copier: the URLs it copies to */
     /* from the node itself */
-    int ready;          /* 1 ready, 0 not ready, -1 unknown (no metrics address, unreachable) */
-    char reason[256];   /* why not ready, or why unknown */
-    int metrics_failed; /* /metrics could not be read or parsed */
+    int ready;        /* 1 ready, 0 not ready, -1 unknown (no metrics address, unreachable) */
+    char reason[256]; /* why not ready, or why unknown */
+    int metrics_read; /* its /metrics was read whole and taken into the picture */
 } fw_status_node_t;
 
 /* A copy of one bucket at one destination. */
@@ -73,7 +77,7 @@ typedef struct fw_status_s {
     char zk[512];
     fw_status_node_t *nodes;
     size_t nnodes;
-    char (*dests)[1024]; /* destination URLs that have progress or copiers */
+    char **dests; /* destination URLs that have progress or copiers (each malloc'd) */
     size_t ndests;
     fw_status_category_t *cats;
     size_t ncats;

@@ -2,13 +2,53 @@
 #include "cli.h"
 #include "status.h"
 
+#include "utf8.h"
+
 #include <inttypes.h>
-#include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
 /* ---- tables ------------------------------------------------------------------------------------
  */
+
+/*
+ * Text from ZooKeeper or a node's answers as it goes to a terminal: control
+ * characters (C0, DEL, C1) and bytes that are no UTF-8 character are
+ * written as \xNN, so a label value cannot move the cursor or recolour the
+ * screen. Pads with spaces to width characters.
+ */
+static void put_text(FILE *out, const char *s, int width)
+{
+    const uint8_t *p = (const uint8_t *)s;
+    size_t len = strlen(s);
+    int cols = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = fw_utf8_char_len(p + i, len - i);
+        int control =
+            n == 1 ? p[i] < 0x20 || p[i] == 0x7f : n == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0;
+        if (n == 0 || control) {
+            size_t k = n == 0 ? 1 : n;
+            for (size_t b = 0; b < k; b++)
+                fprintf(out, "\\x%02x", p[i + b]);
+            cols += 4 * (int)k;
+            i += k;
+        } else {
+            fwrite(p + i, 1, n, out);
+            cols++;
+            i += n;
+        }
+    }
+    for (; cols < width; cols++)
+        fputc(' ', out);
+}
+
+/* One column of a table row: two spaces, then s padded to width. */
+static void cell(FILE *out, const char *s, int width)
+{
+    fputs("  ", out);
+    put_text(out, s, width);
+}
 
 /* "1.2 MiB"; "-" for unknown (negative). */
 static const char *fmt_bytes(double v, char *buf, size_t cap)
@@ -66,10 +106,13 @@ static void print_nodes(const fw_status_t *st, FILE *out)
             snprintf(ready, sizeof(ready), "yes");
         else
             snprintf(ready, sizeof(ready), "%s: %s", n->ready == 0 ? "no" : "unknown", n->reason);
-        fprintf(out, "  %-12s  %-20s  %-21s  %-8s  %-7s  %s%s\n", n->kind, n->id, n->address,
-                n->version[0] ? n->version : "-",
-                fmt_age(n->started_ms ? st->now_ms - n->started_ms : -1, up, sizeof(up)), ready,
-                n->metrics_failed && n->ready != -1 ? " (metrics unreadable)" : "");
+        cell(out, n->kind, 12);
+        cell(out, n->id, 20);
+        cell(out, n->address, 21);
+        cell(out, n->version[0] ? n->version : "-", 8);
+        cell(out, fmt_age(n->started_ms ? st->now_ms - n->started_ms : -1, up, sizeof(up)), 7);
+        cell(out, ready, 0);
+        fprintf(out, "%s\n", !n->metrics_read && n->ready != -1 ? " (metrics unreadable)" : "");
     }
 }
 
@@ -91,15 +134,20 @@ static void copy_cell(const fw_status_copy_t *c, char *buf, size_t cap)
 static void print_category(const fw_status_t *st, const fw_status_category_t *c, FILE *out)
 {
     char a[32], b[32], d[32], e[32], f[32];
-    fprintf(out, "\nCATEGORY %s  %u buckets, %s, roll %s / %s, sync %ums, retention %s\n", c->name,
-            c->buckets, c->codec, fmt_bytes((double)c->roll_bytes, a, sizeof(a)),
+    fputs("\nCATEGORY ", out);
+    put_text(out, c->name, 0);
+    fprintf(out, "  %u buckets, %s, roll %s / %s, sync %ums, retention %s\n", c->buckets, c->codec,
+            fmt_bytes((double)c->roll_bytes, a, sizeof(a)),
             fmt_age((int64_t)c->roll_age_ms, b, sizeof(b)), c->sync_interval_ms,
             fmt_age((int64_t)c->retention_ms, d, sizeof(d)));
     fprintf(out, "  written: last minute %s records, %s; last hour %s records, %s\n",
             fmt_count(c->records_1m, a, sizeof(a)), fmt_bytes(c->bytes_1m, b, sizeof(b)),
             fmt_count(c->records_1h, e, sizeof(e)), fmt_bytes(c->bytes_1h, f, sizeof(f)));
-    for (size_t i = 0; i < st->ndests; i++)
-        fprintf(out, "  COPY%zu = %s\n", i + 1, st->dests[i]);
+    for (size_t i = 0; i < st->ndests; i++) {
+        fprintf(out, "  COPY%zu = ", i + 1);
+        put_text(out, st->dests[i], 0);
+        fputc('\n', out);
+    }
     fprintf(out, "  %-6s  %-20s  %-6s  %-8s  %-10s", "BUCKET", "OWNER", "EPOCH", "SEGMENT", "SIZE");
     for (size_t i = 0; i < st->ndests; i++)
         fprintf(out, i + 1 < st->ndests ? "  COPY%-28zu" : "  COPY%zu", i + 1);
@@ -117,13 +165,15 @@ static void print_category(const fw_status_t *st, const fw_status_category_t *c,
             snprintf(epoch, sizeof(epoch), "%" PRIu64, bk->epoch);
         if (bk->owner[0] == '\0')
             unowned++;
-        fprintf(out, "  %-6u  %-20s  %-6s  %-8s  %-10s", bk->bucket,
-                bk->owner[0] ? bk->owner : "(none)", epoch, seg,
-                fmt_bytes(bk->segment_bytes, a, sizeof(a)));
+        fprintf(out, "  %-6u", bk->bucket);
+        cell(out, bk->owner[0] ? bk->owner : "(none)", 20);
+        cell(out, epoch, 6);
+        cell(out, seg, 8);
+        cell(out, fmt_bytes(bk->segment_bytes, a, sizeof(a)), 10);
         for (size_t k = 0; k < st->ndests && bk->copies != NULL; k++) {
-            char cell[200];
-            copy_cell(&bk->copies[k], cell, sizeof(cell));
-            fprintf(out, k + 1 < st->ndests ? "  %-32s" : "  %s", cell);
+            char text[200];
+            copy_cell(&bk->copies[k], text, sizeof(text));
+            cell(out, text, k + 1 < st->ndests ? 32 : 0);
         }
         fputc('\n', out);
     }
@@ -142,8 +192,10 @@ static void print_subs(const fw_status_t *st, FILE *out)
     for (size_t i = 0; i < st->nsubs; i++) {
         const fw_status_sub_t *s = &st->subs[i];
         char b[32];
-        fprintf(out, "  %-20s  %-24s  %-20s  %-7u  %-10s  %.1fs\n", st->nodes[s->node].id,
-                s->consumer, s->category, s->buckets, fmt_bytes(s->lag_bytes, b, sizeof(b)),
+        cell(out, st->nodes[s->node].id, 20);
+        cell(out, s->consumer, 24);
+        cell(out, s->category, 20);
+        fprintf(out, "  %-7u  %-10s  %.1fs\n", s->buckets, fmt_bytes(s->lag_bytes, b, sizeof(b)),
                 s->lag_seconds);
     }
 }
@@ -154,7 +206,9 @@ void fw_status_print_table(const fw_status_t *st, FILE *out)
     struct tm tm;
     char when[64];
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", localtime_r(&t, &tm));
-    fprintf(out, "freeway status at %s, ZooKeeper %s\n\n", when, st->zk);
+    fprintf(out, "freeway status at %s, ZooKeeper ", when);
+    put_text(out, st->zk, 0);
+    fputs("\n\n", out);
     print_nodes(st, out);
     if (st->ncats == 0)
         fprintf(out, "\nno categories\n");
@@ -166,138 +220,130 @@ void fw_status_print_table(const fw_status_t *st, FILE *out)
 /* ---- JSON --------------------------------------------------------------------------------------
  */
 
-static void jstr(FILE *out, const char *key, const char *value)
+/* A figure, or null when unknown (negative). */
+static void jfig(fw_cli_json_t *j, const char *key, double v)
 {
-    fprintf(out, "\"%s\":", key);
-    fw_cli_json_string(out, value, strlen(value));
-}
-
-/* A number, or null when unknown (negative). */
-static void jnum(FILE *out, const char *key, double v)
-{
-    if (v < 0 || !isfinite(v))
-        fprintf(out, "\"%s\":null", key);
+    if (v < 0)
+        fw_cli_json_null(j, key);
     else
-        fprintf(out, "\"%s\":%.17g", key, v);
+        fw_cli_json_num(j, key, v);
 }
 
-static void json_node(const fw_status_node_t *n, FILE *out)
+static void json_node(fw_cli_json_t *j, const fw_status_node_t *n)
 {
-    fputc('{', out);
-    jstr(out, "kind", n->kind);
-    fputc(',', out);
-    jstr(out, "id", n->id);
-    fputc(',', out);
-    jstr(out, "address", n->address);
-    fputc(',', out);
-    jstr(out, "metrics_address", n->metrics);
-    fputc(',', out);
-    jstr(out, "version", n->version);
-    fprintf(out, ",\"started_ms\":%" PRId64 ",\"ready\":%s,", n->started_ms,
-            n->ready == 1   ? "true"
-            : n->ready == 0 ? "false"
-                            : "null");
-    jstr(out, "reason", n->ready == 1 ? "" : n->reason);
-    fprintf(out, ",\"metrics_read\":%s}",
-            n->metrics[0] && !n->metrics_failed && n->ready != -1 ? "true" : "false");
-}
-
-static void json_bucket(const fw_status_t *st, const fw_status_bucket_t *b, FILE *out)
-{
-    fprintf(out, "{\"bucket\":%u,", b->bucket);
-    jstr(out, "owner", b->owner);
-    if (b->has_meta)
-        fprintf(out, ",\"epoch\":%" PRIu64 ",\"next_segment_id\":%" PRIu64, b->epoch,
-                b->next_segment_id);
+    fw_cli_json_object(j, NULL);
+    fw_cli_json_str(j, "kind", n->kind);
+    fw_cli_json_str(j, "id", n->id);
+    fw_cli_json_str(j, "address", n->address);
+    fw_cli_json_str(j, "metrics_address", n->metrics);
+    fw_cli_json_str(j, "version", n->version);
+    fw_cli_json_int(j, "started_ms", n->started_ms);
+    if (n->ready < 0)
+        fw_cli_json_null(j, "ready");
     else
-        fprintf(out, ",\"epoch\":null,\"next_segment_id\":null");
-    fputc(',', out);
-    jnum(out, "segment_id", b->segment_id);
-    fputc(',', out);
-    jnum(out, "segment_bytes", b->segment_bytes);
-    fprintf(out, ",\"copies\":[");
-    for (size_t k = 0; k < st->ndests && b->copies != NULL; k++) {
-        const fw_status_copy_t *c = &b->copies[k];
-        fprintf(out, "%s{", k ? "," : "");
-        jstr(out, "destination", st->dests[k]);
-        fputc(',', out);
-        jstr(out, "copier", c->copier);
-        if (c->has_progress)
-            fprintf(out,
-                    ",\"segment_id\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"updated_ms\":%" PRId64,
-                    c->segment_id, c->offset, c->updated_ms);
-        else
-            fprintf(out, ",\"segment_id\":null,\"offset\":null,\"updated_ms\":null");
-        fputc(',', out);
-        jnum(out, "lag_bytes", c->lag_bytes);
-        fputc(',', out);
-        jnum(out, "lag_seconds", c->lag_seconds);
-        fputc('}', out);
-    }
-    fprintf(out, "]}");
+        fw_cli_json_bool(j, "ready", n->ready);
+    fw_cli_json_str(j, "reason", n->ready == 1 ? "" : n->reason);
+    fw_cli_json_bool(j, "metrics_read", n->metrics_read);
+    fw_cli_json_end(j);
 }
 
-static void json_category(const fw_status_t *st, const fw_status_category_t *c, FILE *out)
+static void json_copy(fw_cli_json_t *j, const fw_status_t *st, const fw_status_copy_t *c)
 {
-    fputc('{', out);
-    jstr(out, "name", c->name);
-    fprintf(out,
-            ",\"buckets\":%u,\"codec\":\"%s\",\"roll_bytes\":%" PRIu64 ",\"roll_age_ms\":%" PRIu64
-            ",\"sync_interval_ms\":%u,\"retention_ms\":%" PRIu64 ",\"max_record_bytes\":%u,",
-            c->buckets, c->codec, c->roll_bytes, c->roll_age_ms, c->sync_interval_ms,
-            c->retention_ms, c->max_record_bytes);
-    jnum(out, "records_1m", c->records_1m);
-    fputc(',', out);
-    jnum(out, "bytes_1m", c->bytes_1m);
-    fputc(',', out);
-    jnum(out, "records_1h", c->records_1h);
-    fputc(',', out);
-    jnum(out, "bytes_1h", c->bytes_1h);
-    fprintf(out, ",\"bucket_list\":[");
-    for (uint32_t i = 0; i < c->buckets; i++) {
-        if (i)
-            fputc(',', out);
-        json_bucket(st, &c->list[i], out);
+    fw_cli_json_object(j, NULL);
+    fw_cli_json_str(j, "destination", st->dests[c->dest]);
+    fw_cli_json_str(j, "copier", c->copier);
+    if (c->has_progress) {
+        fw_cli_json_uint(j, "segment_id", c->segment_id);
+        fw_cli_json_uint(j, "offset", c->offset);
+        fw_cli_json_int(j, "updated_ms", c->updated_ms);
+    } else {
+        fw_cli_json_null(j, "segment_id");
+        fw_cli_json_null(j, "offset");
+        fw_cli_json_null(j, "updated_ms");
     }
-    fprintf(out, "]}");
+    jfig(j, "lag_bytes", c->lag_bytes);
+    jfig(j, "lag_seconds", c->lag_seconds);
+    fw_cli_json_end(j);
+}
+
+static void json_bucket(fw_cli_json_t *j, const fw_status_t *st, const fw_status_bucket_t *b)
+{
+    fw_cli_json_object(j, NULL);
+    fw_cli_json_uint(j, "bucket", b->bucket);
+    fw_cli_json_str(j, "owner", b->owner);
+    if (b->has_meta) {
+        fw_cli_json_uint(j, "epoch", b->epoch);
+        fw_cli_json_uint(j, "next_segment_id", b->next_segment_id);
+    } else {
+        fw_cli_json_null(j, "epoch");
+        fw_cli_json_null(j, "next_segment_id");
+    }
+    jfig(j, "segment_id", b->segment_id);
+    jfig(j, "segment_bytes", b->segment_bytes);
+    fw_cli_json_array(j, "copies");
+    for (size_t k = 0; k < st->ndests && b->copies != NULL; k++)
+        json_copy(j, st, &b->copies[k]);
+    fw_cli_json_end(j);
+    fw_cli_json_end(j);
+}
+
+static void json_category(fw_cli_json_t *j, const fw_status_t *st, const fw_status_category_t *c)
+{
+    fw_cli_json_object(j, NULL);
+    fw_cli_json_str(j, "name", c->name);
+    fw_cli_json_uint(j, "buckets", c->buckets);
+    fw_cli_json_str(j, "codec", c->codec);
+    fw_cli_json_uint(j, "roll_bytes", c->roll_bytes);
+    fw_cli_json_uint(j, "roll_age_ms", c->roll_age_ms);
+    fw_cli_json_uint(j, "sync_interval_ms", c->sync_interval_ms);
+    fw_cli_json_uint(j, "retention_ms", c->retention_ms);
+    fw_cli_json_uint(j, "max_record_bytes", c->max_record_bytes);
+    jfig(j, "records_1m", c->records_1m);
+    jfig(j, "bytes_1m", c->bytes_1m);
+    jfig(j, "records_1h", c->records_1h);
+    jfig(j, "bytes_1h", c->bytes_1h);
+    fw_cli_json_array(j, "bucket_list");
+    for (uint32_t i = 0; i < c->buckets; i++)
+        json_bucket(j, st, &c->list[i]);
+    fw_cli_json_end(j);
+    fw_cli_json_end(j);
+}
+
+static void json_sub(fw_cli_json_t *j, const fw_status_t *st, const fw_status_sub_t *s)
+{
+    fw_cli_json_object(j, NULL);
+    fw_cli_json_str(j, "ptail", st->nodes[s->node].id);
+    fw_cli_json_str(j, "consumer", s->consumer);
+    fw_cli_json_str(j, "category", s->category);
+    fw_cli_json_uint(j, "buckets", s->buckets);
+    jfig(j, "lag_bytes", s->lag_bytes);
+    jfig(j, "lag_seconds", s->lag_seconds);
+    fw_cli_json_end(j);
 }
 
 void fw_status_print_json(const fw_status_t *st, FILE *out)
 {
-    fprintf(out, "{\"time_ms\":%" PRId64 ",", st->now_ms);
-    jstr(out, "zk", st->zk);
-    fprintf(out, ",\"nodes\":[");
-    for (size_t i = 0; i < st->nnodes; i++) {
-        if (i)
-            fputc(',', out);
-        json_node(&st->nodes[i], out);
-    }
-    fprintf(out, "],\"destinations\":[");
-    for (size_t i = 0; i < st->ndests; i++) {
-        if (i)
-            fputc(',', out);
-        fw_cli_json_string(out, st->dests[i], strlen(st->dests[i]));
-    }
-    fprintf(out, "],\"categories\":[");
-    for (size_t i = 0; i < st->ncats; i++) {
-        if (i)
-            fputc(',', out);
-        json_category(st, &st->cats[i], out);
-    }
-    fprintf(out, "],\"subscribers\":[");
-    for (size_t i = 0; i < st->nsubs; i++) {
-        const fw_status_sub_t *s = &st->subs[i];
-        fprintf(out, "%s{", i ? "," : "");
-        jstr(out, "ptail", st->nodes[s->node].id);
-        fputc(',', out);
-        jstr(out, "consumer", s->consumer);
-        fputc(',', out);
-        jstr(out, "category", s->category);
-        fprintf(out, ",\"buckets\":%u,", s->buckets);
-        jnum(out, "lag_bytes", s->lag_bytes);
-        fputc(',', out);
-        jnum(out, "lag_seconds", s->lag_seconds);
-        fputc('}', out);
-    }
-    fprintf(out, "]}\n");
+    fw_cli_json_t j;
+    fw_cli_json_init(&j, out);
+    fw_cli_json_object(&j, NULL);
+    fw_cli_json_int(&j, "time_ms", st->now_ms);
+    fw_cli_json_str(&j, "zk", st->zk);
+    fw_cli_json_array(&j, "nodes");
+    for (size_t i = 0; i < st->nnodes; i++)
+        json_node(&j, &st->nodes[i]);
+    fw_cli_json_end(&j);
+    fw_cli_json_array(&j, "destinations");
+    for (size_t i = 0; i < st->ndests; i++)
+        fw_cli_json_str(&j, NULL, st->dests[i]);
+    fw_cli_json_end(&j);
+    fw_cli_json_array(&j, "categories");
+    for (size_t i = 0; i < st->ncats; i++)
+        json_category(&j, st, &st->cats[i]);
+    fw_cli_json_end(&j);
+    fw_cli_json_array(&j, "subscribers");
+    for (size_t i = 0; i < st->nsubs; i++)
+        json_sub(&j, st, &st->subs[i]);
+    fw_cli_json_end(&j);
+    fw_cli_json_end(&j);
+    fputc('\n', out);
 }

@@ -187,7 +187,7 @@ FWT_TEST(status_shows_nodes_owners_segments_lag_and_subscribers)
     FWT_ASSERT_INT_EQ(status_run(&f, "--json", NULL, &out), 0);
     j = json_line(out);
     expect(j, "{\"kind\":\"ptail\",\"id\":\"p1\"", 1); /* its session has not expired yet */
-    expect(j, "\"ready\":null,\"reason\":\"unreachable\"", 1);
+    expect(j, "\"ready\":null,\"reason\":\"unreachable: ", 1);
     expect(j, "\"ready\":true", 3);
     expect(j, "\"subscribers\":[]", 1);
     free(out);
