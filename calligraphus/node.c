@@ -278,7 +278,8 @@ static void owner_present(cal_slot_t *s, const char *data, size_t len, const str
     }
     check_lost(s);
     /* Our own id from an earlier life of this process (kill -9, restart): that
-     * session is dead to us; do not wait for ZooKeeper to expire it. */
+     * session is dead to us; do not wait for ZooKeeper to expire it. (One of
+     * this session that we let go is the census's: slot_stranded.) */
     if (s->state == CAL_SLOT_FREE && strcmp(s->owner_id, n->cfg.id) == 0 &&
         s->owner_session != fw_zk_session_id(zk) && !n->stopping) {
         char name[200], path[300];
@@ -286,11 +287,6 @@ static void owner_present(cal_slot_t *s, const char *data, size_t len, const str
                     slot_name(s, name, sizeof(name)));
         cal_owner_path(&s->owner, path, sizeof(path));
         fw_zk_delete(zk, path, stat->version, on_stale_owner_deleted, s);
-    } else if (s->state == CAL_SLOT_FREE && strcmp(s->owner_id, n->cfg.id) == 0 &&
-               s->owner_session == fw_zk_session_id(zk) && s->owner.cb == NULL) {
-        /* Still ours in ZooKeeper, but we let the bucket go (a long suspension,
-         * a failed bucket): hand it back so that it is recovered afresh. */
-        cal_owner_release(&s->owner, on_owner_noop);
     }
     kick(n);
 }
@@ -825,6 +821,45 @@ typedef struct census_s {
     pick_t give;      /* the owned slots we weigh lowest */
 } census_t;
 
+/*
+ * The owner node names us but the slot is free, so nobody serves the bucket
+ * and no other writer can take it while the node is there. We let the
+ * bucket go and the node stayed: a suspension longer than the session
+ * timeout after which the same session came back (ZooKeeper expires no
+ * session while it is down itself, and a restarted server restores them), a
+ * failed bucket, a hand-back whose delete was lost; or the node is from an
+ * earlier life of this process (owner_present deletes those).
+ */
+static int slot_stranded(const cal_slot_t *s)
+{
+    return s->state == CAL_SLOT_FREE && s->owner_known && strcmp(s->owner_id, s->node->cfg.id) == 0;
+}
+
+static void on_stranded_released(cal_owner_t *o, int status)
+{
+    cal_slot_t *s = o->data;
+    char name[200];
+    if (status < 0) {
+        fw_log_warn("calligraphus", "%s: could not delete our stale owner node (%s); trying again",
+                    slot_name(s, name, sizeof(name)), fw_strerror(status));
+        s->retry_at_ms = fw_clock_mono_ms() + RETRY_MS;
+    }
+    /* Else the owner's watch sees the node go, and the census takes the
+     * bucket again: a new epoch, a recovered segment. */
+    kick(s->node);
+}
+
+/* Deletes a stranded slot's owner node of this session (fenced like any release). */
+static void stranded_release(cal_slot_t *s)
+{
+    char name[200];
+    fw_log_info("calligraphus", "%s: still ours in ZooKeeper but not open; handing it back",
+                slot_name(s, name, sizeof(name)));
+    s->owner.data = s;
+    if (cal_owner_release(&s->owner, on_stranded_released) < 0)
+        s->retry_at_ms = fw_clock_mono_ms() + RETRY_MS;
+}
+
 static void count_slot(cal_slot_t *s, void *arg)
 {
     census_t *c = arg;
@@ -851,8 +886,12 @@ static void count_slot(cal_slot_t *s, void *arg)
         c->mine++;
     if (s->state == CAL_SLOT_OPENING && s->b != NULL)
         c->opening++;
-    if (s->state == CAL_SLOT_FREE && (!s->owner_known || s->owner_id[0] == '\0'))
+    if (s->state == CAL_SLOT_FREE &&
+        (!s->owner_known || s->owner_id[0] == '\0' || slot_stranded(s)))
         c->unowned++;
+    if (slot_stranded(s) && s->owner_session == n->session && s->owner.cb == NULL &&
+        c->now >= s->retry_at_ms)
+        stranded_release(s);
     if (s->state == CAL_SLOT_FREE && s->owner_known && s->owner_id[0] == '\0' &&
         c->now >= s->retry_at_ms)
         pick_offer(&c->take, s);
