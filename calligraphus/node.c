@@ -369,6 +369,8 @@ static void on_owner_probe(fw_zk_t *zk, int rc, const char *data, size_t len,
     int again = s->probed;
     s->need_meta = 0;
     s->meta_failed = rc != ZOK || cal_owner_learn(&s->owner, data, len, stat) < 0;
+    if (rc == ZOK || rc == ZNONODE)
+        s->no_bucket = rc == ZNONODE;
     if (again || s->owner_watch) {
         /* Only the data was wanted: the owner's watch says who owns it. */
         owner_read_end(s);
@@ -560,6 +562,8 @@ static void on_taken(cal_owner_t *o, int status)
     if (s->state != CAL_SLOT_TAKING)
         return;
     slot_set_state(s, CAL_SLOT_FREE);
+    if (status == 0 || status == FW_ENOT_OWNER || status == FW_EUNKNOWN_CATEGORY)
+        s->no_bucket = status == FW_EUNKNOWN_CATEGORY;
     if (status == 0) {
         if (n->stopping || fw_zk_session_id(&n->zk) != n->session) {
             cal_owner_release(o, on_owner_noop);
@@ -702,7 +706,20 @@ static cal_cat_state_t *cat_state(cal_node_t *n, cal_category_t *c)
 static void sync_slots(cal_node_t *n, cal_category_t *c)
 {
     cal_cat_state_t *cs = cat_state(n, c);
-    if (cs == NULL || !c->loaded || c->buckets <= cs->nslots || c->buckets > FW_BUCKETS_MAX)
+    if (cs == NULL || !c->loaded)
+        return;
+    if (cs->czxid != c->czxid) {
+        /* Created again: what we read of its bucket nodes was of the old
+         * ones, and a takeover from it could lower an epoch. */
+        for (uint32_t i = 0; i < cs->nslots; i++) {
+            cal_slot_t *s = cs->slots[i];
+            cal_owner_forget(&s->owner);
+            s->meta_failed = 0;
+            s->no_bucket = 0;
+        }
+        cs->czxid = c->czxid;
+    }
+    if (c->buckets <= cs->nslots || c->buckets > FW_BUCKETS_MAX)
         return;
     cal_slot_t **slots = realloc(cs->slots, c->buckets * sizeof(*slots));
     if (slots == NULL)
@@ -860,11 +877,17 @@ static void stranded_release(cal_slot_t *s)
         s->retry_at_ms = fw_clock_mono_ms() + RETRY_MS;
 }
 
+/* The slot is of a bucket the category has now. */
+static int slot_in_category(const cal_slot_t *s)
+{
+    return !s->cs->c->deleted && s->bucket < s->cs->c->buckets;
+}
+
 static void count_slot(cal_slot_t *s, void *arg)
 {
     census_t *c = arg;
     cal_node_t *n = s->node;
-    if (s->cs->c->deleted) {
+    if (!slot_in_category(s)) {
         if (slot_is_ours(s))
             slot_release(s);
         return;
@@ -886,7 +909,9 @@ static void count_slot(cal_slot_t *s, void *arg)
         c->mine++;
     if (s->state == CAL_SLOT_OPENING && s->b != NULL)
         c->opening++;
-    if (s->state == CAL_SLOT_FREE &&
+    /* A bucket without its node (a category half deleted by hand) cannot
+     * be owned by anyone: waiting for it would keep every writer unready. */
+    if (s->state == CAL_SLOT_FREE && !s->no_bucket &&
         (!s->owner_known || s->owner_id[0] == '\0' || slot_stranded(s)))
         c->unowned++;
     if (slot_stranded(s) && s->owner_session == n->session && s->owner.cb == NULL &&
@@ -949,7 +974,7 @@ static void rebalance(cal_node_t *n)
     for (int i = 0; i < n->catalog.count; i++) {
         cal_cat_state_t *cs = n->catalog.items[i]->data;
         if (cs != NULL && !cs->c->deleted)
-            slots += cs->nslots;
+            slots += cs->nslots < cs->c->buckets ? cs->nslots : cs->c->buckets;
     }
     n->claiming = live == 1 && (uint32_t)(n->owned_count + n->taking) < slots;
     census_t c = {.now = fw_clock_mono_ms()};
