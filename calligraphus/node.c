@@ -974,7 +974,7 @@ static void rebalance(cal_node_t *n)
     for (int i = 0; i < n->catalog.count; i++) {
         cal_cat_state_t *cs = n->catalog.items[i]->data;
         if (cs != NULL && !cs->c->deleted)
-            slots += cs->nslots < cs->c->buckets ? cs->nslots : cs->c->buckets;
+            slots += cal_cat_state_live(cs);
     }
     n->claiming = live == 1 && (uint32_t)(n->owned_count + n->taking) < slots;
     census_t c = {.now = fw_clock_mono_ms()};

@@ -108,6 +108,12 @@ struct cal_cat_state_s {
     cal_cat_stats_t *stats;
 };
 
+/* The slots of buckets the category has now: slots[0 .. this). */
+static inline uint32_t cal_cat_state_live(const cal_cat_state_t *cs)
+{
+    return cs->nslots < cs->c->buckets ? cs->nslots : cs->c->buckets;
+}
+
 typedef void (*cal_node_cb)(cal_node_t *n);
 
 struct cal_node_s {
