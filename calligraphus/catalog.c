@@ -63,7 +63,6 @@ static void on_category_read(fw_zk_t *zk, int rc, const char *data, size_t len,
                              const struct Stat *stat, void *arg)
 {
     (void)zk;
-    (void)stat;
     cal_category_t *c = arg;
     cal_catalog_t *cat = c->catalog;
     if (rc != ZOK)
@@ -85,11 +84,17 @@ static void on_category_read(fw_zk_t *zk, int rc, const char *data, size_t len,
         return;
     }
     Fwpb__CategoryConfig *cfg = (Fwpb__CategoryConfig *)m;
-    if (c->loaded && cfg->buckets < c->buckets)
+    /* Deleted and created again (we may not have seen it gone): a new
+     * category under the old name, which may have fewer buckets. */
+    int recreated = c->loaded && stat->czxid != c->czxid;
+    if (recreated)
+        fw_log_info("calligraphus", "category %s created again: %u buckets", c->name, cfg->buckets);
+    if (c->loaded && !recreated && cfg->buckets < c->buckets)
         fw_log_error("calligraphus", "category %s: bucket count fell from %u to %u; keeping %u",
                      c->name, c->buckets, cfg->buckets, c->buckets);
     else
         c->buckets = cfg->buckets;
+    c->czxid = stat->czxid;
     c->roll_bytes = cfg->roll_bytes;
     c->roll_age_ms = (int64_t)cfg->roll_age_ms;
     c->sync_interval_ms = cfg->sync_interval_ms;

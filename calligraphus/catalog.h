@@ -24,6 +24,7 @@ typedef struct cal_category_s {
     int loaded;     /* the config below was read at least once */
     int deleted;    /* the node is gone; the entry stays until the owner drops it */
     int data_watch; /* a watch on categories/<name> is asked for or set */
+    int64_t czxid;  /* of categories/<name>: another one means deleted and created again */
     /* CategoryConfig */
     uint32_t buckets;
     uint64_t roll_bytes;

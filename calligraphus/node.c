@@ -278,7 +278,8 @@ static void owner_present(cal_slot_t *s, const char *data, size_t len, const str
     }
     check_lost(s);
     /* Our own id from an earlier life of this process (kill -9, restart): that
-     * session is dead to us; do not wait for ZooKeeper to expire it. */
+     * session is dead to us; do not wait for ZooKeeper to expire it. (One of
+     * this session that we let go is the census's: slot_stranded.) */
     if (s->state == CAL_SLOT_FREE && strcmp(s->owner_id, n->cfg.id) == 0 &&
         s->owner_session != fw_zk_session_id(zk) && !n->stopping) {
         char name[200], path[300];
@@ -286,11 +287,6 @@ static void owner_present(cal_slot_t *s, const char *data, size_t len, const str
                     slot_name(s, name, sizeof(name)));
         cal_owner_path(&s->owner, path, sizeof(path));
         fw_zk_delete(zk, path, stat->version, on_stale_owner_deleted, s);
-    } else if (s->state == CAL_SLOT_FREE && strcmp(s->owner_id, n->cfg.id) == 0 &&
-               s->owner_session == fw_zk_session_id(zk) && s->owner.cb == NULL) {
-        /* Still ours in ZooKeeper, but we let the bucket go (a long suspension,
-         * a failed bucket): hand it back so that it is recovered afresh. */
-        cal_owner_release(&s->owner, on_owner_noop);
     }
     kick(n);
 }
@@ -373,6 +369,8 @@ static void on_owner_probe(fw_zk_t *zk, int rc, const char *data, size_t len,
     int again = s->probed;
     s->need_meta = 0;
     s->meta_failed = rc != ZOK || cal_owner_learn(&s->owner, data, len, stat) < 0;
+    if (rc == ZOK || rc == ZNONODE)
+        s->no_bucket = rc == ZNONODE;
     if (again || s->owner_watch) {
         /* Only the data was wanted: the owner's watch says who owns it. */
         owner_read_end(s);
@@ -564,6 +562,8 @@ static void on_taken(cal_owner_t *o, int status)
     if (s->state != CAL_SLOT_TAKING)
         return;
     slot_set_state(s, CAL_SLOT_FREE);
+    if (status == 0 || status == FW_ENOT_OWNER || status == FW_EUNKNOWN_CATEGORY)
+        s->no_bucket = status == FW_EUNKNOWN_CATEGORY;
     if (status == 0) {
         if (n->stopping || fw_zk_session_id(&n->zk) != n->session) {
             cal_owner_release(o, on_owner_noop);
@@ -706,7 +706,20 @@ static cal_cat_state_t *cat_state(cal_node_t *n, cal_category_t *c)
 static void sync_slots(cal_node_t *n, cal_category_t *c)
 {
     cal_cat_state_t *cs = cat_state(n, c);
-    if (cs == NULL || !c->loaded || c->buckets <= cs->nslots || c->buckets > FW_BUCKETS_MAX)
+    if (cs == NULL || !c->loaded)
+        return;
+    if (cs->czxid != c->czxid) {
+        /* Created again: what we read of its bucket nodes was of the old
+         * ones, and a takeover from it could lower an epoch. */
+        for (uint32_t i = 0; i < cs->nslots; i++) {
+            cal_slot_t *s = cs->slots[i];
+            cal_owner_forget(&s->owner);
+            s->meta_failed = 0;
+            s->no_bucket = 0;
+        }
+        cs->czxid = c->czxid;
+    }
+    if (c->buckets <= cs->nslots || c->buckets > FW_BUCKETS_MAX)
         return;
     cal_slot_t **slots = realloc(cs->slots, c->buckets * sizeof(*slots));
     if (slots == NULL)
@@ -825,11 +838,56 @@ typedef struct census_s {
     pick_t give;      /* the owned slots we weigh lowest */
 } census_t;
 
+/*
+ * The owner node names us but the slot is free, so nobody serves the bucket
+ * and no other writer can take it while the node is there. We let the
+ * bucket go and the node stayed: a suspension longer than the session
+ * timeout after which the same session came back (ZooKeeper expires no
+ * session while it is down itself, and a restarted server restores them), a
+ * failed bucket, a hand-back whose delete was lost; or the node is from an
+ * earlier life of this process (owner_present deletes those).
+ */
+static int slot_stranded(const cal_slot_t *s)
+{
+    return s->state == CAL_SLOT_FREE && s->owner_known && strcmp(s->owner_id, s->node->cfg.id) == 0;
+}
+
+static void on_stranded_released(cal_owner_t *o, int status)
+{
+    cal_slot_t *s = o->data;
+    char name[200];
+    if (status < 0) {
+        fw_log_warn("calligraphus", "%s: could not delete our stale owner node (%s); trying again",
+                    slot_name(s, name, sizeof(name)), fw_strerror(status));
+        s->retry_at_ms = fw_clock_mono_ms() + RETRY_MS;
+    }
+    /* Else the owner's watch sees the node go, and the census takes the
+     * bucket again: a new epoch, a recovered segment. */
+    kick(s->node);
+}
+
+/* Deletes a stranded slot's owner node of this session (fenced like any release). */
+static void stranded_release(cal_slot_t *s)
+{
+    char name[200];
+    fw_log_info("calligraphus", "%s: still ours in ZooKeeper but not open; handing it back",
+                slot_name(s, name, sizeof(name)));
+    s->owner.data = s;
+    if (cal_owner_release(&s->owner, on_stranded_released) < 0)
+        s->retry_at_ms = fw_clock_mono_ms() + RETRY_MS;
+}
+
+/* The slot is of a bucket the category has now. */
+static int slot_in_category(const cal_slot_t *s)
+{
+    return !s->cs->c->deleted && s->bucket < s->cs->c->buckets;
+}
+
 static void count_slot(cal_slot_t *s, void *arg)
 {
     census_t *c = arg;
     cal_node_t *n = s->node;
-    if (s->cs->c->deleted) {
+    if (!slot_in_category(s)) {
         if (slot_is_ours(s))
             slot_release(s);
         return;
@@ -851,8 +909,14 @@ static void count_slot(cal_slot_t *s, void *arg)
         c->mine++;
     if (s->state == CAL_SLOT_OPENING && s->b != NULL)
         c->opening++;
-    if (s->state == CAL_SLOT_FREE && (!s->owner_known || s->owner_id[0] == '\0'))
+    /* A bucket without its node (a category half deleted by hand) cannot
+     * be owned by anyone: waiting for it would keep every writer unready. */
+    if (s->state == CAL_SLOT_FREE && !s->no_bucket &&
+        (!s->owner_known || s->owner_id[0] == '\0' || slot_stranded(s)))
         c->unowned++;
+    if (slot_stranded(s) && s->owner_session == n->session && s->owner.cb == NULL &&
+        c->now >= s->retry_at_ms)
+        stranded_release(s);
     if (s->state == CAL_SLOT_FREE && s->owner_known && s->owner_id[0] == '\0' &&
         c->now >= s->retry_at_ms)
         pick_offer(&c->take, s);
@@ -910,7 +974,7 @@ static void rebalance(cal_node_t *n)
     for (int i = 0; i < n->catalog.count; i++) {
         cal_cat_state_t *cs = n->catalog.items[i]->data;
         if (cs != NULL && !cs->c->deleted)
-            slots += cs->nslots;
+            slots += cal_cat_state_live(cs);
     }
     n->claiming = live == 1 && (uint32_t)(n->owned_count + n->taking) < slots;
     census_t c = {.now = fw_clock_mono_ms()};

@@ -90,6 +90,7 @@ typedef struct cal_slot_s {
     int probed;        /* the bucket node was read (owner.meta_*, and whether it had an owner) */
     int need_meta;     /* read the bucket node again before taking it (owner.meta_* is stale) */
     int meta_failed;   /* that read did not give it: take it alone (reading it again) */
+    int no_bucket;     /* the bucket node was missing when last read: nobody can own it */
     struct cal_slot_s *owner_next;
     int owner_known;
     char owner_id[CAL_ID_MAX];
@@ -99,10 +100,19 @@ typedef struct cal_slot_s {
 
 struct cal_cat_state_s {
     cal_category_t *c;
+    /* One per bucket the category ever had here: a category deleted and
+     * created again may have fewer (c->buckets); the rest lie idle. */
     cal_slot_t **slots;
     uint32_t nslots;
+    int64_t czxid; /* the category node the slots' bucket nodes belong to */
     cal_cat_stats_t *stats;
 };
+
+/* The slots of buckets the category has now: slots[0 .. this). */
+static inline uint32_t cal_cat_state_live(const cal_cat_state_t *cs)
+{
+    return cs->nslots < cs->c->buckets ? cs->nslots : cs->c->buckets;
+}
 
 typedef void (*cal_node_cb)(cal_node_t *n);
 

@@ -364,7 +364,7 @@ static void handle_metadata(cal_conn_t *c, const Fwpb__MetadataRequest *req)
         m->buckets = cat->buckets;
         m->max_record_bytes = cat->max_record_bytes;
         m->codec = (Fwpb__Codec)cat->codec;
-        uint32_t nb = cs->nslots;
+        uint32_t nb = cal_cat_state_live(cs);
         owner_store[i] = calloc(nb ? nb : 1, sizeof(Fwpb__BucketOwner));
         all_owners[i] = calloc(nb ? nb : 1, sizeof(Fwpb__BucketOwner *));
         if (owner_store[i] == NULL || all_owners[i] == NULL)
