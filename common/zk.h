@@ -245,6 +245,7 @@ struct fw_zk_s {
     clientid_t client_id;
     int negotiated_timeout_ms;
     int chroot_ready; /* the chroot exists, so handles may use it */
+    int acl_warned;   /* the open-ACL warning was logged (once per fw_zk) */
 
     struct fw_zk_conn_s *conn; /* the current handle, or NULL */
     uint64_t gen;              /* numbers handles, for logs */
@@ -351,7 +352,13 @@ int fw_zk_get_children(fw_zk_t *zk, const char *path, fw_zk_watch_cb watch_cb, v
 int fw_zk_multi(fw_zk_t *zk, const fw_zk_op_t *ops, int count, fw_zk_multi_cb cb, void *arg);
 /*
  * Creates path and each missing ancestor as empty persistent nodes (mkdir
- * -p); nodes that exist already are fine. rc ZOK when path exists.
+ * -p); rc ZOK when path exists. Each node is looked at before it is
+ * created, so a node that exists is fine even under a parent this identity
+ * may not create in (a chroot /prod/freeway whose /prod another identity
+ * made). rc ZNOAUTH means a missing node could not be created: that is
+ * logged, naming the node and the fix. With an identity (auth), the first
+ * existing node found with an open ACL (anyone may change it) is logged as
+ * a warning, once, with the setAcl that restricts the tree.
  */
 int fw_zk_ensure_path(fw_zk_t *zk, const char *path, fw_zk_void_cb cb, void *arg);
 
