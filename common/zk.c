@@ -70,8 +70,10 @@ typedef struct fw_zk_conn_s {
     int boot;
     /* Loop-side: the last session event said connected. */
     int connected;
-    /* Loop-side: the chroot creation is in flight on this handle. */
+    /* Loop-side: the chroot creation (or a reader's look for it) is in flight. */
     int boot_busy;
+    /* Loop-side: a reader's watch for the missing chroot is set on this handle. */
+    int boot_watch;
     /*
      * 0 while the handle is live; then the code owed to everything that
      * never got an answer (ZSESSIONEXPIRED or ZCLOSING). Set by the loop when
@@ -950,7 +952,20 @@ static void session_lost(fw_zk_t *zk, conn_t *conn, const char *why)
 
 static void boot_start(fw_zk_t *zk, conn_t *conn);
 
-/* The chroot creation on the bootstrap handle conn has ended with rc. */
+/* The chroot exists: the bootstrap handle conn gives way to one inside it. */
+static void boot_found(fw_zk_t *zk, conn_t *conn)
+{
+    zk->chroot_ready = 1;
+    if (zk->chroot_missing)
+        zk_log(zk, FW_LOG_INFO, "the freeway tree %s exists now", zk->chroot);
+    else
+        zk_log(zk, FW_LOG_INFO, "chroot %s exists", zk->chroot);
+    zk->chroot_missing = 0;
+    retire(zk, conn, ZCLOSING);
+    open_conn(zk);
+}
+
+/* The chroot creation (or a reader's look for it) on the bootstrap handle conn ended with rc. */
 static void boot_done(fw_zk_t *zk, int rc, void *arg)
 {
     conn_t *conn = arg;
@@ -958,10 +973,18 @@ static void boot_done(fw_zk_t *zk, int rc, void *arg)
     if (conn != zk->conn)
         return; /* retired meanwhile (expired, or fw_zk_close) */
     if (rc == ZOK) {
-        zk->chroot_ready = 1;
-        zk_log(zk, FW_LOG_INFO, "chroot %s exists", zk->chroot);
-        retire(zk, conn, ZCLOSING);
-        open_conn(zk);
+        boot_found(zk, conn);
+        return;
+    }
+    if (rc == ZNONODE && !zk->create_chroot) {
+        /* A reader: exists set a watch, which brings us back when it appears. */
+        conn->boot_watch = 1;
+        if (!zk->chroot_missing)
+            zk_log(zk, FW_LOG_WARN,
+                   "no freeway tree at %s: %s does not exist; waiting for a freeway daemon or "
+                   "`freeway category create` to make it",
+                   zk->connect, zk->chroot);
+        zk->chroot_missing = 1;
         return;
     }
     if (no_answer(rc)) {
@@ -972,14 +995,61 @@ static void boot_done(fw_zk_t *zk, int rc, void *arg)
     }
     /* ZNOAUTH has been logged with its fix by ensure_refused. */
     if (rc != ZNOAUTH)
-        zk_log(zk, FW_LOG_ERROR, "cannot create the chroot %s: %s; retrying", zk->chroot,
-               zerror(rc));
+        zk_log(zk, FW_LOG_ERROR, "cannot %s the chroot %s: %s; retrying",
+               zk->create_chroot ? "create" : "look for", zk->chroot, zerror(rc));
     retire(zk, conn, ZCLOSING);
     schedule_reopen(zk);
 }
 
+/* A reader's watch on its missing chroot: created, or the handle ended. */
+static void boot_watch_fired(fw_zk_t *zk, int rc, int type, const char *path, void *arg)
+{
+    (void)type;
+    (void)path;
+    conn_t *conn = arg;
+    conn->boot_watch = 0;
+    if (rc == ZOK && conn == zk->conn)
+        boot_start(zk, conn);
+}
+
+static void boot_stat_done(fw_zk_t *zk, int rc, const struct Stat *stat, void *arg)
+{
+    (void)stat;
+    boot_done(zk, rc, arg);
+}
+
+/*
+ * A reader only looks: exists with a watch, so that it learns when the tree
+ * appears without polling. Its creating it would give the chroot the open
+ * ACL and no owner.
+ */
+static void boot_probe(fw_zk_t *zk, conn_t *conn)
+{
+    if (conn->boot_busy || conn->boot_watch)
+        return; /* a watch still set reports the creation, even one made while disconnected */
+    req_t *req = req_new(REQ_EXISTS, conn);
+    if (req == NULL || req_watch(req, zk->chroot, boot_watch_fired, conn) != 0) {
+        if (req != NULL)
+            req_free(req);
+        zk_log(zk, FW_LOG_ERROR, "out of memory looking for the chroot; retrying on reconnect");
+        return;
+    }
+    req->cb.stat = boot_stat_done;
+    conn->boot_busy = 1;
+    call_t c = {.path = zk->chroot};
+    if (submit(zk, conn, req, &c) != 0) {
+        /* Cannot happen: fw_zk_init checked the chroot. */
+        req_free(req);
+        conn->boot_busy = 0;
+    }
+}
+
 static void boot_start(fw_zk_t *zk, conn_t *conn)
 {
+    if (!zk->create_chroot) {
+        boot_probe(zk, conn);
+        return;
+    }
     if (conn->boot_busy)
         return;
     req_t *req = req_new(REQ_ENSURE, conn);
@@ -1419,6 +1489,7 @@ int fw_zk_init(fw_zk_t *zk, uv_loop_t *loop, const fw_zk_options_t *opts)
         zk->acl_items[1] = (struct ACL){.perms = ZOO_PERM_READ, .id = ZOO_ANYONE_ID_UNSAFE};
         zk->acl = (struct ACL_vector){.count = 2, .data = zk->acl_items};
     }
+    zk->create_chroot = opts->create_chroot != 0;
     zk->state_cb = opts->state_cb;
     zk->state_arg = opts->state_arg;
     zk->log = opts->log;
@@ -1551,6 +1622,11 @@ const char *fw_zk_state_name(fw_zk_state_t state)
         return "closed";
     }
     return "?";
+}
+
+int fw_zk_chroot_missing(const fw_zk_t *zk)
+{
+    return zk->chroot_missing;
 }
 
 int fw_zk_session_timeout(const fw_zk_t *zk)
