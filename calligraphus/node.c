@@ -1266,6 +1266,7 @@ int cal_node_init(cal_node_t *n, uv_loop_t *loop, const cal_node_config_t *cfg, 
     }
     fw_zk_options_t zo = {
         .connect = cfg->zk_connect,
+        .create_chroot = 1, /* a daemon: the tree is ours to make */
         .auth = cfg->zk_auth,
         .session_timeout_ms = cfg->session_timeout_ms,
         .state_cb = on_zk_state,

@@ -206,6 +206,7 @@ int fw_cfind_start(fw_consumer_t *c)
         return parse_list(c, c->ptail_spec);
     fw_zk_options_t zo = {
         .connect = c->zk_spec,
+        .create_chroot = 0, /* a reader: it waits for the daemons' tree, never makes it */
         .session_timeout_ms = 10000,
         .state_cb = on_zk_state,
         .state_arg = c,
@@ -237,6 +238,11 @@ void fw_cfind_lookup(fw_consumer_t *c)
         return;
     }
     c->conn_wanted = 1;
+    if (fw_zk_chroot_missing(&c->zk)) {
+        snprintf(c->error, sizeof(c->error), "no freeway tree at %s (no daemon has created it yet)",
+                 c->zk_spec);
+        return; /* on_zk_state lists once it exists */
+    }
     if (!fw_zk_connected(&c->zk)) {
         snprintf(c->error, sizeof(c->error), "ZooKeeper at %s: session %s", c->zk_spec,
                  fw_zk_state_name(fw_zk_state(&c->zk)));

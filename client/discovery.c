@@ -297,6 +297,7 @@ int fw_discovery_start(fw_producer_t *p)
     }
     fw_zk_options_t zo = {
         .connect = p->o.zk,
+        .create_chroot = 0, /* a reader: it waits for the daemons' tree, never makes it */
         .session_timeout_ms = 10000,
         .state_cb = on_zk_state,
         .state_arg = p,
@@ -519,7 +520,9 @@ void fw_discovery_why_no_metadata(const fw_producer_t *p, char *out, size_t cap)
     uint32_t live = 0;
     for (const fw_writer_t *w = p->writers; w != NULL; w = w->next)
         live += w->live;
-    if (live == 0 && p->zk_used)
+    if (live == 0 && p->zk_used && p->zk_open && fw_zk_chroot_missing(&p->zk))
+        snprintf(out, cap, "no freeway tree at %s (no daemon has created it yet)", p->o.zk);
+    else if (live == 0 && p->zk_used)
         snprintf(out, cap, "no writer found in ZooKeeper at %s (session %s)", p->o.zk,
                  p->zk_open ? fw_zk_state_name(fw_zk_state(&p->zk)) : "closed");
     else

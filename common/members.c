@@ -123,11 +123,7 @@ static void on_dir(fw_zk_t *zk, int rc, void *arg)
     fw_members_t *m = arg;
     char path[300];
     self_path(m, path, sizeof(path));
-    if (rc == ZNOAUTH)
-        fw_log_error("members",
-                     "cannot create %s: not authenticated (the tree was made with "
-                     "--zk-auth; give this daemon the same identity)",
-                     m->dir);
+    /* A refusal (ZNOAUTH) was logged by fw_zk_ensure_path, naming the node. */
     if (rc != ZOK ||
         fw_zk_create(zk, path, m->self_data, m->self_len, FW_ZK_EPHEMERAL, on_created, m) < 0)
         m->registering = 0;

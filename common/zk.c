@@ -70,8 +70,10 @@ typedef struct fw_zk_conn_s {
     int boot;
     /* Loop-side: the last session event said connected. */
     int connected;
-    /* Loop-side: the chroot creation is in flight on this handle. */
+    /* Loop-side: the chroot creation (or a reader's look for it) is in flight. */
     int boot_busy;
+    /* Loop-side: a reader's watch for the missing chroot is set on this handle. */
+    int boot_watch;
     /*
      * 0 while the handle is live; then the code owed to everything that
      * never got an answer (ZSESSIONEXPIRED or ZCLOSING). Set by the loop when
@@ -125,6 +127,13 @@ typedef enum {
     REQ_ENSURE,
 } req_type_t;
 
+/* What an ensure_path is doing with the node req->prefix. */
+typedef enum {
+    ENSURE_PROBE,   /* does it exist? (exists, or get_acl to check its ACL too) */
+    ENSURE_CREATE,  /* it did not: create it */
+    ENSURE_RECHECK, /* the create was refused (ZNOAUTH): did someone else make it? */
+} ensure_step_t;
+
 /*
  * One operation, from the call to its callback. The completion thread writes
  * the result fields and pushes it; only the loop touches it otherwise.
@@ -151,6 +160,9 @@ typedef struct req_s {
     char *prefix;
     size_t done_len;
     int boot; /* the chroot creation: stays on its bootstrap handle */
+    ensure_step_t step;
+    int acl_probe;   /* the probe is a get_acl, to warn about an open ACL */
+    int world_perms; /* get_acl: what world:anyone may do to the node */
 
     /* multi: ZooKeeper's ops and results and the buffers they point into. */
     int nops;
@@ -307,7 +319,7 @@ static void on_zk_log_quiet(const char *message)
 __attribute__((format(printf, 3, 4))) static void zk_log(const fw_zk_t *zk, fw_log_level_t level,
                                                          const char *fmt, ...)
 {
-    char line[512];
+    char line[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
@@ -413,6 +425,20 @@ static void on_data(int rc, const char *value, int value_len, const struct Stat 
             req->stat = *stat;
             req->has_stat = 1;
         }
+    }
+    req_push(req);
+}
+
+static void on_acl(int rc, struct ACL_vector *acl, struct Stat *stat, const void *data)
+{
+    (void)stat;
+    req_t *req = (req_t *)data;
+    req->rc = rc;
+    req->world_perms = 0;
+    for (int i = 0; rc == ZOK && acl != NULL && i < acl->count; i++) {
+        const struct Id *id = &acl->data[i].id;
+        if (strcmp(id->scheme, "world") == 0 && strcmp(id->id, "anyone") == 0)
+            req->world_perms |= acl->data[i].perms;
     }
     req_push(req);
 }
@@ -565,8 +591,15 @@ static int issue(fw_zk_t *zk, zhandle_t *zh, req_t *req, const call_t *c)
 {
     watcher_fn wfn = req->watch != NULL ? on_watch : NULL;
     switch (req->type) {
-    case REQ_CREATE:
     case REQ_ENSURE:
+        if (req->step != ENSURE_CREATE) {
+            /* Neither needs a right on the node (get_acl answers ZNOAUTH without READ). */
+            if (req->acl_probe)
+                return zoo_aget_acl(zh, c->path, on_acl, req);
+            return zoo_aexists(zh, c->path, 0, on_stat, req);
+        }
+        return zoo_acreate(zh, c->path, c->data, c->len, &zk->acl, c->mode, on_string, req);
+    case REQ_CREATE:
         return zoo_acreate(zh, c->path, c->data, c->len, &zk->acl, c->mode, on_string, req);
     case REQ_DELETE:
         return zoo_adelete(zh, c->path, c->version, on_void, req);
@@ -628,7 +661,19 @@ static int req_start(fw_zk_t *zk, req_t *req, const call_t *c)
     return err;
 }
 
-/* Issues the create of the next ancestor of req->path (or the path itself). */
+/* Sends req's current step for the node req->prefix. */
+static int ensure_send(fw_zk_t *zk, conn_t *conn, req_t *req)
+{
+    call_t c = {.path = req->prefix, .data = "", .len = 0, .mode = ZOO_PERSISTENT};
+    return submit(zk, conn, req, &c);
+}
+
+/*
+ * Looks at the next ancestor of req->path (or the path itself). Existing
+ * nodes are looked at, never created: a create is checked against the
+ * parent's ACL before the node's existence, so creating an existing node
+ * under a parent another identity made answers ZNOAUTH, not ZNODEEXISTS.
+ */
 static int ensure_issue(fw_zk_t *zk, conn_t *conn, req_t *req)
 {
     size_t n = req->done_len + 1;
@@ -637,8 +682,84 @@ static int ensure_issue(fw_zk_t *zk, conn_t *conn, req_t *req)
     memcpy(req->prefix, req->path, n);
     req->prefix[n] = '\0';
     req->done_len = n;
-    call_t c = {.path = req->prefix, .data = "", .len = 0, .mode = ZOO_PERSISTENT};
-    return submit(zk, conn, req, &c);
+    req->step = ENSURE_PROBE;
+    /* Only freeway's own nodes: the chroot's parents belong to whoever made them. */
+    int in_tree = !req->boot || req->path[n] == '\0';
+    req->acl_probe = zk->auth != NULL && !zk->acl_warned && in_tree;
+    return ensure_send(zk, conn, req);
+}
+
+/* The chroot path to put before an ensure_path's node in messages. */
+static const char *ensure_root(const fw_zk_t *zk, const req_t *req)
+{
+    return req->boot || zk->chroot == NULL ? "" : zk->chroot;
+}
+
+/* "cdrwa" order, as zkCli.sh prints and takes permissions. */
+static void perms_text(int perms, char out[6])
+{
+    /* Not static: ZooKeeper's ZOO_PERM_* are extern variables, not constants. */
+    const struct {
+        int bit;
+        char c;
+    } letters[] = {{ZOO_PERM_CREATE, 'c'},
+                   {ZOO_PERM_DELETE, 'd'},
+                   {ZOO_PERM_READ, 'r'},
+                   {ZOO_PERM_WRITE, 'w'},
+                   {ZOO_PERM_ADMIN, 'a'}};
+    int n = 0;
+    for (size_t i = 0; i < sizeof(letters) / sizeof(letters[0]); i++) {
+        if (perms & letters[i].bit)
+            out[n++] = letters[i].c;
+    }
+    out[n] = '\0';
+}
+
+/*
+ * A session with an identity found a node of the tree that anyone may
+ * change: the identity protects nothing until the tree is restricted. It is
+ * not done here: an identity's first daemon restricting the tree would lock
+ * out every daemon of the fabric still running without it (and in a rolling
+ * restart most still are); see docs/operations.md, ZooKeeper ACLs.
+ */
+static void ensure_open_acl(fw_zk_t *zk, const req_t *req)
+{
+    if ((req->world_perms & ~ZOO_PERM_READ) == 0 || zk->acl_warned)
+        return;
+    zk->acl_warned = 1;
+    char perms[6];
+    perms_text(req->world_perms, perms);
+    char fix[256];
+    if (zk->chroot != NULL)
+        snprintf(fix, sizeof(fix), "setAcl -R %s auth::cdrwa,world:anyone:r", zk->chroot);
+    else
+        snprintf(fix, sizeof(fix),
+                 "setAcl -R auth::cdrwa,world:anyone:r on each of /categories, /buckets, "
+                 "/nodes and /copier");
+    zk_log(zk, FW_LOG_WARN,
+           "%s%s has an open ACL (world:anyone:%s): anyone may change freeway's tree, although "
+           "this daemon has --zk-auth. Once every daemon and `freeway category` use the "
+           "identity, restrict the tree: zkCli.sh -server %s, then addauth digest USER:PASSWORD "
+           "and %s (docs/operations.md, ZooKeeper ACLs)",
+           ensure_root(zk, req), req->prefix, perms, zk->hosts, fix);
+}
+
+/* A missing node this session may not create: the one error of ensure_path worth a line. */
+static void ensure_refused(fw_zk_t *zk, const req_t *req)
+{
+    const char *root = ensure_root(zk, req);
+    int ulen = zk->auth != NULL ? (int)strcspn(zk->auth, ":") : 0;
+    char who[160];
+    if (zk->auth != NULL)
+        snprintf(who, sizeof(who), "this session's identity (digest %.*s)", ulen, zk->auth);
+    else
+        snprintf(who, sizeof(who), "a session without --zk-auth");
+    zk_log(zk, FW_LOG_ERROR,
+           "cannot create %s%s in ZooKeeper: not authenticated: the ACL of its parent does not "
+           "let %s create nodes there. Give every daemon and `freeway category` the --zk-auth "
+           "USER:PASSWORD that made the tree, or create %s%s with that identity "
+           "(docs/operations.md, ZooKeeper ACLs)",
+           root, req->prefix, who, root, req->prefix);
 }
 
 /*
@@ -647,9 +768,33 @@ static int ensure_issue(fw_zk_t *zk, conn_t *conn, req_t *req)
  */
 static int ensure_continue(fw_zk_t *zk, req_t *req, int *rc)
 {
-    if (*rc == ZNODEEXISTS)
+    int next_node = 1;
+    if (req->step == ENSURE_CREATE) {
+        if (*rc == ZNODEEXISTS) {
+            *rc = ZOK;
+        } else if (*rc == ZNOAUTH) {
+            /* Made meanwhile under a parent we may not create in, or truly refused. */
+            req->step = ENSURE_RECHECK;
+            req->acl_probe = 0;
+            next_node = 0;
+            *rc = ZOK;
+        }
+    } else if (*rc == ZOK || *rc == ZNOAUTH) {
+        /* It exists (get_acl answers ZNOAUTH to a session that may not read it). */
+        if (*rc == ZOK && req->acl_probe && zk->auth != NULL)
+            ensure_open_acl(zk, req);
         *rc = ZOK;
-    if (*rc != ZOK || req->path[req->done_len] == '\0')
+    } else if (*rc == ZNONODE) {
+        if (req->step == ENSURE_RECHECK) {
+            ensure_refused(zk, req);
+            *rc = ZNOAUTH;
+            return 0;
+        }
+        req->step = ENSURE_CREATE;
+        next_node = 0;
+        *rc = ZOK;
+    }
+    if (*rc != ZOK || (next_node && req->path[req->done_len] == '\0'))
         return 0;
     if (zk->closing) {
         *rc = ZCLOSING;
@@ -663,7 +808,7 @@ static int ensure_continue(fw_zk_t *zk, req_t *req, int *rc)
         return 0;
     }
     req->rc = ZOK;
-    if (ensure_issue(zk, conn, req) != 0) {
+    if ((next_node ? ensure_issue(zk, conn, req) : ensure_send(zk, conn, req)) != 0) {
         *rc = ZBADARGUMENTS;
         return 0;
     }
@@ -807,7 +952,20 @@ static void session_lost(fw_zk_t *zk, conn_t *conn, const char *why)
 
 static void boot_start(fw_zk_t *zk, conn_t *conn);
 
-/* The chroot creation on the bootstrap handle conn has ended with rc. */
+/* The chroot exists: the bootstrap handle conn gives way to one inside it. */
+static void boot_found(fw_zk_t *zk, conn_t *conn)
+{
+    zk->chroot_ready = 1;
+    if (zk->chroot_missing)
+        zk_log(zk, FW_LOG_INFO, "the freeway tree %s exists now", zk->chroot);
+    else
+        zk_log(zk, FW_LOG_INFO, "chroot %s exists", zk->chroot);
+    zk->chroot_missing = 0;
+    retire(zk, conn, ZCLOSING);
+    open_conn(zk);
+}
+
+/* The chroot creation (or a reader's look for it) on the bootstrap handle conn ended with rc. */
 static void boot_done(fw_zk_t *zk, int rc, void *arg)
 {
     conn_t *conn = arg;
@@ -815,10 +973,18 @@ static void boot_done(fw_zk_t *zk, int rc, void *arg)
     if (conn != zk->conn)
         return; /* retired meanwhile (expired, or fw_zk_close) */
     if (rc == ZOK) {
-        zk->chroot_ready = 1;
-        zk_log(zk, FW_LOG_INFO, "chroot %s exists", zk->chroot);
-        retire(zk, conn, ZCLOSING);
-        open_conn(zk);
+        boot_found(zk, conn);
+        return;
+    }
+    if (rc == ZNONODE && !zk->create_chroot) {
+        /* A reader: exists set a watch, which brings us back when it appears. */
+        conn->boot_watch = 1;
+        if (!zk->chroot_missing)
+            zk_log(zk, FW_LOG_WARN,
+                   "no freeway tree at %s: %s does not exist; waiting for a freeway daemon or "
+                   "`freeway category create` to make it",
+                   zk->connect, zk->chroot);
+        zk->chroot_missing = 1;
         return;
     }
     if (no_answer(rc)) {
@@ -827,13 +993,63 @@ static void boot_done(fw_zk_t *zk, int rc, void *arg)
             boot_start(zk, conn);
         return;
     }
-    zk_log(zk, FW_LOG_ERROR, "cannot create the chroot %s: %s; retrying", zk->chroot, zerror(rc));
+    /* ZNOAUTH has been logged with its fix by ensure_refused. */
+    if (rc != ZNOAUTH)
+        zk_log(zk, FW_LOG_ERROR, "cannot %s the chroot %s: %s; retrying",
+               zk->create_chroot ? "create" : "look for", zk->chroot, zerror(rc));
     retire(zk, conn, ZCLOSING);
     schedule_reopen(zk);
 }
 
+/* A reader's watch on its missing chroot: created, or the handle ended. */
+static void boot_watch_fired(fw_zk_t *zk, int rc, int type, const char *path, void *arg)
+{
+    (void)type;
+    (void)path;
+    conn_t *conn = arg;
+    conn->boot_watch = 0;
+    if (rc == ZOK && conn == zk->conn)
+        boot_start(zk, conn);
+}
+
+static void boot_stat_done(fw_zk_t *zk, int rc, const struct Stat *stat, void *arg)
+{
+    (void)stat;
+    boot_done(zk, rc, arg);
+}
+
+/*
+ * A reader only looks: exists with a watch, so that it learns when the tree
+ * appears without polling. Its creating it would give the chroot the open
+ * ACL and no owner.
+ */
+static void boot_probe(fw_zk_t *zk, conn_t *conn)
+{
+    if (conn->boot_busy || conn->boot_watch)
+        return; /* a watch still set reports the creation, even one made while disconnected */
+    req_t *req = req_new(REQ_EXISTS, conn);
+    if (req == NULL || req_watch(req, zk->chroot, boot_watch_fired, conn) != 0) {
+        if (req != NULL)
+            req_free(req);
+        zk_log(zk, FW_LOG_ERROR, "out of memory looking for the chroot; retrying on reconnect");
+        return;
+    }
+    req->cb.stat = boot_stat_done;
+    conn->boot_busy = 1;
+    call_t c = {.path = zk->chroot};
+    if (submit(zk, conn, req, &c) != 0) {
+        /* Cannot happen: fw_zk_init checked the chroot. */
+        req_free(req);
+        conn->boot_busy = 0;
+    }
+}
+
 static void boot_start(fw_zk_t *zk, conn_t *conn)
 {
+    if (!zk->create_chroot) {
+        boot_probe(zk, conn);
+        return;
+    }
     if (conn->boot_busy)
         return;
     req_t *req = req_new(REQ_ENSURE, conn);
@@ -1273,6 +1489,7 @@ int fw_zk_init(fw_zk_t *zk, uv_loop_t *loop, const fw_zk_options_t *opts)
         zk->acl_items[1] = (struct ACL){.perms = ZOO_PERM_READ, .id = ZOO_ANYONE_ID_UNSAFE};
         zk->acl = (struct ACL_vector){.count = 2, .data = zk->acl_items};
     }
+    zk->create_chroot = opts->create_chroot != 0;
     zk->state_cb = opts->state_cb;
     zk->state_arg = opts->state_arg;
     zk->log = opts->log;
@@ -1405,6 +1622,11 @@ const char *fw_zk_state_name(fw_zk_state_t state)
         return "closed";
     }
     return "?";
+}
+
+int fw_zk_chroot_missing(const fw_zk_t *zk)
+{
+    return zk->chroot_missing;
 }
 
 int fw_zk_session_timeout(const fw_zk_t *zk)

@@ -37,7 +37,8 @@
  *
  * Paths are relative to the chroot of the connect string. Nodes are created
  * with the open ACL, or, with an identity (fw_zk_options_t.auth), all rights
- * for it and read for anyone.
+ * for it and read for anyone. Only a session with create_chroot creates the
+ * chroot; any other (a reader) waits for it to appear.
  *
  * Memory. The caller owns the fw_zk_t (it may be embedded in its owner) and
  * may free it in the close callback, not before. Pointers a callback
@@ -181,8 +182,17 @@ static inline fw_zk_op_t fw_zk_op_check(const char *path, int version)
 typedef void (*fw_zk_log_fn)(void *arg, fw_log_level_t level, const char *line);
 
 typedef struct fw_zk_options_s {
-    /** "host:port[,host:port...][/chroot]"; the chroot is created if missing. */
+    /** "host:port[,host:port...][/chroot]". */
     const char *connect;
+    /**
+     * Non-zero: create the chroot (and its missing parents) if it is
+     * missing, as the daemons do. Zero, for readers (producers, consumers):
+     * never create anything there; while the chroot is missing, log "no
+     * freeway tree at ..." once, stay CONNECTING (fw_zk_chroot_missing says
+     * why) and watch for it to appear. A reader that created it would give
+     * it the open ACL and no owner, whatever identity the daemons use.
+     */
+    int create_chroot;
     /** Requested session timeout; 0 means 10000. The server may clamp it. */
     int session_timeout_ms;
     /**
@@ -244,7 +254,10 @@ struct fw_zk_s {
     int64_t session_id;
     clientid_t client_id;
     int negotiated_timeout_ms;
-    int chroot_ready; /* the chroot exists, so handles may use it */
+    int create_chroot;  /* a daemon's session: it may create the chroot */
+    int chroot_ready;   /* the chroot exists, so handles may use it */
+    int chroot_missing; /* a reader found no chroot and waits for it */
+    int acl_warned;     /* the open-ACL warning was logged (once per fw_zk) */
 
     struct fw_zk_conn_s *conn; /* the current handle, or NULL */
     uint64_t gen;              /* numbers handles, for logs */
@@ -284,7 +297,8 @@ struct fw_zk_s {
  * Starts connecting; returns 0 or a negative errno (-EINVAL: a malformed
  * connect string or chroot). After 0, the state callback reports CONNECTED
  * once the session is up and the chroot exists (the server may be down for
- * now: the client keeps trying), and the caller must end with fw_zk_close.
+ * now, or, for a reader, the chroot missing: it keeps trying), and the
+ * caller must end with fw_zk_close.
  * After an error nothing is left to close and no callback runs.
  */
 int fw_zk_init(fw_zk_t *zk, uv_loop_t *loop, const fw_zk_options_t *opts);
@@ -309,6 +323,11 @@ int fw_zk_connected(const fw_zk_t *zk);
 fw_zk_state_t fw_zk_state(const fw_zk_t *zk);
 /* "connecting", "connected", "suspended", "expired", "closed". */
 const char *fw_zk_state_name(fw_zk_state_t state);
+/*
+ * 1 while a reader (no create_chroot) waits for its chroot, which it found
+ * missing: "no freeway tree" rather than "connecting" in its messages.
+ */
+int fw_zk_chroot_missing(const fw_zk_t *zk);
 /* The session timeout the server granted; 0 before the first session. */
 int fw_zk_session_timeout(const fw_zk_t *zk);
 /*
@@ -351,7 +370,13 @@ int fw_zk_get_children(fw_zk_t *zk, const char *path, fw_zk_watch_cb watch_cb, v
 int fw_zk_multi(fw_zk_t *zk, const fw_zk_op_t *ops, int count, fw_zk_multi_cb cb, void *arg);
 /*
  * Creates path and each missing ancestor as empty persistent nodes (mkdir
- * -p); nodes that exist already are fine. rc ZOK when path exists.
+ * -p); rc ZOK when path exists. Each node is looked at before it is
+ * created, so a node that exists is fine even under a parent this identity
+ * may not create in (a chroot /prod/freeway whose /prod another identity
+ * made). rc ZNOAUTH means a missing node could not be created: that is
+ * logged, naming the node and the fix. With an identity (auth), the first
+ * existing node found with an open ACL (anyone may change it) is logged as
+ * a warning, once, with the setAcl that restricts the tree.
  */
 int fw_zk_ensure_path(fw_zk_t *zk, const char *path, fw_zk_void_cb cb, void *arg);
 

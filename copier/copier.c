@@ -266,6 +266,7 @@ int cp_copier_start(cp_copier_t *c, uv_loop_t *loop, const cp_config_t *cfg, fw_
     cp_rate_init(&c->rate, cfg->rate, fw_clock_mono_ms());
     fw_zk_options_t zo = {
         .connect = cfg->zk,
+        .create_chroot = 1, /* a daemon: the tree is ours to make */
         .auth = cfg->zk_auth,
         .session_timeout_ms = cfg->session_timeout_ms,
         .state_cb = on_zk_state,

@@ -49,6 +49,7 @@ int pt_registry_start(pt_registry_t *r, uv_loop_t *loop, const char *zk, const c
         return rc;
     fw_zk_options_t o = {
         .connect = zk,
+        .create_chroot = 1, /* a daemon: the tree is ours to make */
         .auth = zk_auth,
         .session_timeout_ms = session_timeout_ms,
         .state_cb = on_state,

@@ -420,7 +420,12 @@ int fw_cli_category(int argc, char **argv)
                 rest[1]);
     } else {
         fw_cli_zk_t z = {0};
-        if (fw_cli_zk_connect(&z, o.zk, o.zk_auth, (int)o.timeout) < 0) {
+        /* Only create makes the tree; the other verbs act on an existing one. */
+        if (!strcmp(verb, "create"))
+            rc = fw_cli_zk_connect_create(&z, o.zk, o.zk_auth, (int)o.timeout);
+        else
+            rc = fw_cli_zk_connect(&z, o.zk, o.zk_auth, (int)o.timeout);
+        if (rc < 0) {
             status = 1;
         } else {
             if (!strcmp(verb, "create"))

@@ -29,7 +29,30 @@ static void on_session(zhandle_t *zh, int type, int state, const char *path, voi
 /* Lives as long as the process: the session watcher may fire until zookeeper_close. */
 static struct connect_wait waiter = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
 
-int fw_cli_zk_connect(fw_cli_zk_t *z, const char *spec, const char *auth, int timeout_ms)
+/* With an identity, a chroot anyone may change protects nothing: say so (see zk.c). */
+static void warn_open_acl(fw_cli_zk_t *z, const char *hosts)
+{
+    struct ACL_vector acl;
+    struct Stat st;
+    if (zoo_get_acl(z->zh, z->chroot, &acl, &st) != ZOK)
+        return;
+    int open = 0;
+    for (int i = 0; i < acl.count; i++) {
+        if (strcmp(acl.data[i].id.scheme, "world") == 0 &&
+            strcmp(acl.data[i].id.id, "anyone") == 0 && (acl.data[i].perms & ~ZOO_PERM_READ))
+            open = 1;
+    }
+    deallocate_ACL_vector(&acl);
+    if (open)
+        fprintf(stderr,
+                "freeway: warning: %s has an open ACL: anyone may change freeway's tree. Once "
+                "every daemon uses --zk-auth, restrict it: zkCli.sh -server %s, then addauth "
+                "digest USER:PASSWORD and setAcl -R %s auth::cdrwa,world:anyone:r "
+                "(docs/operations.md, ZooKeeper ACLs)\n",
+                z->chroot, hosts, z->chroot);
+}
+
+static int zk_open(fw_cli_zk_t *z, const char *spec, const char *auth, int timeout_ms, int create)
 {
     char hosts[1024];
     const char *slash = strchr(spec, '/');
@@ -46,6 +69,7 @@ int fw_cli_zk_connect(fw_cli_zk_t *z, const char *spec, const char *auth, int ti
         z->chroot[--n] = '\0';
 
     int with_auth = auth != NULL && auth[0] != '\0';
+    z->with_auth = with_auth;
     if (with_auth && strchr(auth, ':') == NULL) {
         fprintf(stderr, "freeway: --zk-auth must be USER:PASSWORD\n");
         return -1;
@@ -89,15 +113,36 @@ int fw_cli_zk_connect(fw_cli_zk_t *z, const char *spec, const char *auth, int ti
         fw_cli_zk_close(z);
         return -1;
     }
-    if (z->chroot[0] != '\0') {
-        int rc = fw_cli_zk_ensure(z, z->chroot);
-        if (rc != ZOK) {
-            fprintf(stderr, "freeway: cannot create %s in ZooKeeper: %s\n", z->chroot, zerror(rc));
-            fw_cli_zk_close(z);
-            return -1;
-        }
+    if (z->chroot[0] == '\0')
+        return 0; /* the root always exists */
+    int rc = create ? fw_cli_zk_ensure(z, z->chroot) : zoo_exists(z->zh, z->chroot, 0, NULL);
+    if (rc == ZNONODE) {
+        fprintf(stderr,
+                "freeway: no freeway tree at %s: %s does not exist (a freeway daemon or "
+                "`freeway category create` makes it)\n",
+                spec, z->chroot);
+    } else if (rc != ZOK && rc != ZNOAUTH) {
+        /* ZNOAUTH: fw_cli_zk_ensure has said which node and why. */
+        fprintf(stderr, "freeway: cannot %s %s in ZooKeeper: %s\n", create ? "create" : "read",
+                z->chroot, zerror(rc));
     }
+    if (rc != ZOK) {
+        fw_cli_zk_close(z);
+        return -1;
+    }
+    if (create && with_auth)
+        warn_open_acl(z, hosts);
     return 0;
+}
+
+int fw_cli_zk_connect(fw_cli_zk_t *z, const char *spec, const char *auth, int timeout_ms)
+{
+    return zk_open(z, spec, auth, timeout_ms, 0);
+}
+
+int fw_cli_zk_connect_create(fw_cli_zk_t *z, const char *spec, const char *auth, int timeout_ms)
+{
+    return zk_open(z, spec, auth, timeout_ms, 1);
 }
 
 void fw_cli_zk_close(fw_cli_zk_t *z)
@@ -124,9 +169,23 @@ int fw_cli_zk_ensure(fw_cli_zk_t *z, const char *path)
             continue;
         char saved = buf[i];
         buf[i] = '\0';
-        int rc = zoo_create(z->zh, buf, NULL, -1, &z->acl, 0, NULL, 0);
+        /* Look first: creating an existing node under a parent another identity
+         * made is refused (ZNOAUTH: the parent's ACL is checked first). */
+        int rc = zoo_exists(z->zh, buf, 0, NULL);
+        if (rc == ZNONODE) {
+            rc = zoo_create(z->zh, buf, NULL, -1, &z->acl, 0, NULL, 0);
+            if (rc == ZNODEEXISTS || (rc == ZNOAUTH && zoo_exists(z->zh, buf, 0, NULL) == ZOK))
+                rc = ZOK; /* made meanwhile by someone else */
+            else if (rc == ZNOAUTH)
+                fprintf(stderr,
+                        "freeway: cannot create %s in ZooKeeper: not authenticated: the ACL of "
+                        "its parent does not let %s create nodes there. Use the --zk-auth "
+                        "USER:PASSWORD the daemons use (docs/operations.md, ZooKeeper ACLs)\n",
+                        buf,
+                        z->with_auth ? "this --zk-auth identity" : "a client without --zk-auth");
+        }
         buf[i] = saved;
-        if (rc != ZOK && rc != ZNODEEXISTS)
+        if (rc != ZOK)
             return rc;
     }
     return ZOK;

@@ -555,3 +555,51 @@ zhandle_t *fwt_zk_client(const char *connect)
         FWT_FAIL("connecting to ZooKeeper at %s: %s", connect, zerror(rc));
     return zh;
 }
+
+/* The file under the test's temp dir that script goes into, for stdin. */
+static void write_script(const char *script, char *path, size_t cap)
+{
+    static int serial;
+    snprintf(path, cap, "%.*s/zkcli-%d.txt", FWT_PATH_MAX - 32, fwt_tmpdir(), ++serial);
+    FILE *f = fopen(path, "w");
+    if (f == NULL || fputs(script, f) < 0 || fclose(f) != 0)
+        FWT_FAIL("fwt_zk: write %s: %s", path, strerror(errno));
+}
+
+char *fwt_zk_cli(const char *connect, const char *script)
+{
+    check_install();
+    char path[FWT_PATH_MAX], cmd[3 * FWT_PATH_MAX];
+    write_script(script, path, sizeof(path));
+    /* The shell only redirects stdin (fwt_run gives children /dev/null). */
+    snprintf(cmd, sizeof(cmd),
+             "exec '%s' -cp '%s' org.apache.zookeeper.ZooKeeperMain -server %s < '%s'", java_path(),
+             zk_jar(), connect, path);
+    char *const argv[] = {"/bin/sh", "-c", cmd, NULL};
+    char *out = NULL;
+    fwt_run(argv, 60000, &out);
+    return out;
+}
+
+void fwt_zk_digest_id(const char *user_password, char *out, size_t cap)
+{
+    check_install();
+    char cmd[3 * FWT_PATH_MAX];
+    snprintf(cmd, sizeof(cmd),
+             "exec '%s' -cp '%s' org.apache.zookeeper.server.auth.DigestAuthenticationProvider "
+             "'%s'",
+             java_path(), zk_jar(), user_password);
+    char *const argv[] = {"/bin/sh", "-c", cmd, NULL};
+    char *text = NULL;
+    fwt_run(argv, 60000, &text);
+    /* "user:password->user:BASE64" on the last line (SLF4J's notes come first). */
+    const char *arrow = strstr(text, "->");
+    if (arrow == NULL)
+        FWT_FAIL("fwt_zk: no digest id in:\n%s", text);
+    size_t n = strcspn(arrow + 2, "\r\n");
+    if (n >= cap)
+        FWT_FAIL("fwt_zk: digest id too long");
+    memcpy(out, arrow + 2, n);
+    out[n] = '\0';
+    free(text);
+}

@@ -80,6 +80,20 @@ const char *fwt_zk_ensemble_connect(fwt_zk_t zk[3]);
  */
 zhandle_t *fwt_zk_client(const char *connect);
 
+/*
+ * Runs ZooKeeper's own command-line client (what zkCli.sh runs) against
+ * connect with script (commands, one a line) on its stdin, as an operator
+ * would type them; returns its output (malloc'd, the caller frees). Its
+ * exit status says nothing about the commands: check their effects.
+ */
+char *fwt_zk_cli(const char *connect, const char *script);
+
+/*
+ * "user:BASE64" for "user:password", the id of ZooKeeper's digest scheme,
+ * as ZooKeeper's DigestAuthenticationProvider computes it, into out.
+ */
+void fwt_zk_digest_id(const char *user_password, char *out, size_t cap);
+
 /* 1 if the server answers the `srvr` command with a "Mode: " line. */
 int fwt_zk_serving(fwt_zk_t *zk);
 

@@ -81,7 +81,7 @@ static void on_owner(cal_owner_t *o, int status)
 static void start_writer(writer_t *w, const char *connect, const char *id, const char *addr)
 {
     memset(w, 0, sizeof(*w));
-    fw_zk_options_t opts = {.connect = connect, .session_timeout_ms = 4000};
+    fw_zk_options_t opts = {.connect = connect, .create_chroot = 1, .session_timeout_ms = 4000};
     opts.state_cb = on_state;
     opts.state_arg = w;
     FWT_ASSERT_OK(fw_zk_init(&w->zk, &loop, &opts));

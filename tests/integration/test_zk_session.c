@@ -2,9 +2,11 @@
  * fw_zk (common/zk.c) against a real ZooKeeper server and the real
  * zookeeper_mt client: chroot creation, every operation, watches, the bucket
  * takeover multi, suspension and resumption, expiry and a new session, a
- * server that is down at start, close with work in flight, and the loop
- * watchdog. Each test runs its own loop with uv_run and waits on conditions
- * with deadlines; a plain ZooKeeper client checks what fw_zk did.
+ * server that is down at start, close with work in flight, the loop
+ * watchdog, a reader waiting for a missing chroot, ensure_path under
+ * another identity's nodes, and the open-ACL warning. Each test runs its
+ * own loop with uv_run and waits on conditions with deadlines; a plain
+ * ZooKeeper client checks what fw_zk did.
  */
 #include "fwt_proc.h"
 #include "fwt_zk.h"
@@ -124,6 +126,7 @@ static void sess_open(sess_t *s, const char *connect, int timeout_ms, int watchd
 {
     fw_zk_options_t o = {
         .connect = connect,
+        .create_chroot = 1,
         .session_timeout_ms = timeout_ms,
         .state_cb = on_state,
         .state_arg = s,
@@ -1168,6 +1171,7 @@ FWT_TEST(log_hook_takes_every_line)
     fw_log_set_sink(count_sink, NULL);
     fw_zk_options_t o = {
         .connect = connect,
+        .create_chroot = 1,
         .session_timeout_ms = 2000,
         .state_cb = on_state,
         .state_arg = &T->s,
@@ -1181,4 +1185,181 @@ FWT_TEST(log_hook_takes_every_line)
     FWT_ASSERT_INT_EQ(sink_lines, 0);
     FWT_ASSERT_INT_EQ(hook_established, 1);
     FWT_ASSERT(hook_lines >= 3); /* connecting, chroot, established, closing ... */
+}
+
+/* ---- the chroot and ACLs: readers only look; ensure_path looks before it creates ----- */
+
+static char kept_log[32768];
+static size_t kept_len;
+
+static void keep_hook(void *arg, fw_log_level_t level, const char *line)
+{
+    (void)arg;
+    on_loop();
+    fprintf(stderr, "zk log (%s): %s\n", fw_log_level_name(level), line);
+    int n = snprintf(kept_log + kept_len, sizeof(kept_log) - kept_len, "%s\n", line);
+    if (n > 0 && (size_t)n < sizeof(kept_log) - kept_len)
+        kept_len += (size_t)n;
+}
+
+static int kept_count(const char *needle)
+{
+    int n = 0;
+    for (const char *p = kept_log; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+static int kept_has(void *needle)
+{
+    return kept_count(needle) > 0;
+}
+
+static void expect_kept(const char *needle)
+{
+    if (!kept_has((void *)needle))
+        FWT_FAIL("the session's log lacks \"%s\":\n%s", needle, kept_log);
+}
+
+/* A session on connect, logging into kept_log; a reader unless create_chroot. */
+static void sess_open_as(sess_t *s, const char *connect, const char *auth, int create_chroot)
+{
+    kept_len = 0;
+    kept_log[0] = '\0';
+    fw_zk_options_t o = {
+        .connect = connect,
+        .create_chroot = create_chroot,
+        .auth = auth,
+        .session_timeout_ms = SESSION_MS,
+        .state_cb = on_state,
+        .state_arg = s,
+        .log = keep_hook,
+    };
+    FWT_ASSERT_OK(fw_zk_init(&s->zk, &T->loop, &o));
+}
+
+static int chroot_missing(void *arg)
+{
+    return fw_zk_chroot_missing(&((sess_t *)arg)->zk);
+}
+
+/* A plain client authenticated as "other:pw", another identity than any session's. */
+static zhandle_t *other_open(const char *connect)
+{
+    zhandle_t *zh = plain_open(connect);
+    /* Sent before every later request on the connection. */
+    ZK_RC_EQ(zoo_add_auth(zh, "digest", "other:pw", 8, NULL, NULL), ZOK);
+    return zh;
+}
+
+FWT_TEST(a_reader_waits_for_the_chroot_and_never_makes_it)
+{
+    setup();
+    fwt_zk_t zk;
+    fwt_zk_start(&zk);
+    char connect[128];
+    snprintf(connect, sizeof(connect), "%s/freeway/r", zk.connect);
+    sess_open_as(&T->s, connect, NULL, 0);
+    run_until(chroot_missing, &T->s, WAIT_MS, "the reader to find no chroot");
+    FWT_ASSERT_INT_EQ(fw_zk_state(&T->s.zk), FW_ZK_CONNECTING);
+    FWT_ASSERT_INT_EQ(T->s.connects, 0);
+    char want[200];
+    snprintf(want, sizeof(want), "no freeway tree at %s", connect);
+    expect_kept(want);
+    zhandle_t *plain = plain_open(zk.connect);
+    ZK_RC_EQ(zoo_exists(plain, "/freeway", 0, NULL), ZNONODE);
+
+    /* A daemon makes the tree: the reader's watch brings it in, no poll needed. */
+    ZK_RC_EQ(zoo_create(plain, "/freeway", NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZOK);
+    ZK_RC_EQ(zoo_create(plain, "/freeway/r", NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZOK);
+    wait_connects(&T->s, 1, WAIT_MS);
+    FWT_ASSERT_INT_EQ(fw_zk_chroot_missing(&T->s.zk), 0);
+    ZK_RC_EQ(do_create("/x", "", 0).rc, ZOK);
+    ZK_RC_EQ(zoo_exists(plain, "/freeway/r/x", 0, NULL), ZOK);
+    FWT_ASSERT_INT_EQ(kept_count("no freeway tree"), 1);
+    teardown();
+}
+
+/*
+ * A tree under a parent another identity made (--zk HOST/prod/freeway):
+ * creating an existing node there answers ZNOAUTH, not ZNODEEXISTS (the
+ * parent's ACL is checked first), so ensure_path must look first. A node
+ * that is truly missing and may not be made is a logged error naming it.
+ */
+FWT_TEST(ensure_path_looks_before_it_creates)
+{
+    setup();
+    fwt_zk_t zk;
+    fwt_zk_start(&zk);
+    zhandle_t *other = other_open(zk.connect);
+    struct ACL ours_read_items[] = {{.perms = ZOO_PERM_ALL, .id = ZOO_AUTH_IDS},
+                                    {.perms = ZOO_PERM_READ, .id = ZOO_ANYONE_ID_UNSAFE}};
+    struct ACL_vector ours_read = {2, ours_read_items};
+    /* /prod and /prod/freeway/a not even readable by others: exists needs no right. */
+    ZK_RC_EQ(zoo_create(other, "/prod", NULL, -1, &ZOO_CREATOR_ALL_ACL, 0, NULL, 0), ZOK);
+    ZK_RC_EQ(zoo_create(other, "/prod/freeway", NULL, -1, &ours_read, 0, NULL, 0), ZOK);
+    ZK_RC_EQ(zoo_create(other, "/prod/freeway/a", NULL, -1, &ZOO_CREATOR_ALL_ACL, 0, NULL, 0), ZOK);
+    char connect[128];
+    snprintf(connect, sizeof(connect), "%s/prod/freeway", zk.connect);
+
+    /* Without an identity. */
+    sess_open_as(&T->s, connect, NULL, 1);
+    wait_connects(&T->s, 1, WAIT_MS);
+    ZK_RC_EQ(do_ensure("/a").rc, ZOK);
+    ZK_RC_EQ(do_ensure("/b/c").rc, ZNOAUTH);
+    expect_kept("cannot create /prod/freeway/b in ZooKeeper: not authenticated");
+    expect_kept("a session without --zk-auth");
+    expect_kept("--zk-auth USER:PASSWORD that made the tree");
+    ZK_RC_EQ(zoo_exists(other, "/prod/freeway/b", 0, NULL), ZNONODE);
+    teardown();
+
+    /* With another identity: the chroot's probe reads its ACL, /a's is refused (it exists). */
+    setup();
+    sess_open_as(&T->s, connect, "freeway:pw", 1);
+    wait_connects(&T->s, 1, WAIT_MS);
+    ZK_RC_EQ(do_ensure("/a").rc, ZOK);
+    ZK_RC_EQ(do_ensure("/b").rc, ZNOAUTH);
+    expect_kept("cannot create /prod/freeway/b in ZooKeeper: not authenticated");
+    expect_kept("(digest freeway)");
+    FWT_ASSERT(strstr(kept_log, ":pw") == NULL); /* never the password */
+    FWT_ASSERT_INT_EQ(kept_count("open ACL"), 0);
+    teardown();
+
+    /* A chroot that is missing under /prod: it cannot be made, and the log says so. */
+    setup();
+    snprintf(connect, sizeof(connect), "%s/prod/other", zk.connect);
+    sess_open_as(&T->s, connect, NULL, 1);
+    run_until(kept_has, "cannot create /prod/other in ZooKeeper: not authenticated", WAIT_MS,
+              "the refusal to be logged");
+    FWT_ASSERT_INT_EQ(T->s.connects, 0);
+    teardown();
+}
+
+FWT_TEST(an_open_tree_is_reported_to_a_session_with_an_identity)
+{
+    setup();
+    fwt_zk_t zk;
+    fwt_zk_start(&zk);
+    zhandle_t *plain = plain_open(zk.connect);
+    ZK_RC_EQ(zoo_create(plain, "/freeway", NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZOK);
+    ZK_RC_EQ(zoo_create(plain, "/freeway/categories", NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0),
+             ZOK);
+    char connect[128];
+    snprintf(connect, sizeof(connect), "%s/freeway", zk.connect);
+    sess_open_as(&T->s, connect, "freeway:pw", 1);
+    wait_connects(&T->s, 1, WAIT_MS);
+    ZK_RC_EQ(do_ensure("/categories").rc, ZOK);
+    ZK_RC_EQ(do_ensure("/buckets").rc, ZOK);
+    expect_kept("/freeway has an open ACL (world:anyone:cdrwa)");
+    expect_kept("setAcl -R /freeway auth::cdrwa,world:anyone:r");
+    FWT_ASSERT_INT_EQ(kept_count("open ACL"), 1); /* once, not per node */
+    teardown();
+
+    /* Without an identity an open tree is what was asked for: nothing to say. */
+    setup();
+    sess_open_as(&T->s, connect, NULL, 1);
+    wait_connects(&T->s, 1, WAIT_MS);
+    ZK_RC_EQ(do_ensure("/categories").rc, ZOK);
+    FWT_ASSERT_INT_EQ(kept_count("open ACL"), 0);
+    teardown();
 }
