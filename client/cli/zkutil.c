@@ -81,6 +81,11 @@ static int zk_open(fw_cli_zk_t *z, const char *spec, const char *auth, int timeo
         z->acl = (struct ACL_vector){.count = 2, .data = z->acl_items};
     }
     zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+    /* A new session waits for its own CONNECTED: the last one's state must not count (a
+     * closed handle's watcher never fires again, and a handle that never connects sends none). */
+    pthread_mutex_lock(&waiter.mu);
+    waiter.state = 0;
+    pthread_mutex_unlock(&waiter.mu);
     z->zh = zookeeper_init(hosts, on_session, 10000, NULL, &waiter, 0);
     if (z->zh == NULL) {
         fprintf(stderr, "freeway: cannot use ZooKeeper address \"%s\": %s\n", hosts,

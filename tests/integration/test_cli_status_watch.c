@@ -87,7 +87,7 @@ FWT_TEST(status_watch_goes_on_while_zookeeper_goes_and_comes_back)
     FWT_ASSERT_INT_EQ(lines(w.log, "freeway"), 0);
     /* ZooKeeper gone: each refresh fails within --timeout (1 s) and says why on its own line. */
     fwt_zk_stop(&zk);
-    wait_lines(&w, "freeway: cannot ", 3, "three refreshes to fail");
+    wait_lines(&w, "freeway: cannot reach ZooKeeper", 3, "three refreshes to fail");
     /* Back: the next refreshes read the fabric again from a new session. */
     fwt_zk_restart(&zk);
     wait_lines(&w, "{\"time_ms\":", 3, "three refreshes after ZooKeeper came back");
