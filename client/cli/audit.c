@@ -316,13 +316,8 @@ static int add_rows(row_key_t **rows, size_t *n, size_t *cap, const fw_audit_tab
         const fw_audit_cell_t *c = &t->cells[i];
         if (c->records == 0)
             continue;
-        if (*n == *cap) {
-            *cap = *cap ? *cap * 2 : 256;
-            row_key_t *m = realloc(*rows, *cap * sizeof(*m));
-            if (m == NULL)
-                return -ENOMEM;
-            *rows = m;
-        }
+        if (fw_audit_room((void **)rows, *n, cap, sizeof(**rows)) < 0)
+            return -ENOMEM;
         (*rows)[(*n)++] = (row_key_t){c->bucket, c->minute};
     }
     return 0;

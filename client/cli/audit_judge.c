@@ -251,14 +251,9 @@ int fw_audit_duplicates(const fw_astore_t *s, fw_adup_t **out, size_t *n)
         for (size_t i = 1; i < k->n; i++) {
             if (v[i]->producer_id != v[i - 1]->producer_id || v[i]->sequence != v[i - 1]->sequence)
                 continue;
-            if (*n == cap) {
-                cap = cap ? cap * 2 : 8;
-                fw_adup_t *m = realloc(*out, cap * sizeof(*m));
-                if (m == NULL) {
-                    free(v);
-                    return -ENOMEM;
-                }
-                *out = m;
+            if (fw_audit_room((void **)out, *n, &cap, sizeof(**out)) < 0) {
+                free(v);
+                return -ENOMEM;
             }
             (*out)[(*n)++] = (fw_adup_t){
                 .bucket = b,

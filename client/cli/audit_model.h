@@ -11,10 +11,26 @@
 #ifndef FW_CLI_AUDIT_MODEL_H
 #define FW_CLI_AUDIT_MODEL_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "audit.h"
+
+/* Room for one more element in *arr (n used of *cap, elem bytes each). 0 or -ENOMEM. */
+static inline int fw_audit_room(void **arr, size_t n, size_t *cap, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t c = *cap ? *cap * 2 : 16;
+    void *m = realloc(*arr, c * elem);
+    if (m == NULL)
+        return -ENOMEM;
+    *arr = m;
+    *cap = c;
+    return 0;
+}
 
 /* A stored block, as its header says. */
 typedef struct fw_ablock_s {

@@ -20,14 +20,8 @@
 
 static int push_block(fw_abucket_t *b, const fw_ablock_t *blk)
 {
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        fw_ablock_t *n = realloc(b->blocks, cap * sizeof(*n));
-        if (n == NULL)
-            return -ENOMEM;
-        b->blocks = n;
-        b->cap = cap;
-    }
+    if (fw_audit_room((void **)&b->blocks, b->n, &b->cap, sizeof(*b->blocks)) < 0)
+        return -ENOMEM;
     b->blocks[b->n++] = *blk;
     return 0;
 }
@@ -169,14 +163,8 @@ static fw_aplife_t *producer_life(fw_audit_t *a, uint64_t life)
     for (size_t i = 0; i < a->nplives; i++)
         if (a->plives[i].life == life)
             return &a->plives[i];
-    if (a->nplives == a->plives_cap) {
-        size_t cap = a->plives_cap ? a->plives_cap * 2 : 16;
-        fw_aplife_t *n = realloc(a->plives, cap * sizeof(*n));
-        if (n == NULL)
-            return NULL;
-        a->plives = n;
-        a->plives_cap = cap;
-    }
+    if (fw_audit_room((void **)&a->plives, a->nplives, &a->plives_cap, sizeof(*a->plives)) < 0)
+        return NULL;
     a->plives[a->nplives] = (fw_aplife_t){.life = life};
     return &a->plives[a->nplives++];
 }
@@ -188,14 +176,9 @@ static fw_alife_t *consumer_life(fw_audit_t *a, const char *name, uint64_t life)
         if (strcmp(a->consumers[i].name, name) == 0)
             c = &a->consumers[i];
     if (c == NULL) {
-        if (a->nconsumers == a->consumers_cap) {
-            size_t cap = a->consumers_cap ? a->consumers_cap * 2 : 4;
-            fw_aconsumer_t *n = realloc(a->consumers, cap * sizeof(*n));
-            if (n == NULL)
-                return NULL;
-            a->consumers = n;
-            a->consumers_cap = cap;
-        }
+        if (fw_audit_room((void **)&a->consumers, a->nconsumers, &a->consumers_cap,
+                          sizeof(*a->consumers)) < 0)
+            return NULL;
         c = &a->consumers[a->nconsumers++];
         memset(c, 0, sizeof(*c));
         snprintf(c->name, sizeof(c->name), "%s", name);
@@ -203,14 +186,8 @@ static fw_alife_t *consumer_life(fw_audit_t *a, const char *name, uint64_t life)
     for (size_t i = 0; i < c->nlives; i++)
         if (c->lives[i].life == life)
             return &c->lives[i];
-    if (c->nlives == c->lives_cap) {
-        size_t cap = c->lives_cap ? c->lives_cap * 2 : 4;
-        fw_alife_t *n = realloc(c->lives, cap * sizeof(*n));
-        if (n == NULL)
-            return NULL;
-        c->lives = n;
-        c->lives_cap = cap;
-    }
+    if (fw_audit_room((void **)&c->lives, c->nlives, &c->lives_cap, sizeof(*c->lives)) < 0)
+        return NULL;
     fw_alife_t *l = &c->lives[c->nlives++];
     memset(l, 0, sizeof(*l));
     l->life = life;
@@ -219,14 +196,8 @@ static fw_alife_t *consumer_life(fw_audit_t *a, const char *name, uint64_t life)
 
 static int add_range(fw_alife_t *l, const Fwpb__AuditRange *g)
 {
-    if (l->nranges == l->ranges_cap) {
-        size_t cap = l->ranges_cap ? l->ranges_cap * 2 : 16;
-        fw_audit_range_t *n = realloc(l->ranges, cap * sizeof(*n));
-        if (n == NULL)
-            return -ENOMEM;
-        l->ranges = n;
-        l->ranges_cap = cap;
-    }
+    if (fw_audit_room((void **)&l->ranges, l->nranges, &l->ranges_cap, sizeof(*l->ranges)) < 0)
+        return -ENOMEM;
     l->ranges[l->nranges++] = (fw_audit_range_t){
         .bucket = g->bucket,
         .first_segment = g->first->segment_id,
