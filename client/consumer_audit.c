@@ -173,7 +173,8 @@ void fw_caudit_report(fw_consumer_t *c, int final)
     fw_audit_range_t *ranges = calloc(n ? n : 1, sizeof(*ranges));
     if (ranges == NULL)
         return; /* the next report carries it */
-    memcpy(ranges, a->closed, a->nclosed * sizeof(*ranges));
+    if (a->nclosed > 0)
+        memcpy(ranges, a->closed, a->nclosed * sizeof(*ranges));
     size_t k = a->nclosed;
     for (size_t i = 0; i < a->nbuckets; i++)
         if (a->buckets[i].open)

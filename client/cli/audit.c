@@ -341,7 +341,8 @@ static int print_audit(fw_audit_t *a, const fw_audit_table_t *written, column_t 
             free(rows);
             return -ENOMEM;
         }
-    qsort(rows, nrows, sizeof(*rows), row_cmp);
+    if (nrows > 0)
+        qsort(rows, nrows, sizeof(*rows), row_cmp);
     size_t k = 0;
     for (size_t i = 0; i < nrows; i++)
         if (k == 0 || row_cmp(&rows[k - 1], &rows[i]) != 0)
