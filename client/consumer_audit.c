@@ -17,19 +17,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "clock.h"
 #include "error.h"
 #include "producer_int.h"
-
-static uint64_t random_life(void)
-{
-    uint64_t x = 0;
-    if (getrandom(&x, sizeof(x), 0) != (ssize_t)sizeof(x))
-        x = (uint64_t)fw_clock_mono_ns() ^ (uint64_t)fw_clock_wall_ms() << 20;
-    return x != 0 ? x : 1;
-}
 
 int fw_caudit_init(fw_consumer_t *c)
 {
@@ -47,7 +38,7 @@ int fw_caudit_init(fw_consumer_t *c)
         return -ENOMEM;
     if (c->o.audit_interval_ms == 0)
         c->o.audit_interval_ms = FW_AUDIT_INTERVAL_DEFAULT_MS;
-    a->life = random_life();
+    a->life = fw_random_id();
     a->next_ms = fw_clock_mono_ms() + c->o.audit_interval_ms;
     return 0;
 }

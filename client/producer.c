@@ -663,7 +663,7 @@ static void producer_free(fw_producer_t *p)
     free(p);
 }
 
-static uint64_t random_id(void)
+uint64_t fw_random_id(void)
 {
     uint64_t id = 0;
     while (id == 0) {
@@ -699,7 +699,7 @@ int fw_producer_create(fw_producer_t **out, const fw_producer_options_t *o)
     p->o.bootstrap = p->bootstrap_spec;
     if (p->o.request_timeout_ms == 0 || p->o.request_timeout_ms > p->o.delivery_timeout_ms)
         p->o.request_timeout_ms = p->o.delivery_timeout_ms;
-    p->id = random_id();
+    p->id = fw_random_id();
     p->rng = p->id ^ (uint64_t)fw_clock_mono_ms() ^ 0x9e3779b97f4a7c15ULL;
     p->gen = 1;
     p->table_cap = TABLE_INITIAL;

@@ -259,6 +259,9 @@ struct fw_producer_s {
 
 /* ---- producer.c ------------------------------------------------------------------- */
 
+/* A random non-zero 64-bit id (getrandom, else time, pid and an address): producer ids,
+ * consumers' audit lives. */
+uint64_t fw_random_id(void);
 /* The producer's random source (I/O thread). */
 uint32_t fw_prand(fw_producer_t *p);
 /* Formats a line for the log callback (I/O thread). */
