@@ -114,29 +114,21 @@ static int list_buckets(const char *dir, uint32_t **out, size_t *n)
     return rc;
 }
 
-int fw_audit_scan_store(const fw_audit_t *a, fw_astore_t *s)
+typedef int (*segment_fn)(uint32_t bucket, const char *path, void *arg);
+
+/*
+ * Calls fn for each segment of ROOT/<category>/<bucket>/, bucket by bucket and
+ * in id order within a bucket, until fn returns non-zero (returned). A missing
+ * category directory has no segments; an unreadable bucket directory is passed
+ * over. 0, fn's value or -errno.
+ */
+static int each_segment(const char *root, const char *category, segment_fn fn, void *arg)
 {
     char dir[1200];
-    snprintf(dir, sizeof(dir), "%s/%s", s->path, a->category);
+    snprintf(dir, sizeof(dir), "%s/%s", root, category);
     uint32_t *ids;
     size_t nids;
     int rc = list_buckets(dir, &ids, &nids);
-    if (rc < 0)
-        return rc;
-    uint32_t max = 0;
-    for (size_t i = 0; i < nids; i++)
-        if (ids[i] + 1 > max)
-            max = ids[i] + 1;
-    if (max > s->nbuckets) {
-        fw_abucket_t *nb = realloc(s->buckets, max * sizeof(*nb));
-        if (nb == NULL) {
-            free(ids);
-            return -ENOMEM;
-        }
-        memset(nb + s->nbuckets, 0, (max - s->nbuckets) * sizeof(*nb));
-        s->buckets = nb;
-        s->nbuckets = max;
-    }
     for (size_t i = 0; i < nids && rc == 0; i++) {
         char bdir[1300];
         snprintf(bdir, sizeof(bdir), "%s/%" PRIu32, dir, ids[i]);
@@ -148,12 +140,38 @@ int fw_audit_scan_store(const fw_audit_t *a, fw_astore_t *s)
             char path[1400], name[FW_SEG_NAME_LEN + 1];
             fw_seg_name(name, segs[k]);
             snprintf(path, sizeof(path), "%s/%s", bdir, name);
-            rc = scan_segment(a, s, &s->buckets[ids[i]], path);
+            rc = fn(ids[i], path, arg);
         }
         free(segs);
     }
     free(ids);
     return rc;
+}
+
+typedef struct store_scan_s {
+    const fw_audit_t *a;
+    fw_astore_t *s;
+} store_scan_t;
+
+static int scan_store_segment(uint32_t bucket, const char *path, void *arg)
+{
+    store_scan_t *sc = arg;
+    fw_astore_t *s = sc->s;
+    if (bucket >= s->nbuckets) {
+        fw_abucket_t *nb = realloc(s->buckets, (bucket + 1) * sizeof(*nb));
+        if (nb == NULL)
+            return -ENOMEM;
+        memset(nb + s->nbuckets, 0, (bucket + 1 - s->nbuckets) * sizeof(*nb));
+        s->buckets = nb;
+        s->nbuckets = bucket + 1;
+    }
+    return scan_segment(sc->a, s, &s->buckets[bucket], path);
+}
+
+int fw_audit_scan_store(const fw_audit_t *a, fw_astore_t *s)
+{
+    store_scan_t sc = {a, s};
+    return each_segment(s->path, a->category, scan_store_segment, &sc);
 }
 
 /* ---- the audit category ----------------------------------------------------------------- */
@@ -293,34 +311,20 @@ static void read_report_segment(report_reader_t *rr, const char *path)
     fw_segr_close(r);
 }
 
+static int read_report_file(uint32_t bucket, const char *path, void *arg)
+{
+    (void)bucket;
+    report_reader_t *rr = arg;
+    read_report_segment(rr, path);
+    return rr->rc;
+}
+
 int fw_audit_read_reports(fw_audit_t *a, const char *root, const char *audit_category)
 {
-    char dir[1200];
-    snprintf(dir, sizeof(dir), "%s/%s", root, audit_category);
-    uint32_t *ids;
-    size_t nids;
-    int rc = list_buckets(dir, &ids, &nids);
-    if (rc < 0)
-        return rc;
     report_reader_t rr = {.a = a, .scratch = FW_BUF_INIT};
-    for (size_t i = 0; i < nids && rr.rc == 0; i++) {
-        char bdir[1300];
-        snprintf(bdir, sizeof(bdir), "%s/%" PRIu32, dir, ids[i]);
-        uint64_t *segs;
-        size_t nsegs;
-        if (fw_seg_list(bdir, &segs, &nsegs) < 0)
-            continue;
-        for (size_t k = 0; k < nsegs && rr.rc == 0; k++) {
-            char path[1400], name[FW_SEG_NAME_LEN + 1];
-            fw_seg_name(name, segs[k]);
-            snprintf(path, sizeof(path), "%s/%s", bdir, name);
-            read_report_segment(&rr, path);
-        }
-        free(segs);
-    }
-    free(ids);
+    int rc = each_segment(root, audit_category, read_report_file, &rr);
     fw_buf_free(&rr.scratch);
-    return rr.rc;
+    return rc;
 }
 
 static void store_free(fw_astore_t *s)
