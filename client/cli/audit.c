@@ -291,7 +291,7 @@ static int find_copies(fw_cli_zk_t *z, fw_audit_t *a)
 typedef struct column_s {
     char label[64];
     char name[1200];
-    fw_audit_table_t got, again, expected;
+    fw_audit_table_t got, again, expected; /* produced: expected is what is written */
     int is_produced;
     uint64_t total, total_expected;
     uint64_t minutes_differing;
@@ -329,6 +329,21 @@ static int64_t got_of(const column_t *c, uint32_t b, int64_t m)
            (int64_t)fw_audit_table_get(&c->again, 0, b, m);
 }
 
+/* What column c should hold in a cell: producers all that is written, the others their own. */
+static uint64_t expected_of(const column_t *c, const fw_audit_table_t *written, uint32_t b,
+                            int64_t m)
+{
+    return fw_audit_table_get(c->is_produced ? written : &c->expected, 0, b, m);
+}
+
+/* 1 if column c's cell is judged (producers' only once settled) and is not what is expected. */
+static int differs(const fw_audit_t *a, const column_t *c, const fw_audit_table_t *written,
+                   uint32_t b, int64_t m)
+{
+    int judged = !c->is_produced || m < a->settled_min;
+    return judged && got_of(c, b, m) != (int64_t)expected_of(c, written, b, m);
+}
+
 static int print_audit(fw_audit_t *a, const fw_audit_table_t *written, column_t *cols, size_t ncols,
                        const fw_adup_t *dups, size_t ndups, int verbose)
 {
@@ -354,13 +369,9 @@ static int print_audit(fw_audit_t *a, const fw_audit_table_t *written, column_t 
         row_key_t *r = &rows[i];
         written_total += fw_audit_table_get(written, 0, r->bucket, r->minute);
         for (size_t c = 0; c < ncols; c++) {
-            int64_t got = got_of(&cols[c], r->bucket, r->minute);
-            uint64_t exp = fw_audit_table_get(&cols[c].expected, 0, r->bucket, r->minute);
-            cols[c].total += (uint64_t)got;
-            cols[c].total_expected += exp;
-            int judged = !cols[c].is_produced || r->minute < a->settled_min;
-            if (judged && got != (int64_t)exp)
-                cols[c].minutes_differing++;
+            cols[c].total += (uint64_t)got_of(&cols[c], r->bucket, r->minute);
+            cols[c].total_expected += expected_of(&cols[c], written, r->bucket, r->minute);
+            cols[c].minutes_differing += differs(a, &cols[c], written, r->bucket, r->minute);
         }
     }
 
@@ -391,12 +402,11 @@ static int print_audit(fw_audit_t *a, const fw_audit_table_t *written, column_t 
         char why[512] = "";
         size_t wl = 0;
         for (size_t c = 0; c < ncols; c++) {
-            int64_t got = got_of(&cols[c], r->bucket, r->minute);
-            uint64_t exp = fw_audit_table_get(&cols[c].expected, 0, r->bucket, r->minute);
-            int judged = !cols[c].is_produced || r->minute < a->settled_min;
-            if (judged && got != (int64_t)exp && wl < sizeof(why))
+            if (differs(a, &cols[c], written, r->bucket, r->minute) && wl < sizeof(why))
                 wl += (size_t)snprintf(why + wl, sizeof(why) - wl, "%s%s %" PRId64 " vs %" PRIu64,
-                                       wl ? "; " : "", cols[c].label, got, exp);
+                                       wl ? "; " : "", cols[c].label,
+                                       got_of(&cols[c], r->bucket, r->minute),
+                                       expected_of(&cols[c], written, r->bucket, r->minute));
         }
         if (why[0] != '\0')
             differing++;
@@ -568,8 +578,7 @@ static int run(const audit_cfg_t *cfg)
         goto oom;
     cols[0].is_produced = 1;
     snprintf(cols[0].label, sizeof(cols[0].label), "produced");
-    if (fw_audit_count_store(&a.written, &written) < 0 ||
-        fw_audit_count_store(&a.written, &cols[0].expected) < 0)
+    if (fw_audit_count_store(&a.written, &written) < 0)
         goto oom;
     for (uint32_t i = 0; i < a.produced.cap; i++) {
         const fw_audit_cell_t *c = &a.produced.cells[i];
