@@ -226,3 +226,15 @@ int fwt_seg_records_reach(void *arg)
     fwt_seg_tree(w->dir, &t);
     return t.records >= w->records;
 }
+
+void fwt_lines_assert_once(const char *root, const char *category, uint64_t n, int nkeys)
+{
+    fwt_lines_report_t r;
+    fwt_lines_check(root, category, n, nkeys, &r);
+    if (r.dups || r.missing)
+        FWT_FAIL("%llu duplicates (first %llu), %llu missing (first %llu)",
+                 (unsigned long long)r.dups, (unsigned long long)r.first_dup,
+                 (unsigned long long)r.missing, (unsigned long long)r.first_missing);
+    FWT_ASSERT_UINT_EQ(r.disorder, 0);
+    FWT_ASSERT_UINT_EQ(r.records, n);
+}

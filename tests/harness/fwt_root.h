@@ -67,5 +67,7 @@ int fwt_seg_records_reach(void *arg);
 /* Checks that lines [0, n) are each stored exactly once, in order per key. */
 void fwt_lines_check(const char *root, const char *category, uint64_t n, int nkeys,
                      fwt_lines_report_t *r);
+/* fwt_lines_check, failing the test unless exactly lines [0, n) are stored, each once, in order. */
+void fwt_lines_assert_once(const char *root, const char *category, uint64_t n, int nkeys);
 
 #endif
