@@ -52,18 +52,22 @@ void fw_paudit_free(fw_producer_t *p)
 
 void fw_paudit_acked(fw_producer_t *p, const fw_batch_t *b)
 {
-    if (p->audit_category == NULL || b->cat->audit_internal || b->bucket == NULL)
+    /* Reports off: counting would only grow the table, a cell per bucket and minute. */
+    if (p->audit_category == NULL || atomic_load(&p->audit_off) || b->cat->audit_internal ||
+        b->bucket == NULL)
         return;
     fw_block_header_t h;
     if (fw_block_header_parse(b->block.data, b->block.len, &h) < 0)
         return; /* cannot be: the producer built it */
     pthread_mutex_lock(&p->audit_mu);
-    if (fw_audit_table_add(&p->audit_counts, (uint64_t)(uintptr_t)b->cat, b->bucket->id,
-                           fw_audit_minute(h.base_ts), h.record_count) < 0)
+    int rc = fw_audit_table_add(&p->audit_counts, (uint64_t)(uintptr_t)b->cat, b->bucket->id,
+                                fw_audit_minute(h.base_ts), h.record_count);
+    pthread_mutex_unlock(&p->audit_mu);
+    /* Said outside the lock: the log callback is the application's. */
+    if (rc < 0)
         fw_plog(p, FW_PRODUCER_LOG_WARN,
                 "%s/%" PRIu32 ": out of memory counting %" PRIu32 " records for the audit",
                 b->cat->name, b->bucket->id, h.record_count);
-    pthread_mutex_unlock(&p->audit_mu);
 }
 
 static void on_report_done(const fw_delivery_t *d, void *arg)
@@ -72,11 +76,21 @@ static void on_report_done(const fw_delivery_t *d, void *arg)
     if (d->status == 0)
         return;
     if (d->status == FW_EUNKNOWN_CATEGORY) {
-        if (!atomic_exchange(&p->audit_off, 1))
-            fw_plog(p, FW_PRODUCER_LOG_INFO,
-                    "audit reports off: the audit category %s does not exist (create it with "
-                    "`freeway category create %s` to audit this fabric)",
-                    p->audit_category, p->audit_category);
+        if (atomic_exchange(&p->audit_off, 1))
+            return;
+        /*
+         * No report will carry them: the counts go, and no more come
+         * (fw_paudit_acked; it runs on this thread too, so none is added
+         * after this).
+         */
+        pthread_mutex_lock(&p->audit_mu);
+        fw_audit_table_free(&p->audit_counts);
+        fw_buf_free(&p->audit_buf);
+        pthread_mutex_unlock(&p->audit_mu);
+        fw_plog(p, FW_PRODUCER_LOG_INFO,
+                "audit reports off: the audit category %s does not exist (create it with "
+                "`freeway category create %s` to audit this fabric)",
+                p->audit_category, p->audit_category);
         return;
     }
     fw_plog(p, FW_PRODUCER_LOG_WARN, "an audit report was not delivered: %s", d->message);

@@ -1,0 +1,130 @@
+/*
+ * The audit at its edges, against a real ZooKeeper and writer:
+ * - the audit category's absence costs nothing once known: a producer whose
+ *   reports are off keeps no counts.
+ */
+#include "fwt_cal.h"
+#include "fwt_proc.h"
+#include "fwt_zk.h"
+#include "fwtest.h"
+
+#include "client/audit.h"
+#include "client/freeway.h"
+#include "client/producer_int.h"
+#include "clock.h"
+#include "error.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUCKETS 4
+
+typedef struct fab_s {
+    fwt_zk_t zk;
+    char spec[160], root[FWT_PATH_MAX];
+    fwt_cal_t w;
+} fab_t;
+
+/* ZooKeeper, category web, the audit category if audit_extra is not NULL (its flags), a writer. */
+static void fab_start(fab_t *f, int with_audit, const char *const *audit_extra)
+{
+    memset(f, 0, sizeof(*f));
+    fwt_zk_start(&f->zk);
+    snprintf(f->spec, sizeof(f->spec), "%s/freeway", f->zk.connect);
+    snprintf(f->root, sizeof(f->root), "%s/root", fwt_tmpdir());
+    fwt_category_create(f->spec, "web", BUCKETS, NULL);
+    if (with_audit)
+        fwt_category_create(f->spec, "freeway.audit", 1, audit_extra);
+    fwt_cal_start(&f->w, "w1", f->spec, f->root, NULL);
+    fwt_cal_wait_owns(&f->w, BUCKETS + (with_audit ? 1 : 0), "the writer to own every bucket");
+}
+
+static void fab_stop(fab_t *f)
+{
+    fwt_cal_stop(&f->w);
+    fwt_zk_stop(&f->zk);
+}
+
+/* ---- the producer's log ------------------------------------------------------------------- */
+
+typedef struct logbook_s {
+    pthread_mutex_t mu;
+    int info_audit_off, warnings;
+    char first_warning[300];
+} logbook_t;
+
+static void on_log(fw_producer_log_level_t level, const char *message, void *arg)
+{
+    logbook_t *l = arg;
+    pthread_mutex_lock(&l->mu);
+    if (level >= FW_PRODUCER_LOG_WARN && l->warnings++ == 0)
+        snprintf(l->first_warning, sizeof(l->first_warning), "%s", message);
+    if (level == FW_PRODUCER_LOG_INFO && strstr(message, "audit reports off") != NULL)
+        l->info_audit_off++;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static fw_producer_t *producer(const fab_t *f, logbook_t *l, const char *audit_category,
+                               uint32_t interval_ms)
+{
+    fw_producer_options_t o;
+    fw_producer_options_init(&o);
+    o.zk = f->spec;
+    o.audit_category = audit_category;
+    o.audit_interval_ms = interval_ms;
+    o.log_cb = on_log;
+    o.log_arg = l;
+    fw_producer_t *p = NULL;
+    FWT_ASSERT_OK(fw_producer_create(&p, &o));
+    return p;
+}
+
+/* Sends one record of web and waits for it: its own block. */
+static void send_one(fw_producer_t *p, const char *key, int64_t ts)
+{
+    FWT_ASSERT_OK(fw_producer_send(p, "web", key, strlen(key), "v", 1, ts, NULL, NULL));
+    FWT_ASSERT_OK(fw_producer_flush(p, 10000));
+}
+
+/* The producer knows the audit category's max_record_bytes (its metadata came). */
+static int audit_off(void *arg)
+{
+    return atomic_load(&((fw_producer_t *)arg)->audit_off) != 0;
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+/*
+ * Without the audit category (every existing fabric), reports stop after
+ * one info line; the counts of blocks acked afterwards must not pile up in
+ * memory for as long as the producer lives (one cell per bucket and minute).
+ */
+FWT_TEST(a_producer_whose_reports_are_off_keeps_no_counts)
+{
+    fab_t f;
+    fab_start(&f, 0, NULL);
+    logbook_t l = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    fw_producer_t *p = producer(&f, &l, FW_AUDIT_CATEGORY_DEFAULT, 100);
+    int64_t now = fw_clock_wall_ms();
+    send_one(p, "a", now);
+    fwt_wait_until(audit_off, p, 20000, "the producer to find the audit category missing");
+    /* A day of minutes, one block each: a long-running producer's history. */
+    for (int i = 0; i < 200; i++)
+        send_one(p, "a", now - (int64_t)i * 60000);
+    pthread_mutex_lock(&p->audit_mu);
+    uint32_t cells = p->audit_counts.used;
+    pthread_mutex_unlock(&p->audit_mu);
+    FWT_ASSERT_UINT_EQ(cells, 0);
+    fw_producer_stats_t s;
+    fw_producer_stats(p, &s);
+    FWT_ASSERT_UINT_EQ(s.records_acked, 201);
+    FWT_ASSERT_UINT_EQ(s.records_failed, 0);
+    FWT_ASSERT_OK(fw_producer_close(p, 10000));
+    FWT_ASSERT_INT_EQ(l.info_audit_off, 1);
+    if (l.warnings != 0)
+        FWT_FAIL("%d warnings, the first: %s", l.warnings, l.first_warning);
+    fab_stop(&f);
+}
