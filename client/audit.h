@@ -26,6 +26,20 @@ static inline int64_t fw_audit_minute(int64_t base_ts_ms)
     return base_ts_ms >= 0 ? base_ts_ms / 60000 : -((-base_ts_ms + 59999) / 60000);
 }
 
+/* The last minute of the year 9999: reports carry minutes 0..FW_AUDIT_MINUTE_MAX only. */
+#define FW_AUDIT_MINUTE_MAX ((int64_t)253402300799 / 60)
+
+/*
+ * 1 if a minute can be audited. A record may carry any timestamp (one in
+ * microseconds by mistake, a negative one); its block is stored, but no
+ * audit window reaches it, so the hops leave it out of their reports rather
+ * than make a report that `freeway audit` refuses whole.
+ */
+static inline int fw_audit_minute_ok(int64_t minute)
+{
+    return minute >= 0 && minute <= FW_AUDIT_MINUTE_MAX;
+}
+
 /* ---- counts: (tag, bucket, minute) -> records ------------------------------------------- */
 
 typedef struct fw_audit_cell_s {

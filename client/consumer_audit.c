@@ -127,8 +127,10 @@ void fw_caudit_record(fw_consumer_t *c, const fw_position_t *at, int64_t base_ts
     if (a->category == NULL)
         return;
     fw_caudit_bucket_t *s = bucket_state(a, at->bucket);
-    if (s == NULL ||
-        fw_audit_table_add(&a->counts, 0, at->bucket, fw_audit_minute(base_ts), 1) < 0) {
+    /* A minute no audit window reaches is left out of the counts (audit.h), not the stretch. */
+    int64_t minute = fw_audit_minute(base_ts);
+    if (s == NULL || (fw_audit_minute_ok(minute) &&
+                      fw_audit_table_add(&a->counts, 0, at->bucket, minute, 1) < 0)) {
         /* The report would claim a stretch it did not count: better none. */
         if (!a->warned)
             fw_clog(c, FW_CONSUMER_LOG_WARN, "out of memory: audit counts are incomplete");

@@ -59,9 +59,12 @@ void fw_paudit_acked(fw_producer_t *p, const fw_batch_t *b)
     fw_block_header_t h;
     if (fw_block_header_parse(b->block.data, b->block.len, &h) < 0)
         return; /* cannot be: the producer built it */
+    int64_t minute = fw_audit_minute(h.base_ts);
+    if (!fw_audit_minute_ok(minute))
+        return; /* a timestamp no audit window reaches (audit.h) */
     pthread_mutex_lock(&p->audit_mu);
     int rc = fw_audit_table_add(&p->audit_counts, (uint64_t)(uintptr_t)b->cat, b->bucket->id,
-                                fw_audit_minute(h.base_ts), h.record_count);
+                                minute, h.record_count);
     pthread_mutex_unlock(&p->audit_mu);
     /* Said outside the lock: the log callback is the application's. */
     if (rc < 0)

@@ -536,8 +536,10 @@ static int run(const audit_cfg_t *cfg)
                 since < 0 ? cfg->since : cfg->until);
         return 2;
     }
+    /* Reports carry no minute past the year 9999 (audit.h): nor does a window. */
     a.since_min = fw_audit_minute(since);
-    a.until_min = fw_audit_minute(until + 59999);
+    a.until_min = fw_audit_minute(until) >= FW_AUDIT_MINUTE_MAX ? FW_AUDIT_MINUTE_MAX + 1
+                                                                : fw_audit_minute(until + 59999);
     /* --settle 0: judge every minute (producers have closed, their last reports are in). */
     a.settled_min = cfg->settle <= 0 ? INT64_MAX : fw_audit_minute(now - cfg->settle);
     int status = 2;
