@@ -3,7 +3,9 @@
  * - the audit category's absence costs nothing once known: a producer whose
  *   reports are off keeps no counts;
  * - a record with a timestamp outside the years an audit can judge does not
- *   cost the other records of its report.
+ *   cost the other records of its report;
+ * - a report too large for the audit category's max_record_bytes goes out in
+ *   parts.
  */
 #include "fwt_cal.h"
 #include "fwt_proc.h"
@@ -92,6 +94,18 @@ static void send_one(fw_producer_t *p, const char *key, int64_t ts)
 }
 
 /* The producer knows the audit category's max_record_bytes (its metadata came). */
+static int audit_limit_known(void *arg)
+{
+    fw_producer_t *p = arg;
+    int known = 0;
+    pthread_mutex_lock(&p->mu);
+    for (uint32_t i = 0; i < p->table_cap; i++)
+        for (fw_pcat_t *c = p->table[i]; c != NULL; c = c->hnext)
+            known |= c->audit_internal && c->max_record < FW_RECORD_MAX_HARD;
+    pthread_mutex_unlock(&p->mu);
+    return known;
+}
+
 static int audit_off(void *arg)
 {
     return atomic_load(&((fw_producer_t *)arg)->audit_off) != 0;
@@ -172,6 +186,44 @@ FWT_TEST(a_timestamp_outside_the_audits_years_does_not_spoil_its_report)
     char *out = NULL;
     int rc = audit_root(f.root, "none", &out);
     if (rc != 0 || strstr(out, "every count agrees") == NULL || strstr(out, "unreadable") != NULL)
+        FWT_FAIL("freeway audit exited %d:\n%s", rc, out);
+    free(out);
+}
+
+/*
+ * An audit category with a small max_record_bytes (an operator's choice):
+ * a report of many buckets and minutes must still get there, in parts,
+ * not fail every interval while its counts pile up.
+ */
+FWT_TEST(a_report_larger_than_the_audit_categorys_records_goes_in_parts)
+{
+    fab_t f;
+    const char *const extra[] = {"--max-record-bytes", "1K", NULL};
+    fab_start(&f, 1, extra);
+    logbook_t l = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    fw_producer_t *p = producer(&f, &l, FW_AUDIT_CATEGORY_DEFAULT, 3000);
+    int64_t now = fw_clock_wall_ms();
+    /* A first report makes the producer learn the audit category's limit. */
+    send_one(p, "a", now);
+    fwt_wait_until(audit_limit_known, p, 20000, "a first report to bring the audit's metadata");
+    /* 4 buckets x 60 minutes: 240 counts, some 3 KiB of report. */
+    for (int m = 1; m <= 60; m++)
+        for (int k = 0; k < 4; k++) {
+            char key[8];
+            snprintf(key, sizeof(key), "k%d", k);
+            FWT_ASSERT_OK(
+                fw_producer_send(p, "web", key, strlen(key), "v", 1, now - m * 60000, NULL, NULL));
+            if (k == 3)
+                FWT_ASSERT_OK(fw_producer_flush(p, 10000));
+        }
+    FWT_ASSERT_OK(fw_producer_close(p, 10000));
+    fab_stop(&f);
+    if (l.warnings != 0)
+        FWT_FAIL("%d warnings, the first: %s", l.warnings, l.first_warning);
+
+    char *out = NULL;
+    int rc = audit_root(f.root, "none", &out);
+    if (rc != 0 || strstr(out, "every count agrees") == NULL)
         FWT_FAIL("freeway audit exited %d:\n%s", rc, out);
     free(out);
 }
