@@ -471,6 +471,9 @@ static void print_sources(const fw_audit_t *a)
     if (missing > 0)
         printf(", %" PRIu64 " producer reports missing", missing);
     printf("; %zu consumers\n", a->nconsumers);
+    if (a->repeated_reports > 0)
+        printf("  reports stored more than once: %" PRIu64 " (counted once)\n",
+               a->repeated_reports);
     if (a->bad_reports > 0)
         printf("  unreadable reports: %" PRIu64 " (first: %s)\n", a->bad_reports,
                a->first_bad_report);

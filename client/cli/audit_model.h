@@ -81,7 +81,9 @@ typedef struct fw_audit_s {
     size_t nplives, plives_cap;
     fw_aconsumer_t *consumers;
     size_t nconsumers, consumers_cap;
-    uint64_t reports, bad_reports;
+    /* (life, hop, seq) of every report taken: one stored twice counts once */
+    fw_audit_table_t seen;
+    uint64_t reports, bad_reports, repeated_reports;
     char first_bad_report[300];
 } fw_audit_t;
 

@@ -239,10 +239,17 @@ static int add_range(fw_alife_t *l, const Fwpb__AuditRange *g)
     return 0;
 }
 
-/* Takes one report in. 0 or -ENOMEM. */
+/* Takes one report in (once: a report stored twice counts once). 0 or -ENOMEM. */
 static int take_report(fw_audit_t *a, const Fwpb__AuditReport *m)
 {
     int rc = 0;
+    if (fw_audit_table_get(&a->seen, m->life, m->hop, (int64_t)m->seq) != 0) {
+        a->repeated_reports++;
+        return 0;
+    }
+    if (fw_audit_table_add(&a->seen, m->life, m->hop, (int64_t)m->seq, 1) < 0)
+        return -ENOMEM;
+    a->reports++;
     if (m->hop == FWPB__AUDIT_HOP__AUDIT_PRODUCED) {
         fw_aplife_t *l = producer_life(a, m->life);
         if (l == NULL)
@@ -313,7 +320,6 @@ static void read_report_segment(report_reader_t *rr, const char *path)
                 bad_report(rr->a, path, b.offset, err);
                 continue;
             }
-            rr->a->reports += strcmp(m->category, rr->a->category) == 0;
             if (strcmp(m->category, rr->a->category) == 0)
                 rr->rc = take_report(rr->a, m);
             fw_audit_report_free(m);
@@ -368,6 +374,7 @@ void fw_audit_free(fw_audit_t *a)
         store_free(&a->copies[i]);
     free(a->copies);
     fw_audit_table_free(&a->produced);
+    fw_audit_table_free(&a->seen);
     free(a->plives);
     for (size_t i = 0; i < a->nconsumers; i++) {
         for (size_t k = 0; k < a->consumers[i].nlives; k++) {

@@ -5,7 +5,8 @@
  * - a record with a timestamp outside the years an audit can judge does not
  *   cost the other records of its report;
  * - a report too large for the audit category's max_record_bytes goes out in
- *   parts.
+ *   parts;
+ * - a report stored twice counts once.
  */
 #include "fwt_cal.h"
 #include "fwt_proc.h"
@@ -224,6 +225,54 @@ FWT_TEST(a_report_larger_than_the_audit_categorys_records_goes_in_parts)
     char *out = NULL;
     int rc = audit_root(f.root, "none", &out);
     if (rc != 0 || strstr(out, "every count agrees") == NULL)
+        FWT_FAIL("freeway audit exited %d:\n%s", rc, out);
+    free(out);
+}
+
+/*
+ * The reports travel through the very storage the audit checks: a report
+ * block stored twice (the kind of fault the audit is there to find) must
+ * count once, not show the category's records as lost.
+ */
+FWT_TEST(a_report_stored_twice_counts_once)
+{
+    fab_t f;
+    fab_start(&f, 1, NULL);
+    logbook_t l = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    /* Sends the records and, by hand, their report, twice; reports of its own off. */
+    fw_producer_t *p = producer(&f, &l, NULL, 100);
+    int64_t ts = (fw_clock_wall_ms() - 180000) / 60000 * 60000;
+    for (int i = 0; i < 10; i++)
+        FWT_ASSERT_OK(fw_producer_send(p, "web", "k", 1, "v", 1, ts, NULL, NULL));
+    FWT_ASSERT_OK(fw_producer_flush(p, 10000));
+    fw_audit_table_t t = {0};
+    FWT_ASSERT_OK(fw_audit_table_add(&t, 0, fw_key_bucket("k", 1, BUCKETS), ts / 60000, 10));
+    fw_audit_report_t r = {
+        .hop = FWPB__AUDIT_HOP__AUDIT_PRODUCED,
+        .category = "web",
+        .reporter = "test 1",
+        .life = 77,
+        .seq = 1,
+        .final = 1,
+        .sent_ms = fw_clock_wall_ms(),
+        .table = &t,
+    };
+    fw_buf_t buf = FW_BUF_INIT;
+    FWT_ASSERT_OK(fw_audit_report_encode(&r, &buf));
+    for (int i = 0; i < 2; i++) {
+        FWT_ASSERT_OK(fw_producer_send(p, FW_AUDIT_CATEGORY_DEFAULT, "web", 3, buf.data, buf.len, 0,
+                                       NULL, NULL));
+        FWT_ASSERT_OK(fw_producer_flush(p, 10000));
+    }
+    fw_buf_free(&buf);
+    fw_audit_table_free(&t);
+    FWT_ASSERT_OK(fw_producer_close(p, 10000));
+    fab_stop(&f);
+
+    char *out = NULL;
+    int rc = audit_root(f.root, "none", &out);
+    if (rc != 0 || strstr(out, "every count agrees") == NULL || strstr(out, "missing") != NULL ||
+        strstr(out, "reports stored more than once: 1 (counted once)") == NULL)
         FWT_FAIL("freeway audit exited %d:\n%s", rc, out);
     free(out);
 }
