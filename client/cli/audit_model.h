@@ -81,6 +81,8 @@ typedef struct fw_audit_s {
     size_t nplives, plives_cap;
     fw_aconsumer_t *consumers;
     size_t nconsumers, consumers_cap;
+    /* (life, hop, consumer) -> 1 + the index of the life in plives or its consumer's lives */
+    fw_audit_table_t life_index;
     /* (life, hop, seq) of every report taken: one stored twice counts once */
     fw_audit_table_t seen;
     uint64_t reports, bad_reports, repeated_reports;

@@ -164,11 +164,12 @@ int fw_audit_scan_store(const fw_audit_t *a, fw_astore_t *s)
 
 /* ---- the audit category ----------------------------------------------------------------- */
 
+/* Every `freeway send` is a producer life: a week of reports may name millions. */
 static fw_aplife_t *producer_life(fw_audit_t *a, uint64_t life)
 {
-    for (size_t i = 0; i < a->nplives; i++)
-        if (a->plives[i].life == life)
-            return &a->plives[i];
+    uint64_t k = fw_audit_table_get(&a->life_index, life, FWPB__AUDIT_HOP__AUDIT_PRODUCED, 0);
+    if (k > 0)
+        return &a->plives[k - 1];
     if (a->nplives == a->plives_cap) {
         size_t cap = a->plives_cap ? a->plives_cap * 2 : 16;
         fw_aplife_t *n = realloc(a->plives, cap * sizeof(*n));
@@ -177,16 +178,19 @@ static fw_aplife_t *producer_life(fw_audit_t *a, uint64_t life)
         a->plives = n;
         a->plives_cap = cap;
     }
+    if (fw_audit_table_add(&a->life_index, life, FWPB__AUDIT_HOP__AUDIT_PRODUCED, 0,
+                           a->nplives + 1) < 0)
+        return NULL;
     a->plives[a->nplives] = (fw_aplife_t){.life = life};
     return &a->plives[a->nplives++];
 }
 
 static fw_alife_t *consumer_life(fw_audit_t *a, const char *name, uint64_t life)
 {
-    fw_aconsumer_t *c = NULL;
-    for (size_t i = 0; i < a->nconsumers && c == NULL; i++)
-        if (strcmp(a->consumers[i].name, name) == 0)
-            c = &a->consumers[i];
+    size_t ci = 0; /* the consumer's index */
+    while (ci < a->nconsumers && strcmp(a->consumers[ci].name, name) != 0)
+        ci++;
+    fw_aconsumer_t *c = ci < a->nconsumers ? &a->consumers[ci] : NULL;
     if (c == NULL) {
         if (a->nconsumers == a->consumers_cap) {
             size_t cap = a->consumers_cap ? a->consumers_cap * 2 : 4;
@@ -200,9 +204,10 @@ static fw_alife_t *consumer_life(fw_audit_t *a, const char *name, uint64_t life)
         memset(c, 0, sizeof(*c));
         snprintf(c->name, sizeof(c->name), "%s", name);
     }
-    for (size_t i = 0; i < c->nlives; i++)
-        if (c->lives[i].life == life)
-            return &c->lives[i];
+    uint64_t k =
+        fw_audit_table_get(&a->life_index, life, FWPB__AUDIT_HOP__AUDIT_CONSUMED, (int64_t)ci);
+    if (k > 0)
+        return &c->lives[k - 1];
     if (c->nlives == c->lives_cap) {
         size_t cap = c->lives_cap ? c->lives_cap * 2 : 4;
         fw_alife_t *n = realloc(c->lives, cap * sizeof(*n));
@@ -211,6 +216,9 @@ static fw_alife_t *consumer_life(fw_audit_t *a, const char *name, uint64_t life)
         c->lives = n;
         c->lives_cap = cap;
     }
+    if (fw_audit_table_add(&a->life_index, life, FWPB__AUDIT_HOP__AUDIT_CONSUMED, (int64_t)ci,
+                           c->nlives + 1) < 0)
+        return NULL;
     fw_alife_t *l = &c->lives[c->nlives++];
     memset(l, 0, sizeof(*l));
     l->life = life;
@@ -374,6 +382,7 @@ void fw_audit_free(fw_audit_t *a)
         store_free(&a->copies[i]);
     free(a->copies);
     fw_audit_table_free(&a->produced);
+    fw_audit_table_free(&a->life_index);
     fw_audit_table_free(&a->seen);
     free(a->plives);
     for (size_t i = 0; i < a->nconsumers; i++) {
