@@ -95,7 +95,10 @@ static int64_t parse_time(const char *s, int64_t now_ms)
 {
     char *end;
     if (*s >= '0' && *s <= '9') {
+        errno = 0;
         long long v = strtoll(s, &end, 10);
+        if (errno == ERANGE)
+            return -1;
         if (*end == '\0')
             return v;
         int64_t unit = *end == 's'   ? 1000
@@ -103,8 +106,9 @@ static int64_t parse_time(const char *s, int64_t now_ms)
                        : *end == 'h' ? 3600000
                        : *end == 'd' ? 86400000
                                      : 0;
+        /* An age before the epoch is no time an audit can judge. */
         if (unit != 0 && end[1] == '\0')
-            return now_ms - (int64_t)v * unit;
+            return v <= now_ms / unit ? now_ms - (int64_t)v * unit : -1;
     }
     struct tm tm;
     memset(&tm, 0, sizeof(tm));
@@ -543,6 +547,12 @@ static int run(const audit_cfg_t *cfg)
     a.since_min = fw_audit_minute(since);
     a.until_min = fw_audit_minute(until) >= FW_AUDIT_MINUTE_MAX ? FW_AUDIT_MINUTE_MAX + 1
                                                                 : fw_audit_minute(until + 59999);
+    if (a.since_min >= a.until_min) {
+        fprintf(stderr, "freeway audit: no minute from --since %s to --until %s\n",
+                cfg->since != NULL ? cfg->since : "(the epoch)",
+                cfg->until != NULL ? cfg->until : "(now)");
+        return 2;
+    }
     /* --settle 0: judge every minute (producers have closed, their last reports are in). */
     a.settled_min = cfg->settle <= 0 ? INT64_MAX : fw_audit_minute(now - cfg->settle);
     int status = 2;
@@ -568,6 +578,17 @@ static int run(const audit_cfg_t *cfg)
     if ((rc = fw_audit_read_reports(&a, a.written.path, cfg->audit_category)) < 0) {
         fprintf(stderr, "freeway audit: cannot read the audit category %s: %s\n",
                 cfg->audit_category, fw_strerror(rc));
+        goto out;
+    }
+    /* A mistyped category is nothing to read, not a category in which every count agrees. */
+    int found = a.written.found || a.reports > 0;
+    for (size_t i = 0; i < a.ncopies; i++)
+        found |= a.copies[i].found || (a.copies[i].by_progress && a.copies[i].nbuckets > 0);
+    if (!found) {
+        fprintf(stderr,
+                "freeway audit: nothing of category %s to audit: no directory of it under %s, "
+                "in a copy, nor a report\n",
+                a.category, a.written.path);
         goto out;
     }
 

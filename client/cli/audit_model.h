@@ -36,6 +36,7 @@ typedef struct fw_astore_s {
     char path[1024];  /* the directory read; "" when not readable from here */
     fw_abucket_t *buckets;
     uint32_t nbuckets;
+    int found; /* the category's directory is there */
     uint64_t segments, blocks;
     uint64_t damaged; /* segments with a damaged block (counting stopped there) */
     char first_damage[1400];
@@ -94,7 +95,8 @@ typedef struct fw_audit_s {
 /*
  * Reads the segments ROOT/<category>/<bucket>/<id>.seg under s->path by block headers only,
  * keeping blocks whose minute is in [a->since_min, a->until_min). 0 or -errno
- * (the root unreadable; a missing category directory is an empty store).
+ * (the root missing or unreadable; a missing category directory is an empty
+ * store, with s->found 0).
  */
 int fw_audit_scan_store(const fw_audit_t *a, fw_astore_t *s);
 /*

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "block.h"
 #include "error.h"
@@ -87,14 +88,16 @@ static int scan_segment(const fw_audit_t *a, fw_astore_t *s, fw_abucket_t *b, co
     return 0;
 }
 
-/* The bucket directories under dir: their numbers, sorted; *n set. */
-static int list_buckets(const char *dir, uint32_t **out, size_t *n)
+/* The bucket directories under dir: their numbers; *n set. A missing dir has none (*found 0). */
+static int list_buckets(const char *dir, uint32_t **out, size_t *n, int *found)
 {
     *out = NULL;
     *n = 0;
+    *found = 0;
     DIR *d = opendir(dir);
     if (d == NULL)
         return errno == ENOENT ? 0 : -errno;
+    *found = 1;
     size_t cap = 0;
     struct dirent *e;
     int rc = 0;
@@ -122,11 +125,17 @@ static int list_buckets(const char *dir, uint32_t **out, size_t *n)
 
 int fw_audit_scan_store(const fw_audit_t *a, fw_astore_t *s)
 {
+    /* A root that is not there is a mistyped path, not a fabric with nothing stored. */
+    struct stat st;
+    if (stat(s->path, &st) < 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
     char dir[1200];
     snprintf(dir, sizeof(dir), "%s/%s", s->path, a->category);
     uint32_t *ids;
     size_t nids;
-    int rc = list_buckets(dir, &ids, &nids);
+    int rc = list_buckets(dir, &ids, &nids, &s->found);
     if (rc < 0)
         return rc;
     uint32_t max = 0;
@@ -342,7 +351,8 @@ int fw_audit_read_reports(fw_audit_t *a, const char *root, const char *audit_cat
     snprintf(dir, sizeof(dir), "%s/%s", root, audit_category);
     uint32_t *ids;
     size_t nids;
-    int rc = list_buckets(dir, &ids, &nids);
+    int found;
+    int rc = list_buckets(dir, &ids, &nids, &found);
     if (rc < 0)
         return rc;
     report_reader_t rr = {.a = a, .scratch = FW_BUF_INIT};

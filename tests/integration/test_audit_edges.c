@@ -6,7 +6,10 @@
  *   cost the other records of its report;
  * - a report too large for the audit category's max_record_bytes goes out in
  *   parts;
- * - a report stored twice counts once.
+ * - a report stored twice counts once;
+ * - `freeway audit` refuses a root or a copy it cannot find, a category it
+ *   finds nothing of, and an empty window, instead of saying that every
+ *   count agrees.
  */
 #include "fwt_cal.h"
 #include "fwt_proc.h"
@@ -274,5 +277,50 @@ FWT_TEST(a_report_stored_twice_counts_once)
     if (rc != 0 || strstr(out, "every count agrees") == NULL || strstr(out, "missing") != NULL ||
         strstr(out, "reports stored more than once: 1 (counted once)") == NULL)
         FWT_FAIL("freeway audit exited %d:\n%s", rc, out);
+    free(out);
+}
+
+/* A mistyped root or copy is not an empty fabric in which every count agrees. */
+FWT_TEST(a_root_or_copy_that_is_not_there_is_an_error)
+{
+    char missing[FWT_PATH_MAX + 16], root[FWT_PATH_MAX + 16], url[FWT_PATH_MAX + 32];
+    snprintf(missing, sizeof(missing), "%s/no-such-root", fwt_tmpdir());
+    char *out = NULL;
+    int rc = audit_root(missing, "none", &out);
+    if (rc != 2)
+        FWT_FAIL("freeway audit of a missing root exited %d:\n%s", rc, out);
+    free(out);
+
+    /* A root that is there, a copy that is not. */
+    snprintf(root, sizeof(root), "%s", fwt_tmpdir());
+    snprintf(url, sizeof(url), "file://%s/no-such-copy", fwt_tmpdir());
+    rc = audit_root(root, url, &out);
+    if (rc != 2)
+        FWT_FAIL("freeway audit of a missing copy exited %d:\n%s", rc, out);
+    free(out);
+
+    /* A root without the category (a mistyped -c), nothing reported of it. */
+    rc = audit_root(root, "none", &out);
+    if (rc != 2 || strstr(out, "nothing of category web") == NULL)
+        FWT_FAIL("freeway audit of a category never stored exited %d:\n%s", rc, out);
+    free(out);
+
+    /* A window with no minute in it. */
+    char *const argv[] = {(char *)fwt_bin("freeway"),
+                          "audit",
+                          "-c",
+                          "web",
+                          "--root",
+                          root,
+                          "--copies",
+                          "none",
+                          "--since",
+                          "1h",
+                          "--until",
+                          "2h",
+                          NULL};
+    rc = fwt_run(argv, 60000, &out);
+    if (rc != 2 || strstr(out, "no minute from --since 1h to --until 2h") == NULL)
+        FWT_FAIL("freeway audit of an empty window exited %d:\n%s", rc, out);
     free(out);
 }
