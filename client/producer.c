@@ -265,7 +265,7 @@ static fw_batch_t *batch_open_locked(fw_producer_t *p, fw_pcat_t *cat, fw_bucket
     b->cbs = cbs;
     b->cbs_cap = cbs_cap;
     b->bld = builder_take_locked(p, cat->max_record);
-    b->gen = gen < p->gen ? gen : p->gen;
+    b->gen = cat->audit_internal ? FW_GEN_INTERNAL : gen < p->gen ? gen : p->gen;
     if (b->bld == NULL || gen_retain_locked(p, b->gen) < 0) {
         b->gen = 0;
         fw_producer_builder_give_locked(p, b->bld);
@@ -1003,7 +1003,8 @@ static int wait_flush_locked(fw_producer_t *p, int (*pending)(const fw_producer_
     return 0;
 }
 
-int fw_producer_flush(fw_producer_t *p, int timeout_ms)
+/* fw_producer_flush; with internal, the audit category's records too (FW_GEN_INTERNAL). */
+static int flush(fw_producer_t *p, int timeout_ms, int internal)
 {
     if (p == NULL)
         return -EINVAL;
@@ -1014,7 +1015,8 @@ int fw_producer_flush(fw_producer_t *p, int timeout_ms)
         pthread_mutex_unlock(&p->mu);
         return -EDEADLK;
     }
-    uint64_t target = p->gen++;
+    uint64_t target = internal ? FW_GEN_INTERNAL : p->gen;
+    p->gen++;
     p->seal_all = 1;
     pthread_mutex_unlock(&p->mu);
     uv_async_send(&p->wake);
@@ -1022,6 +1024,11 @@ int fw_producer_flush(fw_producer_t *p, int timeout_ms)
     rc = wait_flush_locked(p, generation_pending, target, timeout_ms, deadline);
     pthread_mutex_unlock(&p->mu);
     return rc;
+}
+
+int fw_producer_flush(fw_producer_t *p, int timeout_ms)
+{
+    return flush(p, timeout_ms, 0);
 }
 
 int fw_producer_drain_spool(fw_producer_t *p, int timeout_ms)
@@ -1055,14 +1062,17 @@ int fw_producer_close(fw_producer_t *p, int timeout_ms)
     int64_t deadline = fw_clock_mono_ms() + timeout_ms;
     int rc = fw_producer_flush(p, timeout_ms);
     /*
-     * Everything is answered: the audit's last counts go out, within what is
-     * left of the timeout. A report that cannot be delivered is the audit's
-     * loss (`freeway audit` sees a life without its final report), not a
-     * failure of the application's records.
+     * The application's records are answered (the flush does not wait for
+     * audit reports): the audit's last counts go out, and the reports
+     * (consumers' too) are waited for within what is left of the timeout.
+     * A report that cannot be delivered is the audit's loss (`freeway audit`
+     * sees a life without its final report), not a failure of the
+     * application's records.
      */
-    if (rc == 0 && fw_paudit_final(p) > 0) {
+    if (rc == 0) {
+        (void)fw_paudit_final(p);
         int64_t left = deadline - fw_clock_mono_ms();
-        (void)fw_producer_flush(p, timeout_ms < 0 ? -1 : left > 0 ? (int)left : 0);
+        (void)flush(p, timeout_ms < 0 ? -1 : left > 0 ? (int)left : 0, 1);
     }
 
     pthread_mutex_lock(&p->mu);

@@ -139,6 +139,14 @@ typedef struct fw_gen_count_s {
     uint64_t batches;
 } fw_gen_count_t;
 
+/*
+ * The generation of the audit category's batches (the producer's own
+ * reports, and consumers' reports sent through it): after every other, so
+ * the application's fw_producer_flush never waits for them; only
+ * fw_producer_close does, for what is left of its timeout.
+ */
+#define FW_GEN_INTERNAL UINT64_MAX
+
 typedef struct fw_pstats_s {
     _Atomic uint64_t in_flight;
     _Atomic uint64_t acked;
@@ -424,7 +432,7 @@ void fw_paudit_tick(fw_producer_t *p);
 /*
  * fw_producer_close, after its flush: the last counts of every category
  * reported in this life, marked final. Returns how many reports were sent
- * (the caller flushes again when > 0).
+ * (the caller then waits for FW_GEN_INTERNAL).
  */
 int fw_paudit_final(fw_producer_t *p);
 
