@@ -9,7 +9,8 @@
  * - a report stored twice counts once;
  * - `freeway audit` refuses a root or a copy it cannot find, a category it
  *   finds nothing of, and an empty window, instead of saying that every
- *   count agrees.
+ *   count agrees;
+ * - `freeway tail --audit` says when its reports have nowhere to go.
  */
 #include "fwt_cal.h"
 #include "fwt_proc.h"
@@ -323,4 +324,40 @@ FWT_TEST(a_root_or_copy_that_is_not_there_is_an_error)
     if (rc != 2 || strstr(out, "no minute from --since 1h to --until 2h") == NULL)
         FWT_FAIL("freeway audit of an empty window exited %d:\n%s", rc, out);
     free(out);
+}
+
+/*
+ * `freeway tail --audit` asks for reports: if they cannot be stored (no
+ * audit category), it must say so rather than print records as if the
+ * audit saw them.
+ */
+FWT_TEST(tail_audit_without_the_audit_category_says_so)
+{
+    fab_t f;
+    fab_start(&f, 0, NULL);
+    fwt_cal_t pt;
+    fwt_ptail_start(&pt, "p1", f.spec, f.root, NULL);
+    fwt_send_lines(f.spec, "web", 0, 10, 2, NULL);
+    char *const argv[] = {(char *)fwt_bin("freeway"),
+                          "tail",
+                          "-c",
+                          "web",
+                          "--zk",
+                          f.spec,
+                          "--from",
+                          "earliest",
+                          "--count",
+                          "10",
+                          "--audit",
+                          "--name",
+                          "t1",
+                          NULL};
+    char *out = NULL;
+    int rc = fwt_run(argv, 60000, &out);
+    if (rc != 0 || strstr(out, "freeway.audit does not exist") == NULL)
+        FWT_FAIL("freeway tail --audit exited %d without saying its reports go nowhere:\n%s", rc,
+                 out);
+    free(out);
+    fwt_cal_stop(&pt);
+    fab_stop(&f);
 }
