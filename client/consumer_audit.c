@@ -8,9 +8,12 @@
  *
  * A stretch after a report starts at the last record of the one before, so
  * the stretches of one life join up without a hole a skipped record could
- * hide in. A gap ptail declares ends a stretch: those records are not the
- * consumer's to count. A consumer restarted from an older checkpoint is a new
- * life whose stretches overlap the old one's; the audit removes the overlap.
+ * hide in. For the same reason a bucket's first stretch starts where the
+ * bucket was placed before its first record: the start token, ptail's first
+ * checkpoint (a start at latest or a time), or the end of a gap. A gap ptail
+ * declares ends a stretch: those records are not the consumer's to count. A
+ * consumer restarted from an older checkpoint is a new life whose stretches
+ * overlap the old one's; the audit removes the overlap.
  */
 #include "consumer_int.h"
 
@@ -49,6 +52,10 @@ int fw_caudit_init(fw_consumer_t *c)
         c->o.audit_interval_ms = FW_AUDIT_INTERVAL_DEFAULT_MS;
     a->life = random_life();
     a->next_ms = fw_clock_mono_ms() + c->o.audit_interval_ms;
+    /* The start token's positions: where this life's stretches begin. */
+    for (uint32_t b = 0; b < c->pos.n; b++)
+        if (c->pos.known[b])
+            fw_caudit_placed(c, &c->pos.pos[b]);
     return 0;
 }
 
@@ -121,6 +128,18 @@ static int close_stretch(fw_caudit_t *a, fw_caudit_bucket_t *s)
     return 0;
 }
 
+void fw_caudit_placed(fw_consumer_t *c, const fw_position_t *at)
+{
+    fw_caudit_t *a = &c->audit;
+    if (a->category == NULL || at->segment_id == 0)
+        return;
+    fw_caudit_bucket_t *s = bucket_state(a, at->bucket);
+    if (s == NULL || s->have_prev || s->have_start)
+        return;
+    s->start = *at;
+    s->have_start = 1;
+}
+
 void fw_caudit_record(fw_consumer_t *c, const fw_position_t *at, int64_t base_ts)
 {
     fw_caudit_t *a = &c->audit;
@@ -138,23 +157,26 @@ void fw_caudit_record(fw_consumer_t *c, const fw_position_t *at, int64_t base_ts
         return;
     }
     if (!s->open) {
-        s->first = s->have_prev ? s->prev : *at;
+        s->first = s->have_prev ? s->prev : s->have_start ? s->start : *at;
         s->open = 1;
     }
     s->last = s->prev = *at;
     s->have_prev = 1;
+    s->have_start = 0;
 }
 
-void fw_caudit_gap(fw_consumer_t *c, uint32_t bucket)
+void fw_caudit_gap(fw_consumer_t *c, const fw_position_t *to)
 {
     fw_caudit_t *a = &c->audit;
     if (a->category == NULL)
         return;
-    fw_caudit_bucket_t *s = bucket_state(a, bucket);
-    if (s == NULL)
+    fw_caudit_bucket_t *s = bucket_state(a, to->bucket);
+    if (s == NULL || close_stretch(a, s) < 0)
         return;
-    if (close_stretch(a, s) == 0)
-        s->have_prev = 0;
+    /* The next stretch starts where ptail said delivery resumes. */
+    s->have_prev = 0;
+    s->have_start = 0;
+    fw_caudit_placed(c, to);
 }
 
 void fw_caudit_report(fw_consumer_t *c, int final)
