@@ -1003,6 +1003,9 @@ static int wait_flush_locked(fw_producer_t *p, int (*pending)(const fw_producer_
     return 0;
 }
 
+/* How long fw_producer_close waits for the audit's reports, at most. */
+#define AUDIT_CLOSE_WAIT_MS 1000
+
 /* fw_producer_flush; with internal, the audit category's records too (FW_GEN_INTERNAL). */
 static int flush(fw_producer_t *p, int timeout_ms, int internal)
 {
@@ -1064,15 +1067,21 @@ int fw_producer_close(fw_producer_t *p, int timeout_ms)
     /*
      * The application's records are answered (the flush does not wait for
      * audit reports): the audit's last counts go out, and the reports
-     * (consumers' too) are waited for within what is left of the timeout.
-     * A report that cannot be delivered is the audit's loss (`freeway audit`
-     * sees a life without its final report), not a failure of the
-     * application's records.
+     * (consumers' too) are waited for, within what is left of the timeout
+     * and at most AUDIT_CLOSE_WAIT_MS. A writer answers a report in
+     * milliseconds; if none can (an outage the application's records went
+     * to the spool for, the audit category's metadata not to be had), the
+     * close must not take the application's whole timeout for it. A report
+     * not delivered is the audit's loss (`freeway audit` sees a life
+     * without its final report; with a spool, what was built goes there at
+     * stop), not a failure of the application's records.
      */
     if (rc == 0) {
         (void)fw_paudit_final(p);
         int64_t left = deadline - fw_clock_mono_ms();
-        (void)flush(p, timeout_ms < 0 ? -1 : left > 0 ? (int)left : 0, 1);
+        if (timeout_ms < 0 || left > AUDIT_CLOSE_WAIT_MS)
+            left = AUDIT_CLOSE_WAIT_MS;
+        (void)flush(p, left > 0 ? (int)left : 0, 1);
     }
 
     pthread_mutex_lock(&p->mu);

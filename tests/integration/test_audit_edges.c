@@ -10,7 +10,9 @@
  * - `freeway audit` refuses a root or a copy it cannot find, a category it
  *   finds nothing of, and an empty window, instead of saying that every
  *   count agrees;
- * - `freeway tail --audit` says when its reports have nowhere to go.
+ * - `freeway tail --audit` says when its reports have nowhere to go;
+ * - a producer whose records went to the spool (writers gone) closes without
+ *   waiting out its timeout for its last report.
  */
 #include "fwt_cal.h"
 #include "fwt_proc.h"
@@ -360,4 +362,39 @@ FWT_TEST(tail_audit_without_the_audit_category_says_so)
     free(out);
     fwt_cal_stop(&pt);
     fab_stop(&f);
+}
+
+/*
+ * With the writers gone, a producer with a spool closes as soon as its
+ * records are spooled; its final audit report (for which the audit
+ * category's metadata may not even be had) must not make the close take
+ * the application's whole timeout.
+ */
+FWT_TEST(a_producer_that_spools_closes_without_waiting_out_its_timeout)
+{
+    for (int with_audit = 0; with_audit < 2; with_audit++) {
+        fab_t f;
+        fab_start(&f, with_audit, NULL);
+        char dir[FWT_PATH_MAX + 16];
+        snprintf(dir, sizeof(dir), "%s/spool%d", fwt_tmpdir(), with_audit);
+        fw_producer_options_t o;
+        fw_producer_options_init(&o);
+        o.zk = f.spec;
+        o.spool_dir = dir;
+        o.spool_after_ms = 100;
+        fw_producer_t *p = NULL;
+        FWT_ASSERT_OK(fw_producer_create(&p, &o));
+        send_one(p, "k", 0);
+        fwt_cal_stop(&f.w);
+        for (int i = 0; i < 100; i++)
+            FWT_ASSERT_OK(fw_producer_send(p, "web", "k", 1, "v", 1, 0, NULL, NULL));
+        int64_t t0 = fwt_now_ms();
+        FWT_ASSERT_OK(fw_producer_close(p, 10000));
+        int64_t took = fwt_now_ms() - t0;
+        /* The records spool after 100 ms; the report may take at most another second. */
+        if (took > 2500)
+            FWT_FAIL("close took %lld ms (audit category %s)", (long long)took,
+                     with_audit ? "there" : "missing");
+        fwt_zk_stop(&f.zk);
+    }
 }
