@@ -538,7 +538,7 @@ int fw_producer_set_buckets(fw_producer_t *p, fw_pcat_t *cat, uint32_t n, uint32
                     /* Cannot even keep the callback: the record is dropped from the
                      * accounting; its callback cannot run. Only under memory exhaustion. */
                     p->buffered -= cost;
-                    p->outstanding--;
+                    p->outstanding -= !cat->audit_internal;
                 }
             }
         }
@@ -858,7 +858,7 @@ static int send_record(fw_producer_t *p, const char *category, const void *key, 
                                    value_len, cb, arg, cost, UINT64_MAX, &wake);
     if (rc == 0) {
         p->buffered += cost;
-        p->outstanding++;
+        p->outstanding += !cat->audit_internal; /* the application's records, for the stats */
     }
 out:
     pthread_mutex_unlock(&p->mu);
@@ -928,7 +928,7 @@ static void complete(fw_producer_t *p, fw_batch_t *b, fw_delivery_t *d)
     fw_producer_spare_give(p, &b->block);
     pthread_mutex_lock(&p->mu);
     p->buffered -= b->cost;
-    p->outstanding -= n;
+    p->outstanding -= b->cat->audit_internal ? 0 : n; /* n: fw_batch_deliver emptied b */
     gen_release_locked(p, b->gen);
     fw_producer_recycle_locked(p, b);
     pthread_cond_broadcast(&p->space_cv);

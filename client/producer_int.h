@@ -147,6 +147,12 @@ typedef struct fw_gen_count_s {
  */
 #define FW_GEN_INTERNAL UINT64_MAX
 
+/* The application's records in b, for the record counts of the stats: none in a report's. */
+static inline uint32_t fw_batch_app_records(const fw_batch_t *b)
+{
+    return b->cat->audit_internal ? 0 : b->ncbs;
+}
+
 typedef struct fw_pstats_s {
     _Atomic uint64_t in_flight;
     _Atomic uint64_t acked;

@@ -3,7 +3,8 @@
  * while the writer of the audit category turns their blocks away
  * (RETRY_LATER: a full disk, an ownership move), fw_producer_flush and
  * fw_producer_close must still answer for the application's records alone,
- * as they did before reports existed, and close within its timeout.
+ * as they did before reports existed, and close within its timeout; nor may
+ * the reports show among the records of the stats.
  *
  * The writer is a stand-in, a thread in the test process with a loopback
  * listener: a real one cannot be made to refuse one category and store
@@ -263,6 +264,12 @@ FWT_TEST(flush_and_close_answer_for_the_applications_records_only)
     FWT_ASSERT_OK(fw_producer_send(p, "web", NULL, 0, "b", 1, 0, NULL, NULL));
     FWT_ASSERT_INT_EQ(fw_producer_flush(p, 2000), 0);
     FWT_ASSERT_INT_EQ(atomic_load(&w->web_blocks), 2);
+    /* Nor do the reports show among the application's records in the stats. */
+    fw_producer_stats_t s;
+    fw_producer_stats(p, &s);
+    FWT_ASSERT_UINT_EQ(s.records_acked, 2);
+    FWT_ASSERT_UINT_EQ(s.records_in_flight + s.records_queued, 0);
+    FWT_ASSERT_UINT_EQ(s.records_failed, 0);
 
     int64_t t0 = fwt_now_ms();
     FWT_ASSERT_INT_EQ(fw_producer_close(p, 2000), 0);
