@@ -216,7 +216,10 @@ static int add_copy(fw_audit_t *a, const char *url)
     return 0;
 }
 
-/* A copy read by progress: the copier's recorded end of each bucket. */
+/*
+ * The copier's recorded end of each bucket of the copy s. A copy read by
+ * progress gets an (empty) bucket for each as well.
+ */
 static int read_progress(fw_cli_zk_t *z, fw_audit_t *a, fw_astore_t *s)
 {
     char key[1200];
@@ -235,11 +238,15 @@ static int read_progress(fw_cli_zk_t *z, fw_audit_t *a, fw_astore_t *s)
         if (b < 65536 && b + 1 > max)
             max = (uint32_t)b + 1;
     }
-    s->nbuckets = max;
-    s->buckets = calloc(max ? max : 1, sizeof(*s->buckets));
+    if (s->by_progress) {
+        s->nbuckets = max;
+        s->buckets = calloc(max ? max : 1, sizeof(*s->buckets));
+    }
+    s->nprogress = max;
     s->progress_segment = calloc(max ? max : 1, sizeof(uint64_t));
     s->progress_offset = calloc(max ? max : 1, sizeof(uint64_t));
-    if (s->buckets == NULL || s->progress_segment == NULL || s->progress_offset == NULL) {
+    if ((s->by_progress && s->buckets == NULL) || s->progress_segment == NULL ||
+        s->progress_offset == NULL) {
         deallocate_String_vector(&kids);
         return -ENOMEM;
     }
@@ -515,18 +522,21 @@ static int locate(const audit_cfg_t *cfg, fw_audit_t *a)
             rc = add_copy(a, u);
         free(list);
     }
-    for (size_t i = 0; rc == 0 && i < a->ncopies; i++)
-        if (a->copies[i].by_progress) {
-            if (!need_zk) {
-                fprintf(stderr,
-                        "freeway audit: %s is counted by the copier's progress, which "
-                        "needs ZooKeeper: leave out --copies or give a file:// copy\n",
-                        a->copies[i].label);
-                rc = -1;
-            } else {
-                rc = read_progress(&z, a, &a->copies[i]);
-            }
+    /*
+     * The copier's progress, read before the copies are: a copier records it
+     * once the copy holds the bytes, so a readable copy holds at least that.
+     */
+    for (size_t i = 0; rc == 0 && i < a->ncopies; i++) {
+        if (a->copies[i].by_progress && !need_zk) {
+            fprintf(stderr,
+                    "freeway audit: %s is counted by the copier's progress, which "
+                    "needs ZooKeeper: leave out --copies or give a file:// copy\n",
+                    a->copies[i].label);
+            rc = -1;
+        } else if (need_zk) {
+            rc = read_progress(&z, a, &a->copies[i]);
         }
+    }
     if (need_zk)
         fw_cli_zk_close(&z);
     return rc;

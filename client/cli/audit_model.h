@@ -40,9 +40,15 @@ typedef struct fw_astore_s {
     uint64_t segments, blocks;
     uint64_t damaged; /* segments with a damaged block (counting stopped there) */
     char first_damage[1400];
-    /* copies not readable from here (webhdfs): the copier's progress per bucket */
+    /* copies not readable from here (webhdfs): counted by the copier's progress alone */
     int by_progress;
-    uint64_t *progress_segment, *progress_offset; /* nbuckets each */
+    /*
+     * The copier's recorded end of each bucket (nprogress entries; segment 0:
+     * none), read from ZooKeeper when it is at hand: a readable copy must
+     * hold at least that much.
+     */
+    uint64_t *progress_segment, *progress_offset;
+    uint32_t nprogress;
 } fw_astore_t;
 
 /* One life of a consumer: its counts and stretches. */
@@ -120,8 +126,9 @@ int fw_audit_count_store(const fw_astore_t *s, fw_audit_table_t *t);
 
 /*
  * A copy's expected counts: the records of the writers' root at or before the
- * copy's last block of each bucket (or its progress, for a copy read by
- * progress), into t.
+ * copy's last block of each bucket, or before the copier's recorded progress
+ * if that is further (a copy that lost its newest files, or all of a bucket,
+ * is not merely behind), into t.
  */
 int fw_audit_copy_expected(const fw_astore_t *written, const fw_astore_t *copy,
                            fw_audit_table_t *t);

@@ -12,7 +12,8 @@
  *   count agrees;
  * - `freeway tail --audit` says when its reports have nowhere to go;
  * - a producer whose records went to the spool (writers gone) closes without
- *   waiting out its timeout for its last report.
+ *   waiting out its timeout for its last report;
+ * - a copy that lost what its copier had recorded as copied differs.
  */
 #include "fwt_cal.h"
 #include "fwt_proc.h"
@@ -397,4 +398,60 @@ FWT_TEST(a_producer_that_spools_closes_without_waiting_out_its_timeout)
                      with_audit ? "there" : "missing");
         fwt_zk_stop(&f.zk);
     }
+}
+
+static int copier_caught_up(void *arg)
+{
+    fwt_cal_t *cp = arg;
+    return fwt_cal_metric_sum(cp, "freeway_copier_bucket_owned") == BUCKETS + 1 &&
+           fwt_cal_metric_sum(cp, "freeway_copier_lag_bytes") == 0 &&
+           fwt_cal_metric_sum(cp, "freeway_copier_copied_blocks_total") > 0;
+}
+
+/*
+ * A copy that lost files the copier had copied (its recorded progress says
+ * so) is not "behind": the copier will not copy them again. Here bucket 0
+ * of the copy is gone altogether.
+ */
+FWT_TEST(a_copy_that_lost_what_its_copier_recorded_differs)
+{
+    fab_t f;
+    fab_start(&f, 1, NULL);
+    char dest[FWT_PATH_MAX + 16], url[FWT_PATH_MAX + 32];
+    snprintf(dest, sizeof(dest), "%s/copy", fwt_tmpdir());
+    snprintf(url, sizeof(url), "file://%s", dest);
+    fwt_cal_t cp;
+    fwt_copier_start(&cp, "c1", f.spec, f.root, url, NULL);
+    fwt_send_lines(f.spec, "web", 0, 200, 8, NULL);
+    fwt_wait_until(copier_caught_up, &cp, 60000, "the copier to catch up");
+    fwt_cal_stop(&cp);
+    fwt_cal_stop(&f.w);
+
+    /* The copies come from ZooKeeper: every copier destination of web, with its progress. */
+    char *const argv[] = {(char *)fwt_bin("freeway"),
+                          "audit",
+                          "-c",
+                          "web",
+                          "--zk",
+                          f.spec,
+                          "--root",
+                          f.root,
+                          "--settle",
+                          "0",
+                          NULL};
+    char *out = NULL;
+    int rc = fwt_run(argv, 60000, &out);
+    if (rc != 0)
+        FWT_FAIL("freeway audit of a healthy copy exited %d:\n%s", rc, out);
+    free(out);
+
+    char bucket0[FWT_PATH_MAX + 32];
+    snprintf(bucket0, sizeof(bucket0), "%s/web/0", dest);
+    char *const rm[] = {"/bin/rm", "-rf", bucket0, NULL};
+    FWT_ASSERT_INT_EQ(fwt_run(rm, 10000, NULL), 0);
+    rc = fwt_run(argv, 60000, &out);
+    if (rc != 1 || strstr(out, "DIFFERS: copy1") == NULL)
+        FWT_FAIL("freeway audit of a copy that lost a bucket exited %d:\n%s", rc, out);
+    free(out);
+    fwt_zk_stop(&f.zk);
 }
