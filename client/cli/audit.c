@@ -380,9 +380,14 @@ static int print_audit(fw_audit_t *a, const fw_audit_table_t *written, column_t 
     }
 
     printf("\n  %-10s %-40s %12s %10s\n", "hop", "", "records", "differing");
-    for (size_t c = 0; c < ncols && cols[c].is_produced; c++)
-        printf("  %-10s %-40.40s %12" PRIu64 " %10" PRIu64 "\n", "produced", "producers' reports",
-               cols[c].total, cols[c].minutes_differing);
+    for (size_t c = 0; c < ncols && cols[c].is_produced; c++) {
+        if (a->nplives == 0)
+            printf("  %-10s %-40.40s %12s %10s\n", "produced", "no producer reports: not judged",
+                   "-", "-");
+        else
+            printf("  %-10s %-40.40s %12" PRIu64 " %10" PRIu64 "\n", "produced",
+                   "producers' reports", cols[c].total, cols[c].minutes_differing);
+    }
     printf("  %-10s %-40.40s %12" PRIu64 " %10s\n", "written", a->written.label, written_total,
            "-");
     for (size_t c = 0; c < ncols; c++) {
@@ -590,6 +595,13 @@ static int run(const audit_cfg_t *cfg)
                 cfg->audit_category, fw_strerror(rc));
         goto out;
     }
+    /*
+     * No producer reported on the category at all (the audit category was
+     * never created, or its producers have audit_category NULL): there is
+     * nothing to judge "produced" by, rather than a loss in every minute.
+     */
+    if (a.nplives == 0)
+        a.settled_min = INT64_MIN;
     /* A mistyped category is nothing to read, not a category in which every count agrees. */
     int found = a.written.found || a.reports > 0;
     for (size_t i = 0; i < a.ncopies; i++)

@@ -13,7 +13,8 @@
  * - `freeway tail --audit` says when its reports have nowhere to go;
  * - a producer whose records went to the spool (writers gone) closes without
  *   waiting out its timeout for its last report;
- * - a copy that lost what its copier had recorded as copied differs.
+ * - a copy that lost what its copier had recorded as copied differs;
+ * - without any producer report, "produced" is not judged.
  */
 #include "fwt_cal.h"
 #include "fwt_proc.h"
@@ -454,4 +455,22 @@ FWT_TEST(a_copy_that_lost_what_its_copier_recorded_differs)
         FWT_FAIL("freeway audit of a copy that lost a bucket exited %d:\n%s", rc, out);
     free(out);
     fwt_zk_stop(&f.zk);
+}
+
+/*
+ * Without the audit category no producer reports: "produced" cannot be
+ * judged, and is said to be so, rather than differ in every minute.
+ */
+FWT_TEST(without_producer_reports_produced_is_not_judged)
+{
+    fab_t f;
+    fab_start(&f, 0, NULL);
+    fwt_send_lines(f.spec, "web", 0, 100, 4, NULL);
+    fab_stop(&f);
+    char *out = NULL;
+    int rc = audit_root(f.root, "none", &out);
+    if (rc != 0 || strstr(out, "no producer reports: not judged") == NULL ||
+        strstr(out, "every count agrees") == NULL)
+        FWT_FAIL("freeway audit without reports exited %d:\n%s", rc, out);
+    free(out);
 }
