@@ -381,7 +381,7 @@ static int print_audit(fw_audit_t *a, const fw_audit_table_t *written, column_t 
 
     printf("\n  %-10s %-40s %12s %10s\n", "hop", "", "records", "differing");
     for (size_t c = 0; c < ncols && cols[c].is_produced; c++) {
-        if (a->nplives == 0)
+        if (a->nplives == 0 && a->bad_reports == 0)
             printf("  %-10s %-40.40s %12s %10s\n", "produced", "no producer reports: not judged",
                    "-", "-");
         else
@@ -493,6 +493,10 @@ static void print_sources(const fw_audit_t *a)
     if (a->bad_reports > 0)
         printf("  unreadable reports: %" PRIu64 " (first: %s)\n", a->bad_reports,
                a->first_bad_report);
+    if (a->reports_damaged > 0)
+        printf("  DAMAGE in the audit category's segments: %" PRIu64
+               " (reports after it not read)\n",
+               a->reports_damaged);
     if (a->written.damaged > 0)
         printf("  DAMAGE in the writers' segments: %" PRIu64 " (first: %s); counting stopped at "
                "each\n",
@@ -600,7 +604,7 @@ static int run(const audit_cfg_t *cfg)
      * never created, or its producers have audit_category NULL): there is
      * nothing to judge "produced" by, rather than a loss in every minute.
      */
-    if (a.nplives == 0)
+    if (a.nplives == 0 && a.bad_reports == 0)
         a.settled_min = INT64_MIN;
     /* A mistyped category is nothing to read, not a category in which every count agrees. */
     int found = a.written.found || a.reports > 0;
@@ -658,7 +662,7 @@ static int run(const audit_cfg_t *cfg)
     rc = print_audit(&a, &written, cols, ncols, dups, ndups, cfg->verbose);
     if (rc < 0)
         goto oom;
-    int damaged = a.written.damaged > 0;
+    int damaged = a.written.damaged > 0 || a.reports_damaged > 0;
     for (size_t i = 0; i < a.ncopies; i++)
         damaged |= a.copies[i].damaged > 0;
     if (rc == 0 && !damaged)

@@ -93,6 +93,7 @@ typedef struct fw_audit_s {
     /* (life, hop, seq) of every report taken: one stored twice counts once */
     fw_audit_table_t seen;
     uint64_t reports, bad_reports, repeated_reports;
+    uint64_t reports_damaged; /* audit segments damaged or unreadable (counted in bad_reports) */
     char first_bad_report[300];
 } fw_audit_t;
 

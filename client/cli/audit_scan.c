@@ -315,10 +315,17 @@ static void bad_report(fw_audit_t *a, const char *path, uint64_t offset, const c
 static void read_report_segment(report_reader_t *rr, const char *path)
 {
     fw_segr_t *r;
-    if (fw_segr_open(path, &r) < 0)
+    int rc = fw_segr_open(path, &r);
+    if (rc == -EAGAIN || rc == -ENOENT)
+        return; /* being created, or removed by retention meanwhile */
+    if (rc < 0) {
+        /* The reports in it are missing from "produced": say so, as for damage below. */
+        bad_report(rr->a, path, 0, fw_strerror(rc));
+        rr->a->reports_damaged++;
         return;
+    }
     fw_seg_block_t b;
-    while (rr->rc == 0 && fw_segr_next(r, &b) == FW_SEGR_BLOCK) {
+    while (rr->rc == 0 && (rc = fw_segr_next(r, &b)) == FW_SEGR_BLOCK) {
         fw_block_header_t h;
         fw_record_iter_t it;
         if (fw_block_decode(b.data, b.len, FW_RECORD_MAX_HARD, &rr->scratch, &h, &it) < 0) {
@@ -341,6 +348,18 @@ static void read_report_segment(report_reader_t *rr, const char *path)
                 rr->rc = take_report(rr->a, m);
             fw_audit_report_free(m);
         }
+    }
+    if (rc == FW_ESEG_DAMAGED) {
+        uint64_t at;
+        int why;
+        fw_segr_damage(r, &at, &why);
+        char msg[200];
+        snprintf(msg, sizeof(msg), "%s; the reports after it are not read", fw_strerror(why));
+        bad_report(rr->a, path, at, msg);
+        rr->a->reports_damaged++;
+    } else if (rc < 0) {
+        bad_report(rr->a, path, fw_segr_position(r), fw_strerror(rc));
+        rr->a->reports_damaged++;
     }
     fw_segr_close(r);
 }

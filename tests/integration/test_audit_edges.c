@@ -14,7 +14,8 @@
  * - a producer whose records went to the spool (writers gone) closes without
  *   waiting out its timeout for its last report;
  * - a copy that lost what its copier had recorded as copied differs;
- * - without any producer report, "produced" is not judged.
+ * - without any producer report, "produced" is not judged;
+ * - reports lost to damage in the audit category's segments are said to be.
  */
 #include "fwt_cal.h"
 #include "fwt_proc.h"
@@ -23,15 +24,18 @@
 
 #include "client/audit.h"
 #include "client/freeway.h"
+#include "block.h"
 #include "client/producer_int.h"
 #include "clock.h"
 #include "error.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define BUCKETS 4
 
@@ -472,5 +476,39 @@ FWT_TEST(without_producer_reports_produced_is_not_judged)
     if (rc != 0 || strstr(out, "no producer reports: not judged") == NULL ||
         strstr(out, "every count agrees") == NULL)
         FWT_FAIL("freeway audit without reports exited %d:\n%s", rc, out);
+    free(out);
+}
+
+/* Flips a bit of the byte at offset in path. */
+static void flip_byte(const char *path, off_t offset)
+{
+    int fd = open(path, O_RDWR);
+    FWT_ASSERT(fd >= 0);
+    uint8_t c;
+    FWT_ASSERT_INT_EQ(pread(fd, &c, 1, offset), 1);
+    c ^= 0x10;
+    FWT_ASSERT_INT_EQ(pwrite(fd, &c, 1, offset), 1);
+    close(fd);
+}
+
+/*
+ * Damage in the audit category's segments takes the reports after it out
+ * of "produced": the audit must say so, not only show the loss it makes.
+ */
+FWT_TEST(damaged_reports_are_said_to_be_unread)
+{
+    fab_t f;
+    fab_start(&f, 1, NULL);
+    fwt_send_lines(f.spec, "web", 0, 100, 4, NULL);
+    fab_stop(&f);
+    char seg[FWT_PATH_MAX + 64];
+    snprintf(seg, sizeof(seg), "%s/freeway.audit/0/00000000000000000001.seg", f.root);
+    /* Inside the payload of the first block (57: the header of a freeway.audit segment). */
+    flip_byte(seg, 57 + FW_BLOCK_HEADER_SIZE + 4);
+    char *out = NULL;
+    int rc = audit_root(f.root, "none", &out);
+    if (rc != 1 || strstr(out, "unreadable reports: 1") == NULL ||
+        strstr(out, "the reports after it are not read") == NULL)
+        FWT_FAIL("freeway audit exited %d:\n%s", rc, out);
     free(out);
 }
