@@ -43,7 +43,7 @@ int fw_audit_count_range(const fw_abucket_t *b, uint32_t bucket, const fw_audit_
         if (k->segment_id == r->first_segment && k->offset == r->first_offset)
             from = r->first_index;
         if (k->segment_id == r->last_segment && k->offset == r->last_offset &&
-            r->last_index + 1 < to)
+            (uint64_t)r->last_index + 1 < to) /* no wrap for an index a report made up */
             to = r->last_index + 1;
         if (from < to && fw_audit_table_add(t, 0, bucket, k->minute, to - from) < 0)
             return -ENOMEM;

@@ -68,6 +68,11 @@ FWT_TEST(a_range_counts_the_records_inside_it_only)
     FWT_ASSERT_OK(fw_audit_count_range(fw_audit_bucket(&s, 0), 0, &r, &t));
     FWT_ASSERT_UINT_EQ(fw_audit_table_get(&t, 0, 0, 11), 1);
     FWT_ASSERT_UINT_EQ(fw_audit_table_get(&t, 0, 0, 10), 0);
+    /* A record index past the block's (a report's, unchecked): the block to its end, no less. */
+    fw_audit_table_clear(&t);
+    r = range(1, 100, 0, 1, 100, UINT32_MAX);
+    FWT_ASSERT_OK(fw_audit_count_range(fw_audit_bucket(&s, 0), 0, &r, &t));
+    FWT_ASSERT_UINT_EQ(fw_audit_table_get(&t, 0, 0, 10), 5);
     fw_audit_table_free(&t);
     store_free(&s);
 }
