@@ -196,8 +196,9 @@ void fw_caudit_report(fw_consumer_t *c, int final)
     size_t n = a->nclosed + nopen;
     fw_audit_range_t *ranges = calloc(n ? n : 1, sizeof(*ranges));
     if (ranges == NULL)
-        return; /* the next report carries it */
-    memcpy(ranges, a->closed, a->nclosed * sizeof(*ranges));
+        return;         /* the next report carries it */
+    if (a->nclosed > 0) /* closed is NULL until a gap closed a stretch */
+        memcpy(ranges, a->closed, a->nclosed * sizeof(*ranges));
     size_t k = a->nclosed;
     for (size_t i = 0; i < a->nbuckets; i++)
         if (a->buckets[i].open)

@@ -199,7 +199,8 @@ int fw_audit_consumer(const fw_astore_t *written, const fw_aconsumer_t *c,
                 fw_audit_table_add(consumed, 0, cell->bucket, cell->minute, cell->records) < 0)
                 goto out;
         }
-        memcpy(mine, l->ranges, l->nranges * sizeof(*mine));
+        if (l->nranges > 0) /* a life that reported no stretch has no ranges array */
+            memcpy(mine, l->ranges, l->nranges * sizeof(*mine));
         size_t nm = normalise(mine, l->nranges);
         if (count_overlap(written, mine, nm, u, nu, again) < 0)
             goto out;
