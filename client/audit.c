@@ -78,6 +78,22 @@ void fw_audit_table_clear(fw_audit_table_t *t)
     t->used = 0;
 }
 
+int fw_audit_table_compact(fw_audit_table_t *t)
+{
+    fw_audit_table_t keep = {0};
+    for (uint32_t i = 0; i < t->cap; i++) {
+        const fw_audit_cell_t *c = &t->cells[i];
+        if (c->records != 0 &&
+            fw_audit_table_add(&keep, c->tag, c->bucket, c->minute, c->records) < 0) {
+            fw_audit_table_free(&keep);
+            return -ENOMEM;
+        }
+    }
+    fw_audit_table_free(t);
+    *t = keep;
+    return 0;
+}
+
 void fw_audit_table_free(fw_audit_table_t *t)
 {
     free(t->cells);

@@ -64,6 +64,12 @@ uint64_t fw_audit_table_get(const fw_audit_table_t *t, uint64_t tag, uint32_t bu
                             int64_t minute);
 /* Empties the table, keeping its memory. */
 void fw_audit_table_clear(fw_audit_table_t *t);
+/*
+ * Rebuilds the table without the cells whose records were set to 0 (which
+ * break the probe chains: call this before the next add or get). 0, or
+ * -ENOMEM with the table as it was.
+ */
+int fw_audit_table_compact(fw_audit_table_t *t);
 void fw_audit_table_free(fw_audit_table_t *t);
 
 /* ---- reports -------------------------------------------------------------------------------- */
@@ -91,6 +97,13 @@ typedef struct fw_audit_report_s {
     const fw_audit_range_t *ranges;
     size_t nranges;
 } fw_audit_report_t;
+
+/*
+ * The most bytes one count takes in an encoded report (its tag and length,
+ * bucket, a minute up to FW_AUDIT_MINUTE_MAX, records), so that a report can
+ * be cut to fit a record of the audit category.
+ */
+#define FW_AUDIT_COUNT_MAX (2 + 6 + 6 + 11)
 
 /* Encodes r as an AuditReport into out (replacing its contents). 0 or -ENOMEM. */
 int fw_audit_report_encode(const fw_audit_report_t *r, fw_buf_t *out);

@@ -208,30 +208,75 @@ void fw_caudit_report(fw_consumer_t *c, int final)
         .category = c->category,
         .reporter = c->name,
         .life = a->life,
-        .seq = a->seq + 1,
         .final = final,
         .sent_ms = fw_clock_wall_ms(),
-        .table = &a->counts,
         .tag = 0,
         .ranges = ranges,
         .nranges = n,
     };
-    int rc = fw_audit_report_encode(&r, &a->buf);
+    /*
+     * A report that would not fit one record of the audit category (a
+     * backlog read in one interval: many buckets and minutes) goes in parts,
+     * with consecutive sequences: the first carries the stretches, each as
+     * many counts as fit, the last is final.
+     */
+    int rc = fw_audit_report_encode(&r, &a->buf); /* the report without its counts */
+    size_t room = fw_paudit_report_room(c->o.audit_producer, a->category);
+    size_t key = strlen(c->category);
+    size_t per =
+        rc == 0 && room > a->buf.len + key ? (room - a->buf.len - key) / FW_AUDIT_COUNT_MAX : 0;
+    uint32_t max_counts = per == 0 ? 1 : per > UINT32_MAX ? UINT32_MAX : (uint32_t)per;
+    fw_audit_cell_t *cells = a->counts.cells;
+    uint32_t cap = a->counts.cap, left = 0, i = 0;
+    for (uint32_t x = 0; x < cap; x++)
+        left += cells[x].records != 0;
+    int first = 1;
+    while (rc == 0) {
+        fw_audit_table_t part = {0};
+        uint32_t from = i, cnt = 0;
+        for (; i < cap && cnt < max_counts && rc == 0; i++)
+            if (cells[i].records != 0) {
+                rc = fw_audit_table_add(&part, 0, cells[i].bucket, cells[i].minute,
+                                        cells[i].records);
+                cnt++;
+            }
+        r.seq = a->seq + 1;
+        r.final = final && cnt == left;
+        r.table = &part;
+        r.nranges = first ? n : 0;
+        if (rc == 0)
+            rc = fw_audit_report_encode(&r, &a->buf);
+        fw_audit_table_free(&part);
+        /* Internal: never waits for room in the application's producer (the next report
+         * retries). */
+        if (rc == 0)
+            rc = fw_producer_send_internal(c->o.audit_producer, a->category, c->category, key,
+                                           a->buf.data, a->buf.len, 0, NULL, NULL);
+        if (rc < 0)
+            break;
+        a->seq++;
+        left -= cnt;
+        for (uint32_t x = from; x < i; x++)
+            cells[x].records = 0;
+        if (first) {
+            a->nclosed = 0;
+            for (size_t b = 0; b < a->nbuckets; b++)
+                a->buckets[b].open = 0; /* the next stretch starts at prev */
+            first = 0;
+        }
+        if (left == 0)
+            break;
+    }
     free(ranges);
-    /* Internal: never waits for room in the application's producer (the next report retries). */
-    if (rc == 0)
-        rc = fw_producer_send_internal(c->o.audit_producer, a->category, c->category,
-                                       strlen(c->category), a->buf.data, a->buf.len, 0, NULL, NULL);
+    /* Without what was sent; on -ENOMEM as it is (emptied cells and all), for the next report. */
+    if (left == 0)
+        fw_audit_table_clear(&a->counts);
+    else
+        (void)fw_audit_table_compact(&a->counts);
     if (rc < 0) {
         if (!a->warned)
             fw_clog(c, FW_CONSUMER_LOG_WARN, "an audit report could not be sent now: %s",
                     fw_strerror(rc));
         a->warned = 1;
-        return;
     }
-    a->seq++;
-    fw_audit_table_clear(&a->counts);
-    a->nclosed = 0;
-    for (size_t i = 0; i < a->nbuckets; i++)
-        a->buckets[i].open = 0; /* the next stretch starts at prev */
 }

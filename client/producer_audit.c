@@ -100,25 +100,40 @@ static void on_report_done(const fw_delivery_t *d, void *arg)
 }
 
 /*
- * The most bytes a report takes besides its counts (hop, category, reporter
- * (audit_reporter: under 128 bytes), life, seq, final, sent_ms), and the
- * most one count takes (its tag and length, bucket, minute up to
- * FW_AUDIT_MINUTE_MAX, records), so a report of n counts fits a record of
- * max_record bytes.
+ * The most bytes a report takes besides its counts: hop, category, reporter
+ * (audit_reporter: under 128 bytes), life, seq, final, sent_ms.
  */
 #define REPORT_FIXED_MAX (2 + (3 + FW_CATEGORY_MAX) + (3 + 128) + 11 + 11 + 2 + 11)
-#define REPORT_COUNT_MAX (2 + 6 + 6 + 11)
 
-/* How many counts a report record of the audit category can hold (its key is the category). */
-static uint32_t counts_per_report(const fw_producer_t *p, uint32_t max_record)
+/* The bytes of a record of the audit category: its limit, at most the default and the buffer. */
+static size_t record_room(const fw_producer_t *p, uint32_t max_record)
 {
-    size_t room = max_record;
+    size_t room = max_record < FW_RECORD_MAX_DEFAULT ? max_record : FW_RECORD_MAX_DEFAULT;
     if (room + FW_RECORD_OVERHEAD > p->o.max_buffer_bytes)
         room = p->o.max_buffer_bytes > FW_RECORD_OVERHEAD
                    ? p->o.max_buffer_bytes - FW_RECORD_OVERHEAD
                    : 0;
+    return room;
+}
+
+size_t fw_paudit_report_room(fw_producer_t *p, const char *audit_category)
+{
+    uint32_t max_record = FW_RECORD_MAX_DEFAULT;
+    pthread_mutex_lock(&p->mu);
+    /* Created if new: the report about to be sent would create it anyway. */
+    const fw_pcat_t *c = fw_producer_category_locked(p, audit_category);
+    if (c != NULL)
+        max_record = c->max_record; /* the hard cap until its metadata came */
+    pthread_mutex_unlock(&p->mu);
+    return record_room(p, max_record);
+}
+
+/* How many counts a report record of the audit category can hold (its key is the category). */
+static uint32_t counts_per_report(const fw_producer_t *p, uint32_t max_record)
+{
+    size_t room = record_room(p, max_record);
     size_t fixed = FW_CATEGORY_MAX + REPORT_FIXED_MAX;
-    size_t n = room > fixed ? (room - fixed) / REPORT_COUNT_MAX : 0;
+    size_t n = room > fixed ? (room - fixed) / FW_AUDIT_COUNT_MAX : 0;
     return n == 0 ? 1 : n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
@@ -180,22 +195,6 @@ static int report_category(fw_producer_t *p, fw_pcat_t *cat, int final, uint32_t
     return sent > 0 ? sent : rc;
 }
 
-/* [audit_mu held] Rebuilds the table without the cells reported (emptied). */
-static void compact(fw_producer_t *p)
-{
-    fw_audit_table_t keep = {0};
-    for (uint32_t i = 0; i < p->audit_counts.cap; i++) {
-        const fw_audit_cell_t *c = &p->audit_counts.cells[i];
-        if (c->records != 0 &&
-            fw_audit_table_add(&keep, c->tag, c->bucket, c->minute, c->records) < 0) {
-            fw_audit_table_free(&keep);
-            return; /* keep the old table as it is: the next report tries again */
-        }
-    }
-    fw_audit_table_free(&p->audit_counts);
-    p->audit_counts = keep;
-}
-
 /*
  * Reports every category in cats (n of them), max_counts counts a report;
  * returns how many reports went out.
@@ -214,7 +213,8 @@ static int report(fw_producer_t *p, fw_pcat_t **cats, size_t n, int final, uint3
             failed_cat = cats[i]->name;
         }
     }
-    compact(p);
+    /* Without the cells reported (emptied); on -ENOMEM as it is, the next report tries again. */
+    (void)fw_audit_table_compact(&p->audit_counts);
     pthread_mutex_unlock(&p->audit_mu);
     /* Said outside the lock: the log callback is the application's. */
     if (failed != 0)

@@ -442,6 +442,13 @@ void fw_paudit_tick(fw_producer_t *p);
  */
 int fw_paudit_final(fw_producer_t *p);
 
+/*
+ * The bytes a report record of audit_category may take in p (key and value):
+ * the category's max_record_bytes once known, at most the 1 MiB default.
+ * For consumers that report through p.
+ */
+size_t fw_paudit_report_room(fw_producer_t *p, const char *audit_category);
+
 /* fw_producer_send for the producer's own records: never waits, works while closing. */
 int fw_producer_send_internal(fw_producer_t *p, const char *category, const void *key,
                               size_t key_len, const void *value, size_t value_len,

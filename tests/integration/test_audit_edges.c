@@ -5,7 +5,7 @@
  * - a record with a timestamp outside the years an audit can judge does not
  *   cost the other records of its report;
  * - a report too large for the audit category's max_record_bytes goes out in
- *   parts;
+ *   parts, a producer's or a consumer's;
  * - a report stored twice counts once;
  * - `freeway audit` refuses a root or a copy it cannot find, a category it
  *   finds nothing of, and an empty window, instead of saying that every
@@ -509,6 +509,81 @@ FWT_TEST(damaged_reports_are_said_to_be_unread)
     int rc = audit_root(f.root, "none", &out);
     if (rc != 1 || strstr(out, "unreadable reports: 1") == NULL ||
         strstr(out, "the reports after it are not read") == NULL)
+        FWT_FAIL("freeway audit exited %d:\n%s", rc, out);
+    free(out);
+}
+
+typedef struct reader_s {
+    int records, warnings;
+} reader_t;
+
+static void reader_record(const fw_consumer_record_t *r, void *arg)
+{
+    (void)r;
+    ((reader_t *)arg)->records++;
+}
+
+static void reader_log(fw_consumer_log_level_t level, const char *message, void *arg)
+{
+    if (level >= FW_CONSUMER_LOG_WARN) {
+        ((reader_t *)arg)->warnings++;
+        fprintf(stderr, "consumer: %s\n", message);
+    }
+}
+
+/* As a producer's, a consumer's report too large for one record goes in parts. */
+FWT_TEST(a_consumer_report_larger_than_the_audit_categorys_records_goes_in_parts)
+{
+    fab_t f;
+    const char *const extra[] = {"--max-record-bytes", "1K", NULL};
+    fab_start(&f, 1, extra);
+    fwt_cal_t pt;
+    fwt_ptail_start(&pt, "p1", f.spec, f.root, NULL);
+    logbook_t l = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    fw_producer_t *p = producer(&f, &l, FW_AUDIT_CATEGORY_DEFAULT, 100);
+    int64_t now = fw_clock_wall_ms();
+    send_one(p, "a", now);
+    fwt_wait_until(audit_limit_known, p, 20000, "a first report to bring the audit's metadata");
+    /* 4 buckets x 60 minutes, a block each: some 240 counts for the consumer to report. */
+    for (int m = 1; m <= 60; m++) {
+        for (int k = 0; k < 4; k++) {
+            char key[8];
+            snprintf(key, sizeof(key), "k%d", k);
+            FWT_ASSERT_OK(
+                fw_producer_send(p, "web", key, strlen(key), "v", 1, now - m * 60000, NULL, NULL));
+        }
+        FWT_ASSERT_OK(fw_producer_flush(p, 10000));
+    }
+
+    reader_t rd = {0};
+    fw_consumer_options_t o;
+    fw_consumer_options_init(&o);
+    o.zk = f.spec;
+    o.category = "web";
+    o.start = FW_START_EARLIEST;
+    o.on_record = reader_record;
+    o.arg = &rd;
+    o.log_cb = reader_log;
+    o.log_arg = &rd;
+    o.name = "t1";
+    o.audit_producer = p;
+    o.audit_interval_ms = 3600000; /* one report, at close */
+    fw_consumer_t *c = NULL;
+    FWT_ASSERT_OK(fw_consumer_create(&c, &o));
+    int64_t deadline = fwt_now_ms() + 30000;
+    while (rd.records < 241 && fwt_now_ms() < deadline)
+        FWT_ASSERT_INT_OP(fw_consumer_poll(c, 100), >=, 0);
+    FWT_ASSERT_INT_EQ(rd.records, 241);
+    FWT_ASSERT_OK(fw_consumer_close(c));
+    FWT_ASSERT_OK(fw_producer_close(p, 10000));
+    FWT_ASSERT_INT_EQ(rd.warnings, 0);
+    fwt_cal_stop(&pt);
+    fab_stop(&f);
+
+    char *out = NULL;
+    int rc = audit_root(f.root, "none", &out);
+    if (rc != 0 || strstr(out, "consumer t1 (1 lives)") == NULL ||
+        strstr(out, "every count agrees") == NULL)
         FWT_FAIL("freeway audit exited %d:\n%s", rc, out);
     free(out);
 }
