@@ -10,9 +10,6 @@
 
 #include "names.h"
 
-/* Minutes of years 1970..9999: anything else is not a producer's clock. */
-#define MINUTE_MAX ((int64_t)253402300799 / 60)
-
 static uint32_t cell_hash(uint64_t tag, uint32_t bucket, int64_t minute)
 {
     uint64_t x = tag * 0x9e3779b97f4a7c15ull ^ ((uint64_t)bucket << 32) ^ (uint64_t)minute;
@@ -79,6 +76,22 @@ void fw_audit_table_clear(fw_audit_table_t *t)
     if (t->cells != NULL)
         memset(t->cells, 0, t->cap * sizeof(*t->cells));
     t->used = 0;
+}
+
+int fw_audit_table_compact(fw_audit_table_t *t)
+{
+    fw_audit_table_t keep = {0};
+    for (uint32_t i = 0; i < t->cap; i++) {
+        const fw_audit_cell_t *c = &t->cells[i];
+        if (c->records != 0 &&
+            fw_audit_table_add(&keep, c->tag, c->bucket, c->minute, c->records) < 0) {
+            fw_audit_table_free(&keep);
+            return -ENOMEM;
+        }
+    }
+    fw_audit_table_free(t);
+    *t = keep;
+    return 0;
 }
 
 void fw_audit_table_free(fw_audit_table_t *t)
@@ -205,7 +218,7 @@ int fw_audit_report_decode(const void *data, size_t len, Fwpb__AuditReport **out
         const Fwpb__AuditCount *c = m->counts[i];
         if (c->records == 0)
             return refuse(m, err, errlen, "a count of 0 records");
-        if (c->minute < 0 || c->minute > MINUTE_MAX)
+        if (!fw_audit_minute_ok(c->minute))
             return refuse(m, err, errlen, "a minute outside the years 1970..9999");
     }
     for (size_t i = 0; i < m->n_ranges; i++) {

@@ -26,6 +26,20 @@ static inline int64_t fw_audit_minute(int64_t base_ts_ms)
     return base_ts_ms >= 0 ? base_ts_ms / 60000 : -((-base_ts_ms + 59999) / 60000);
 }
 
+/* The last minute of the year 9999: reports carry minutes 0..FW_AUDIT_MINUTE_MAX only. */
+#define FW_AUDIT_MINUTE_MAX ((int64_t)253402300799 / 60)
+
+/*
+ * 1 if a minute can be audited. A record may carry any timestamp (one in
+ * microseconds by mistake, a negative one); its block is stored, but no
+ * audit window reaches it, so the hops leave it out of their reports rather
+ * than make a report that `freeway audit` refuses whole.
+ */
+static inline int fw_audit_minute_ok(int64_t minute)
+{
+    return minute >= 0 && minute <= FW_AUDIT_MINUTE_MAX;
+}
+
 /* ---- counts: (tag, bucket, minute) -> records ------------------------------------------- */
 
 typedef struct fw_audit_cell_s {
@@ -50,6 +64,12 @@ uint64_t fw_audit_table_get(const fw_audit_table_t *t, uint64_t tag, uint32_t bu
                             int64_t minute);
 /* Empties the table, keeping its memory. */
 void fw_audit_table_clear(fw_audit_table_t *t);
+/*
+ * Rebuilds the table without the cells whose records were set to 0 (which
+ * break the probe chains: call this before the next add or get). 0, or
+ * -ENOMEM with the table as it was.
+ */
+int fw_audit_table_compact(fw_audit_table_t *t);
 void fw_audit_table_free(fw_audit_table_t *t);
 
 /* ---- reports -------------------------------------------------------------------------------- */
@@ -77,6 +97,13 @@ typedef struct fw_audit_report_s {
     const fw_audit_range_t *ranges;
     size_t nranges;
 } fw_audit_report_t;
+
+/*
+ * The most bytes one count takes in an encoded report (its tag and length,
+ * bucket, a minute up to FW_AUDIT_MINUTE_MAX, records), so that a report can
+ * be cut to fit a record of the audit category.
+ */
+#define FW_AUDIT_COUNT_MAX (2 + 6 + 6 + 11)
 
 /* Encodes r as an AuditReport into out (replacing its contents). 0 or -ENOMEM. */
 int fw_audit_report_encode(const fw_audit_report_t *r, fw_buf_t *out);

@@ -333,6 +333,7 @@ static int on_checkpoint(fw_consumer_t *c, fw_cconn_t *k, const Fwpb__Checkpoint
             fw_checkpoint_free(&cp);
             return violation(c, k, "out of memory");
         }
+        fw_caudit_placed(c, &cp.positions[i]);
     }
     fw_checkpoint_free(&cp);
     c->stats.checkpoints++;
@@ -374,7 +375,7 @@ static int on_gap(fw_consumer_t *c, fw_cconn_t *k, const Fwpb__Gap *m)
     if (fw_cpos_advance(&c->pos, &to) < 0)
         return violation(c, k, "a gap in bucket %" PRIu32 " out of range", m->bucket);
     c->stats.gaps++;
-    fw_caudit_gap(c, m->bucket);
+    fw_caudit_gap(c, &to);
     fw_clog(c, FW_CONSUMER_LOG_WARN,
             "ptail %s: records of bucket %" PRIu32 " from segment %" PRIu64 " offset %" PRIu64
             " to segment %" PRIu64 " offset %" PRIu64 " cannot be delivered: %s",

@@ -8,9 +8,12 @@
  *
  * A stretch after a report starts at the last record of the one before, so
  * the stretches of one life join up without a hole a skipped record could
- * hide in. A gap ptail declares ends a stretch: those records are not the
- * consumer's to count. A consumer restarted from an older checkpoint is a new
- * life whose stretches overlap the old one's; the audit removes the overlap.
+ * hide in. For the same reason a bucket's first stretch starts where the
+ * bucket was placed before its first record: the start token, ptail's first
+ * checkpoint (a start at latest or a time), or the end of a gap. A gap ptail
+ * declares ends a stretch: those records are not the consumer's to count. A
+ * consumer restarted from an older checkpoint is a new life whose stretches
+ * overlap the old one's; the audit removes the overlap.
  */
 #include "consumer_int.h"
 
@@ -40,6 +43,10 @@ int fw_caudit_init(fw_consumer_t *c)
         c->o.audit_interval_ms = FW_AUDIT_INTERVAL_DEFAULT_MS;
     a->life = fw_random_id();
     a->next_ms = fw_clock_mono_ms() + c->o.audit_interval_ms;
+    /* The start token's positions: where this life's stretches begin. */
+    for (uint32_t b = 0; b < c->pos.n; b++)
+        if (c->pos.known[b])
+            fw_caudit_placed(c, &c->pos.pos[b]);
     return 0;
 }
 
@@ -112,14 +119,28 @@ static int close_stretch(fw_caudit_t *a, fw_caudit_bucket_t *s)
     return 0;
 }
 
+void fw_caudit_placed(fw_consumer_t *c, const fw_position_t *at)
+{
+    fw_caudit_t *a = &c->audit;
+    if (a->category == NULL || at->segment_id == 0)
+        return;
+    fw_caudit_bucket_t *s = bucket_state(a, at->bucket);
+    if (s == NULL || s->have_prev || s->have_start)
+        return;
+    s->start = *at;
+    s->have_start = 1;
+}
+
 void fw_caudit_record(fw_consumer_t *c, const fw_position_t *at, int64_t base_ts)
 {
     fw_caudit_t *a = &c->audit;
     if (a->category == NULL)
         return;
     fw_caudit_bucket_t *s = bucket_state(a, at->bucket);
-    if (s == NULL ||
-        fw_audit_table_add(&a->counts, 0, at->bucket, fw_audit_minute(base_ts), 1) < 0) {
+    /* A minute no audit window reaches is left out of the counts (audit.h), not the stretch. */
+    int64_t minute = fw_audit_minute(base_ts);
+    if (s == NULL || (fw_audit_minute_ok(minute) &&
+                      fw_audit_table_add(&a->counts, 0, at->bucket, minute, 1) < 0)) {
         /* The report would claim a stretch it did not count: better none. */
         if (!a->warned)
             fw_clog(c, FW_CONSUMER_LOG_WARN, "out of memory: audit counts are incomplete");
@@ -127,23 +148,26 @@ void fw_caudit_record(fw_consumer_t *c, const fw_position_t *at, int64_t base_ts
         return;
     }
     if (!s->open) {
-        s->first = s->have_prev ? s->prev : *at;
+        s->first = s->have_prev ? s->prev : s->have_start ? s->start : *at;
         s->open = 1;
     }
     s->last = s->prev = *at;
     s->have_prev = 1;
+    s->have_start = 0;
 }
 
-void fw_caudit_gap(fw_consumer_t *c, uint32_t bucket)
+void fw_caudit_gap(fw_consumer_t *c, const fw_position_t *to)
 {
     fw_caudit_t *a = &c->audit;
     if (a->category == NULL)
         return;
-    fw_caudit_bucket_t *s = bucket_state(a, bucket);
-    if (s == NULL)
+    fw_caudit_bucket_t *s = bucket_state(a, to->bucket);
+    if (s == NULL || close_stretch(a, s) < 0)
         return;
-    if (close_stretch(a, s) == 0)
-        s->have_prev = 0;
+    /* The next stretch starts where ptail said delivery resumes. */
+    s->have_prev = 0;
+    s->have_start = 0;
+    fw_caudit_placed(c, to);
 }
 
 void fw_caudit_report(fw_consumer_t *c, int final)
@@ -163,8 +187,8 @@ void fw_caudit_report(fw_consumer_t *c, int final)
     size_t n = a->nclosed + nopen;
     fw_audit_range_t *ranges = calloc(n ? n : 1, sizeof(*ranges));
     if (ranges == NULL)
-        return; /* the next report carries it */
-    if (a->nclosed > 0)
+        return;         /* the next report carries it */
+    if (a->nclosed > 0) /* closed is NULL until a gap closed a stretch */
         memcpy(ranges, a->closed, a->nclosed * sizeof(*ranges));
     size_t k = a->nclosed;
     for (size_t i = 0; i < a->nbuckets; i++)
@@ -175,30 +199,75 @@ void fw_caudit_report(fw_consumer_t *c, int final)
         .category = c->category,
         .reporter = c->name,
         .life = a->life,
-        .seq = a->seq + 1,
         .final = final,
         .sent_ms = fw_clock_wall_ms(),
-        .table = &a->counts,
         .tag = 0,
         .ranges = ranges,
         .nranges = n,
     };
-    int rc = fw_audit_report_encode(&r, &a->buf);
+    /*
+     * A report that would not fit one record of the audit category (a
+     * backlog read in one interval: many buckets and minutes) goes in parts,
+     * with consecutive sequences: the first carries the stretches, each as
+     * many counts as fit, the last is final.
+     */
+    int rc = fw_audit_report_encode(&r, &a->buf); /* the report without its counts */
+    size_t room = fw_paudit_report_room(c->o.audit_producer, a->category);
+    size_t key = strlen(c->category);
+    size_t per =
+        rc == 0 && room > a->buf.len + key ? (room - a->buf.len - key) / FW_AUDIT_COUNT_MAX : 0;
+    uint32_t max_counts = per == 0 ? 1 : per > UINT32_MAX ? UINT32_MAX : (uint32_t)per;
+    fw_audit_cell_t *cells = a->counts.cells;
+    uint32_t cap = a->counts.cap, left = 0, i = 0;
+    for (uint32_t x = 0; x < cap; x++)
+        left += cells[x].records != 0;
+    int first = 1;
+    while (rc == 0) {
+        fw_audit_table_t part = {0};
+        uint32_t from = i, cnt = 0;
+        for (; i < cap && cnt < max_counts && rc == 0; i++)
+            if (cells[i].records != 0) {
+                rc = fw_audit_table_add(&part, 0, cells[i].bucket, cells[i].minute,
+                                        cells[i].records);
+                cnt++;
+            }
+        r.seq = a->seq + 1;
+        r.final = final && cnt == left;
+        r.table = &part;
+        r.nranges = first ? n : 0;
+        if (rc == 0)
+            rc = fw_audit_report_encode(&r, &a->buf);
+        fw_audit_table_free(&part);
+        /* Internal: never waits for room in the application's producer (the next report
+         * retries). */
+        if (rc == 0)
+            rc = fw_producer_send_internal(c->o.audit_producer, a->category, c->category, key,
+                                           a->buf.data, a->buf.len, 0, NULL, NULL);
+        if (rc < 0)
+            break;
+        a->seq++;
+        left -= cnt;
+        for (uint32_t x = from; x < i; x++)
+            cells[x].records = 0;
+        if (first) {
+            a->nclosed = 0;
+            for (size_t b = 0; b < a->nbuckets; b++)
+                a->buckets[b].open = 0; /* the next stretch starts at prev */
+            first = 0;
+        }
+        if (left == 0)
+            break;
+    }
     free(ranges);
-    /* Internal: never waits for room in the application's producer (the next report retries). */
-    if (rc == 0)
-        rc = fw_producer_send_internal(c->o.audit_producer, a->category, c->category,
-                                       strlen(c->category), a->buf.data, a->buf.len, 0, NULL, NULL);
+    /* Without what was sent; on -ENOMEM as it is (emptied cells and all), for the next report. */
+    if (left == 0)
+        fw_audit_table_clear(&a->counts);
+    else
+        (void)fw_audit_table_compact(&a->counts);
     if (rc < 0) {
         if (!a->warned)
             fw_clog(c, FW_CONSUMER_LOG_WARN, "an audit report could not be sent now: %s",
                     fw_strerror(rc));
         a->warned = 1;
-        return;
     }
-    a->seq++;
-    fw_audit_table_clear(&a->counts);
-    a->nclosed = 0;
-    for (size_t i = 0; i < a->nbuckets; i++)
-        a->buckets[i].open = 0; /* the next stretch starts at prev */
 }

@@ -62,9 +62,10 @@ struct fw_cconn_s {
 /* The audit's state for one bucket (consumer_audit.c). */
 typedef struct fw_caudit_bucket_s {
     uint32_t bucket;
-    int open;      /* a stretch is being counted: first..last */
-    int have_prev; /* prev is the last record delivered (no gap since) */
-    fw_position_t first, last, prev;
+    int open;       /* a stretch is being counted: first..last */
+    int have_prev;  /* prev is the last record delivered (no gap since) */
+    int have_start; /* no record yet (or since a gap): the bucket was placed at start */
+    fw_position_t first, last, prev, start;
 } fw_caudit_bucket_t;
 
 /* The consumer's half of the audit; off while category is NULL. */
@@ -195,8 +196,13 @@ int fw_caudit_init(fw_consumer_t *c);
 void fw_caudit_free(fw_consumer_t *c);
 /* A record of a block that began at base_ts is about to go to on_record. */
 void fw_caudit_record(fw_consumer_t *c, const fw_position_t *at, int64_t base_ts);
-/* ptail declared a gap in bucket: the stretch being counted ends. */
-void fw_caudit_gap(fw_consumer_t *c, uint32_t bucket);
+/*
+ * The bucket at->bucket was placed at `at` (the start token, a checkpoint):
+ * before its first record, that is where its first stretch starts.
+ */
+void fw_caudit_placed(fw_consumer_t *c, const fw_position_t *at);
+/* ptail declared a gap up to `to`: the stretch being counted ends; the next starts at to. */
+void fw_caudit_gap(fw_consumer_t *c, const fw_position_t *to);
 /* Sends a report if one is due (final: at close, always, marked final). */
 void fw_caudit_report(fw_consumer_t *c, int final);
 

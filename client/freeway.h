@@ -211,7 +211,10 @@ typedef struct fw_producer_options_s {
      * category to this category (default "freeway.audit"; NULL or "" for no
      * reports), and a last, final report at fw_producer_close. If the
      * category does not exist, reporting stops with one log line. Reports
-     * are not the application's records: no callback, not in the stats.
+     * are not the application's records: no callback, not in the record
+     * counts of the stats, and fw_producer_flush does not wait for them;
+     * fw_producer_close waits for them at most 1 s (within its timeout),
+     * and they do not change what it returns.
      */
     const char *audit_category;
     /** The report interval (default 10000 ms). */

@@ -265,7 +265,7 @@ static fw_batch_t *batch_open_locked(fw_producer_t *p, fw_pcat_t *cat, fw_bucket
     b->cbs = cbs;
     b->cbs_cap = cbs_cap;
     b->bld = builder_take_locked(p, cat->max_record);
-    b->gen = gen < p->gen ? gen : p->gen;
+    b->gen = cat->audit_internal ? FW_GEN_INTERNAL : gen < p->gen ? gen : p->gen;
     if (b->bld == NULL || gen_retain_locked(p, b->gen) < 0) {
         b->gen = 0;
         fw_producer_builder_give_locked(p, b->bld);
@@ -538,7 +538,7 @@ int fw_producer_set_buckets(fw_producer_t *p, fw_pcat_t *cat, uint32_t n, uint32
                     /* Cannot even keep the callback: the record is dropped from the
                      * accounting; its callback cannot run. Only under memory exhaustion. */
                     p->buffered -= cost;
-                    p->outstanding--;
+                    p->outstanding -= !cat->audit_internal;
                 }
             }
         }
@@ -858,7 +858,7 @@ static int send_record(fw_producer_t *p, const char *category, const void *key, 
                                    value_len, cb, arg, cost, UINT64_MAX, &wake);
     if (rc == 0) {
         p->buffered += cost;
-        p->outstanding++;
+        p->outstanding += !cat->audit_internal; /* the application's records, for the stats */
     }
 out:
     pthread_mutex_unlock(&p->mu);
@@ -928,7 +928,7 @@ static void complete(fw_producer_t *p, fw_batch_t *b, fw_delivery_t *d)
     fw_producer_spare_give(p, &b->block);
     pthread_mutex_lock(&p->mu);
     p->buffered -= b->cost;
-    p->outstanding -= n;
+    p->outstanding -= b->cat->audit_internal ? 0 : n; /* n: fw_batch_deliver emptied b */
     gen_release_locked(p, b->gen);
     fw_producer_recycle_locked(p, b);
     pthread_cond_broadcast(&p->space_cv);
@@ -1003,7 +1003,11 @@ static int wait_flush_locked(fw_producer_t *p, int (*pending)(const fw_producer_
     return 0;
 }
 
-int fw_producer_flush(fw_producer_t *p, int timeout_ms)
+/* How long fw_producer_close waits for the audit's reports, at most. */
+#define AUDIT_CLOSE_WAIT_MS 1000
+
+/* fw_producer_flush; with internal, the audit category's records too (FW_GEN_INTERNAL). */
+static int flush(fw_producer_t *p, int timeout_ms, int internal)
 {
     if (p == NULL)
         return -EINVAL;
@@ -1014,7 +1018,8 @@ int fw_producer_flush(fw_producer_t *p, int timeout_ms)
         pthread_mutex_unlock(&p->mu);
         return -EDEADLK;
     }
-    uint64_t target = p->gen++;
+    uint64_t target = internal ? FW_GEN_INTERNAL : p->gen;
+    p->gen++;
     p->seal_all = 1;
     pthread_mutex_unlock(&p->mu);
     uv_async_send(&p->wake);
@@ -1022,6 +1027,11 @@ int fw_producer_flush(fw_producer_t *p, int timeout_ms)
     rc = wait_flush_locked(p, generation_pending, target, timeout_ms, deadline);
     pthread_mutex_unlock(&p->mu);
     return rc;
+}
+
+int fw_producer_flush(fw_producer_t *p, int timeout_ms)
+{
+    return flush(p, timeout_ms, 0);
 }
 
 int fw_producer_drain_spool(fw_producer_t *p, int timeout_ms)
@@ -1055,14 +1065,23 @@ int fw_producer_close(fw_producer_t *p, int timeout_ms)
     int64_t deadline = fw_clock_mono_ms() + timeout_ms;
     int rc = fw_producer_flush(p, timeout_ms);
     /*
-     * Everything is answered: the audit's last counts go out, within what is
-     * left of the timeout. A report that cannot be delivered is the audit's
-     * loss (`freeway audit` sees a life without its final report), not a
-     * failure of the application's records.
+     * The application's records are answered (the flush does not wait for
+     * audit reports): the audit's last counts go out, and the reports
+     * (consumers' too) are waited for, within what is left of the timeout
+     * and at most AUDIT_CLOSE_WAIT_MS. A writer answers a report in
+     * milliseconds; if none can (an outage the application's records went
+     * to the spool for, the audit category's metadata not to be had), the
+     * close must not take the application's whole timeout for it. A report
+     * not delivered is the audit's loss (`freeway audit` sees a life
+     * without its final report; with a spool, what was built goes there at
+     * stop), not a failure of the application's records.
      */
-    if (rc == 0 && fw_paudit_final(p) > 0) {
+    if (rc == 0) {
+        (void)fw_paudit_final(p);
         int64_t left = deadline - fw_clock_mono_ms();
-        (void)fw_producer_flush(p, timeout_ms < 0 ? -1 : left > 0 ? (int)left : 0);
+        if (timeout_ms < 0 || left > AUDIT_CLOSE_WAIT_MS)
+            left = AUDIT_CLOSE_WAIT_MS;
+        (void)flush(p, left > 0 ? (int)left : 0, 1);
     }
 
     pthread_mutex_lock(&p->mu);

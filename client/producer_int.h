@@ -139,6 +139,20 @@ typedef struct fw_gen_count_s {
     uint64_t batches;
 } fw_gen_count_t;
 
+/*
+ * The generation of the audit category's batches (the producer's own
+ * reports, and consumers' reports sent through it): after every other, so
+ * the application's fw_producer_flush never waits for them; only
+ * fw_producer_close does, for what is left of its timeout.
+ */
+#define FW_GEN_INTERNAL UINT64_MAX
+
+/* The application's records in b, for the record counts of the stats: none in a report's. */
+static inline uint32_t fw_batch_app_records(const fw_batch_t *b)
+{
+    return b->cat->audit_internal ? 0 : b->ncbs;
+}
+
 typedef struct fw_pstats_s {
     _Atomic uint64_t in_flight;
     _Atomic uint64_t acked;
@@ -427,9 +441,16 @@ void fw_paudit_tick(fw_producer_t *p);
 /*
  * fw_producer_close, after its flush: the last counts of every category
  * reported in this life, marked final. Returns how many reports were sent
- * (the caller flushes again when > 0).
+ * (the caller then waits for FW_GEN_INTERNAL).
  */
 int fw_paudit_final(fw_producer_t *p);
+
+/*
+ * The bytes a report record of audit_category may take in p (key and value):
+ * the category's max_record_bytes once known, at most the 1 MiB default.
+ * For consumers that report through p.
+ */
+size_t fw_paudit_report_room(fw_producer_t *p, const char *audit_category);
 
 /* fw_producer_send for the producer's own records: never waits, works while closing. */
 int fw_producer_send_internal(fw_producer_t *p, const char *category, const void *key,

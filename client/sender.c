@@ -252,7 +252,8 @@ void fw_sender_pump(fw_producer_t *p)
             atomic_fetch_add_explicit(&p->stats.blocks_sent, 1, memory_order_relaxed);
             if (b->tries > 1)
                 atomic_fetch_add_explicit(&p->stats.blocks_retried, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&p->stats.in_flight, b->ncbs, memory_order_relaxed);
+            atomic_fetch_add_explicit(&p->stats.in_flight, fw_batch_app_records(b),
+                                      memory_order_relaxed);
             b = fw_bucket_next_to_send(bk);
         }
         if (b == NULL)
@@ -326,7 +327,7 @@ void fw_sender_on_result(fw_producer_t *p, fw_wconn_t *c, fw_batch_t *b, const F
     uint64_t seq = b->seq;
     uint32_t nrec = b->ncbs;
     const char *waddr = c->w != NULL ? c->w->addr : "a writer";
-    atomic_fetch_sub_explicit(&p->stats.in_flight, nrec, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&p->stats.in_flight, fw_batch_app_records(b), memory_order_relaxed);
 
     fw_verdict_t v;
     fw_bucket_on_result(bk, b, (int)r->status, r->has_expected_sequence, r->expected_sequence,
@@ -367,7 +368,7 @@ void fw_sender_on_result(fw_producer_t *p, fw_wconn_t *c, fw_batch_t *b, const F
 void fw_sender_on_lost(fw_producer_t *p, fw_batch_t *b, const char *why)
 {
     fw_bucket_t *bk = b->bucket;
-    atomic_fetch_sub_explicit(&p->stats.in_flight, b->ncbs, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&p->stats.in_flight, fw_batch_app_records(b), memory_order_relaxed);
     snprintf(bk->cat->last_error, sizeof(bk->cat->last_error), "%s", why);
     fw_verdict_t v;
     fw_bucket_on_lost(bk, b, p->now, fw_prand(p), &v);

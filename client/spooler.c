@@ -467,8 +467,9 @@ void fw_spooler_done(fw_producer_t *p, fw_batch_t *b, int status, int duplicate)
     (void)duplicate;
     if (status == 0) {
         fw_paudit_acked(p, b);
-        atomic_fetch_add_explicit(&p->stats.records_replay_acked, b->spool_ref.records,
-                                  memory_order_relaxed);
+        if (!b->cat->audit_internal)
+            atomic_fetch_add_explicit(&p->stats.records_replay_acked, b->spool_ref.records,
+                                      memory_order_relaxed);
         fw_spool_resolved(p->spool, bk->spool, &b->spool_ref);
     } else if (status != -ECANCELED) {
         /* Refused for good (a category deleted, a limit lowered): counted and said, not hidden. */
@@ -477,8 +478,9 @@ void fw_spooler_done(fw_producer_t *p, fw_batch_t *b, int status, int duplicate)
                 ", sequence %" PRIu64 ") cannot be delivered: %s; it leaves the spool",
                 bk->cat->name, bk->id, b->spool_ref.records, b->producer_id, b->seq,
                 fw_strerror(status));
-        atomic_fetch_add_explicit(&p->stats.records_replay_failed, b->spool_ref.records,
-                                  memory_order_relaxed);
+        if (!b->cat->audit_internal)
+            atomic_fetch_add_explicit(&p->stats.records_replay_failed, b->spool_ref.records,
+                                      memory_order_relaxed);
         fw_spool_resolved(p->spool, bk->spool, &b->spool_ref);
     }
     /* -ECANCELED: the producer is closing; the block stays in the spool for the next one. */

@@ -95,7 +95,10 @@ static int64_t parse_time(const char *s, int64_t now_ms)
 {
     char *end;
     if (*s >= '0' && *s <= '9') {
+        errno = 0;
         long long v = strtoll(s, &end, 10);
+        if (errno == ERANGE)
+            return -1;
         if (*end == '\0')
             return v;
         int64_t unit = *end == 's'   ? 1000
@@ -103,8 +106,9 @@ static int64_t parse_time(const char *s, int64_t now_ms)
                        : *end == 'h' ? 3600000
                        : *end == 'd' ? 86400000
                                      : 0;
+        /* An age before the epoch is no time an audit can judge. */
         if (unit != 0 && end[1] == '\0')
-            return now_ms - (int64_t)v * unit;
+            return v <= now_ms / unit ? now_ms - (int64_t)v * unit : -1;
     }
     struct tm tm;
     memset(&tm, 0, sizeof(tm));
@@ -212,7 +216,10 @@ static int add_copy(fw_audit_t *a, const char *url)
     return 0;
 }
 
-/* A copy read by progress: the copier's recorded end of each bucket. */
+/*
+ * The copier's recorded end of each bucket of the copy s. A copy read by
+ * progress gets an (empty) bucket for each as well.
+ */
 static int read_progress(fw_cli_zk_t *z, fw_audit_t *a, fw_astore_t *s)
 {
     char key[1200];
@@ -231,11 +238,15 @@ static int read_progress(fw_cli_zk_t *z, fw_audit_t *a, fw_astore_t *s)
         if (b < 65536 && b + 1 > max)
             max = (uint32_t)b + 1;
     }
-    s->nbuckets = max;
-    s->buckets = calloc(max ? max : 1, sizeof(*s->buckets));
+    if (s->by_progress) {
+        s->nbuckets = max;
+        s->buckets = calloc(max ? max : 1, sizeof(*s->buckets));
+    }
+    s->nprogress = max;
     s->progress_segment = calloc(max ? max : 1, sizeof(uint64_t));
     s->progress_offset = calloc(max ? max : 1, sizeof(uint64_t));
-    if (s->buckets == NULL || s->progress_segment == NULL || s->progress_offset == NULL) {
+    if ((s->by_progress && s->buckets == NULL) || s->progress_segment == NULL ||
+        s->progress_offset == NULL) {
         deallocate_String_vector(&kids);
         return -ENOMEM;
     }
@@ -376,9 +387,14 @@ static int print_audit(fw_audit_t *a, const fw_audit_table_t *written, column_t 
     }
 
     printf("\n  %-10s %-40s %12s %10s\n", "hop", "", "records", "differing");
-    for (size_t c = 0; c < ncols && cols[c].is_produced; c++)
-        printf("  %-10s %-40.40s %12" PRIu64 " %10" PRIu64 "\n", "produced", "producers' reports",
-               cols[c].total, cols[c].minutes_differing);
+    for (size_t c = 0; c < ncols && cols[c].is_produced; c++) {
+        if (a->nplives == 0 && a->bad_reports == 0)
+            printf("  %-10s %-40.40s %12s %10s\n", "produced", "no producer reports: not judged",
+                   "-", "-");
+        else
+            printf("  %-10s %-40.40s %12" PRIu64 " %10" PRIu64 "\n", "produced",
+                   "producers' reports", cols[c].total, cols[c].minutes_differing);
+    }
     printf("  %-10s %-40.40s %12" PRIu64 " %10s\n", "written", a->written.label, written_total,
            "-");
     for (size_t c = 0; c < ncols; c++) {
@@ -477,9 +493,16 @@ static void print_sources(const fw_audit_t *a)
     if (missing > 0)
         printf(", %" PRIu64 " producer reports missing", missing);
     printf("; %zu consumers\n", a->nconsumers);
+    if (a->repeated_reports > 0)
+        printf("  reports stored more than once: %" PRIu64 " (counted once)\n",
+               a->repeated_reports);
     if (a->bad_reports > 0)
         printf("  unreadable reports: %" PRIu64 " (first: %s)\n", a->bad_reports,
                a->first_bad_report);
+    if (a->reports_damaged > 0)
+        printf("  DAMAGE in the audit category's segments: %" PRIu64
+               " (reports after it not read)\n",
+               a->reports_damaged);
     if (a->written.damaged > 0)
         printf("  DAMAGE in the writers' segments: %" PRIu64 " (first: %s); counting stopped at "
                "each\n",
@@ -514,18 +537,21 @@ static int locate(const audit_cfg_t *cfg, fw_audit_t *a)
             rc = add_copy(a, u);
         free(list);
     }
-    for (size_t i = 0; rc == 0 && i < a->ncopies; i++)
-        if (a->copies[i].by_progress) {
-            if (!need_zk) {
-                fprintf(stderr,
-                        "freeway audit: %s is counted by the copier's progress, which "
-                        "needs ZooKeeper: leave out --copies or give a file:// copy\n",
-                        a->copies[i].label);
-                rc = -1;
-            } else {
-                rc = read_progress(&z, a, &a->copies[i]);
-            }
+    /*
+     * The copier's progress, read before the copies are: a copier records it
+     * once the copy holds the bytes, so a readable copy holds at least that.
+     */
+    for (size_t i = 0; rc == 0 && i < a->ncopies; i++) {
+        if (a->copies[i].by_progress && !need_zk) {
+            fprintf(stderr,
+                    "freeway audit: %s is counted by the copier's progress, which "
+                    "needs ZooKeeper: leave out --copies or give a file:// copy\n",
+                    a->copies[i].label);
+            rc = -1;
+        } else if (need_zk) {
+            rc = read_progress(&z, a, &a->copies[i]);
         }
+    }
     if (need_zk)
         fw_cli_zk_close(&z);
     return rc;
@@ -542,8 +568,16 @@ static int run(const audit_cfg_t *cfg)
                 since < 0 ? cfg->since : cfg->until);
         return 2;
     }
+    /* Reports carry no minute past the year 9999 (audit.h): nor does a window. */
     a.since_min = fw_audit_minute(since);
-    a.until_min = fw_audit_minute(until + 59999);
+    a.until_min = fw_audit_minute(until) >= FW_AUDIT_MINUTE_MAX ? FW_AUDIT_MINUTE_MAX + 1
+                                                                : fw_audit_minute(until + 59999);
+    if (a.since_min >= a.until_min) {
+        fprintf(stderr, "freeway audit: no minute from --since %s to --until %s\n",
+                cfg->since != NULL ? cfg->since : "(the epoch)",
+                cfg->until != NULL ? cfg->until : "(now)");
+        return 2;
+    }
     /* --settle 0: judge every minute (producers have closed, their last reports are in). */
     a.settled_min = cfg->settle <= 0 ? INT64_MAX : fw_audit_minute(now - cfg->settle);
     int status = 2;
@@ -569,6 +603,24 @@ static int run(const audit_cfg_t *cfg)
     if ((rc = fw_audit_read_reports(&a, a.written.path, cfg->audit_category)) < 0) {
         fprintf(stderr, "freeway audit: cannot read the audit category %s: %s\n",
                 cfg->audit_category, fw_strerror(rc));
+        goto out;
+    }
+    /*
+     * No producer reported on the category at all (the audit category was
+     * never created, or its producers have audit_category NULL): there is
+     * nothing to judge "produced" by, rather than a loss in every minute.
+     */
+    if (a.nplives == 0 && a.bad_reports == 0)
+        a.settled_min = INT64_MIN;
+    /* A mistyped category is nothing to read, not a category in which every count agrees. */
+    int found = a.written.found || a.reports > 0;
+    for (size_t i = 0; i < a.ncopies; i++)
+        found |= a.copies[i].found || (a.copies[i].by_progress && a.copies[i].nbuckets > 0);
+    if (!found) {
+        fprintf(stderr,
+                "freeway audit: nothing of category %s to audit: no directory of it under %s, "
+                "in a copy, nor a report\n",
+                a.category, a.written.path);
         goto out;
     }
 
@@ -615,7 +667,7 @@ static int run(const audit_cfg_t *cfg)
     rc = print_audit(&a, &written, cols, ncols, dups, ndups, cfg->verbose);
     if (rc < 0)
         goto oom;
-    int damaged = a.written.damaged > 0;
+    int damaged = a.written.damaged > 0 || a.reports_damaged > 0;
     for (size_t i = 0; i < a.ncopies; i++)
         damaged |= a.copies[i].damaged > 0;
     if (rc == 0 && !damaged)

@@ -43,7 +43,7 @@ int fw_audit_count_range(const fw_abucket_t *b, uint32_t bucket, const fw_audit_
         if (k->segment_id == r->first_segment && k->offset == r->first_offset)
             from = r->first_index;
         if (k->segment_id == r->last_segment && k->offset == r->last_offset &&
-            r->last_index + 1 < to)
+            (uint64_t)r->last_index + 1 < to) /* no wrap for an index a report made up */
             to = r->last_index + 1;
         if (from < to && fw_audit_table_add(t, 0, bucket, k->minute, to - from) < 0)
             return -ENOMEM;
@@ -66,25 +66,22 @@ int fw_audit_copy_expected(const fw_astore_t *written, const fw_astore_t *copy, 
 {
     for (uint32_t b = 0; b < written->nbuckets; b++) {
         const fw_abucket_t *w = &written->buckets[b];
-        uint64_t seg = 0, off = 0; /* blocks before (seg, off] are expected */
-        int inclusive = 1;
-        if (copy->by_progress) {
-            if (b < copy->nbuckets) {
-                seg = copy->progress_segment[b];
-                off = copy->progress_offset[b];
-            }
-            inclusive = 0; /* progress is the end of the copied bytes */
-        } else if (b < copy->nbuckets && copy->buckets[b].n > 0) {
-            const fw_ablock_t *last = &copy->buckets[b].blocks[copy->buckets[b].n - 1];
-            seg = last->segment_id;
-            off = last->offset;
-        } else {
+        /* Expected: the blocks at or before the copy's last one ... */
+        int have_last = !copy->by_progress && b < copy->nbuckets && copy->buckets[b].n > 0;
+        const fw_ablock_t *last =
+            have_last ? &copy->buckets[b].blocks[copy->buckets[b].n - 1] : NULL;
+        /* ... and those before the copier's progress (the end of the copied bytes). */
+        int have_progress = b < copy->nprogress && copy->progress_segment[b] != 0;
+        uint64_t pseg = have_progress ? copy->progress_segment[b] : 0;
+        uint64_t poff = have_progress ? copy->progress_offset[b] : 0;
+        if (!have_last && !have_progress)
             continue; /* nothing of this bucket copied yet: nothing expected */
-        }
         for (size_t i = 0; i < w->n; i++) {
             const fw_ablock_t *k = &w->blocks[i];
-            int before = block_before(k, seg, off) ||
-                         (inclusive && k->segment_id == seg && k->offset == off);
+            int before = (last != NULL &&
+                          (block_before(k, last->segment_id, last->offset) ||
+                           (k->segment_id == last->segment_id && k->offset == last->offset))) ||
+                         (have_progress && block_before(k, pseg, poff));
             if (!before)
                 break;
             if (fw_audit_table_add(t, 0, b, k->minute, k->records) < 0)

@@ -52,12 +52,19 @@ typedef struct fw_astore_s {
     char path[1024];  /* the directory read; "" when not readable from here */
     fw_abucket_t *buckets;
     uint32_t nbuckets;
+    int found; /* the category's directory is there */
     uint64_t segments, blocks;
     uint64_t damaged; /* segments with a damaged block (counting stopped there) */
     char first_damage[1400];
-    /* copies not readable from here (webhdfs): the copier's progress per bucket */
+    /* copies not readable from here (webhdfs): counted by the copier's progress alone */
     int by_progress;
-    uint64_t *progress_segment, *progress_offset; /* nbuckets each */
+    /*
+     * The copier's recorded end of each bucket (nprogress entries; segment 0:
+     * none), read from ZooKeeper when it is at hand: a readable copy must
+     * hold at least that much.
+     */
+    uint64_t *progress_segment, *progress_offset;
+    uint32_t nprogress;
 } fw_astore_t;
 
 /* One life of a consumer: its counts and stretches. */
@@ -97,7 +104,12 @@ typedef struct fw_audit_s {
     size_t nplives, plives_cap;
     fw_aconsumer_t *consumers;
     size_t nconsumers, consumers_cap;
-    uint64_t reports, bad_reports;
+    /* (life, hop, consumer) -> 1 + the index of the life in plives or its consumer's lives */
+    fw_audit_table_t life_index;
+    /* (life, hop, seq) of every report taken: one stored twice counts once */
+    fw_audit_table_t seen;
+    uint64_t reports, bad_reports, repeated_reports;
+    uint64_t reports_damaged; /* audit segments damaged or unreadable (counted in bad_reports) */
     char first_bad_report[300];
 } fw_audit_t;
 
@@ -106,7 +118,8 @@ typedef struct fw_audit_s {
 /*
  * Reads the segments ROOT/<category>/<bucket>/<id>.seg under s->path by block headers only,
  * keeping blocks whose minute is in [a->since_min, a->until_min). 0 or -errno
- * (the root unreadable; a missing category directory is an empty store).
+ * (the root missing or unreadable; a missing category directory is an empty
+ * store, with s->found 0).
  */
 int fw_audit_scan_store(const fw_audit_t *a, fw_astore_t *s);
 /*
@@ -130,8 +143,9 @@ int fw_audit_count_store(const fw_astore_t *s, fw_audit_table_t *t);
 
 /*
  * A copy's expected counts: the records of the writers' root at or before the
- * copy's last block of each bucket (or its progress, for a copy read by
- * progress), into t.
+ * copy's last block of each bucket, or before the copier's recorded progress
+ * if that is further (a copy that lost its newest files, or all of a bucket,
+ * is not merely behind), into t.
  */
 int fw_audit_copy_expected(const fw_astore_t *written, const fw_astore_t *copy,
                            fw_audit_table_t *t);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "block.h"
 #include "error.h"
@@ -81,14 +82,16 @@ static int scan_segment(const fw_audit_t *a, fw_astore_t *s, fw_abucket_t *b, co
     return 0;
 }
 
-/* The bucket directories under dir: their numbers, sorted; *n set. */
-static int list_buckets(const char *dir, uint32_t **out, size_t *n)
+/* The bucket directories under dir: their numbers; *n set. A missing dir has none (*found 0). */
+static int list_buckets(const char *dir, uint32_t **out, size_t *n, int *found)
 {
     *out = NULL;
     *n = 0;
+    *found = 0;
     DIR *d = opendir(dir);
     if (d == NULL)
         return errno == ENOENT ? 0 : -errno;
+    *found = 1;
     size_t cap = 0;
     struct dirent *e;
     int rc = 0;
@@ -119,16 +122,24 @@ typedef int (*segment_fn)(uint32_t bucket, const char *path, void *arg);
 /*
  * Calls fn for each segment of ROOT/<category>/<bucket>/, bucket by bucket and
  * in id order within a bucket, until fn returns non-zero (returned). A missing
- * category directory has no segments; an unreadable bucket directory is passed
- * over. 0, fn's value or -errno.
+ * category directory has no segments (*found 0 when found is given); an
+ * unreadable bucket directory is passed over. 0, fn's value or -errno.
  */
-static int each_segment(const char *root, const char *category, segment_fn fn, void *arg)
+static int each_segment(const char *root, const char *category, int *found, segment_fn fn,
+                        void *arg)
 {
     char dir[1200];
     snprintf(dir, sizeof(dir), "%s/%s", root, category);
     uint32_t *ids;
     size_t nids;
-    int rc = list_buckets(dir, &ids, &nids);
+    int dir_found;
+    int rc = list_buckets(dir, &ids, &nids, &dir_found);
+    if (found != NULL)
+        *found = dir_found;
+    if (rc < 0) {
+        free(ids);
+        return rc;
+    }
     for (size_t i = 0; i < nids && rc == 0; i++) {
         char bdir[1300];
         snprintf(bdir, sizeof(bdir), "%s/%" PRIu32, dir, ids[i]);
@@ -170,18 +181,28 @@ static int scan_store_segment(uint32_t bucket, const char *path, void *arg)
 
 int fw_audit_scan_store(const fw_audit_t *a, fw_astore_t *s)
 {
+    /* A root that is not there is a mistyped path, not a fabric with nothing stored. */
+    struct stat st;
+    if (stat(s->path, &st) < 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
     store_scan_t sc = {a, s};
-    return each_segment(s->path, a->category, scan_store_segment, &sc);
+    return each_segment(s->path, a->category, &s->found, scan_store_segment, &sc);
 }
 
 /* ---- the audit category ----------------------------------------------------------------- */
 
+/* Every `freeway send` is a producer life: a week of reports may name millions. */
 static fw_aplife_t *producer_life(fw_audit_t *a, uint64_t life)
 {
-    for (size_t i = 0; i < a->nplives; i++)
-        if (a->plives[i].life == life)
-            return &a->plives[i];
+    uint64_t k = fw_audit_table_get(&a->life_index, life, FWPB__AUDIT_HOP__AUDIT_PRODUCED, 0);
+    if (k > 0)
+        return &a->plives[k - 1];
     if (fw_audit_room((void **)&a->plives, a->nplives, &a->plives_cap, sizeof(*a->plives)) < 0)
+        return NULL;
+    if (fw_audit_table_add(&a->life_index, life, FWPB__AUDIT_HOP__AUDIT_PRODUCED, 0,
+                           a->nplives + 1) < 0)
         return NULL;
     a->plives[a->nplives] = (fw_aplife_t){.life = life};
     return &a->plives[a->nplives++];
@@ -189,10 +210,10 @@ static fw_aplife_t *producer_life(fw_audit_t *a, uint64_t life)
 
 static fw_alife_t *consumer_life(fw_audit_t *a, const char *name, uint64_t life)
 {
-    fw_aconsumer_t *c = NULL;
-    for (size_t i = 0; i < a->nconsumers && c == NULL; i++)
-        if (strcmp(a->consumers[i].name, name) == 0)
-            c = &a->consumers[i];
+    size_t ci = 0; /* the consumer's index */
+    while (ci < a->nconsumers && strcmp(a->consumers[ci].name, name) != 0)
+        ci++;
+    fw_aconsumer_t *c = ci < a->nconsumers ? &a->consumers[ci] : NULL;
     if (c == NULL) {
         if (fw_audit_room((void **)&a->consumers, a->nconsumers, &a->consumers_cap,
                           sizeof(*a->consumers)) < 0)
@@ -201,10 +222,14 @@ static fw_alife_t *consumer_life(fw_audit_t *a, const char *name, uint64_t life)
         memset(c, 0, sizeof(*c));
         snprintf(c->name, sizeof(c->name), "%s", name);
     }
-    for (size_t i = 0; i < c->nlives; i++)
-        if (c->lives[i].life == life)
-            return &c->lives[i];
+    uint64_t k =
+        fw_audit_table_get(&a->life_index, life, FWPB__AUDIT_HOP__AUDIT_CONSUMED, (int64_t)ci);
+    if (k > 0)
+        return &c->lives[k - 1];
     if (fw_audit_room((void **)&c->lives, c->nlives, &c->lives_cap, sizeof(*c->lives)) < 0)
+        return NULL;
+    if (fw_audit_table_add(&a->life_index, life, FWPB__AUDIT_HOP__AUDIT_CONSUMED, (int64_t)ci,
+                           c->nlives + 1) < 0)
         return NULL;
     fw_alife_t *l = &c->lives[c->nlives++];
     memset(l, 0, sizeof(*l));
@@ -228,10 +253,17 @@ static int add_range(fw_alife_t *l, const Fwpb__AuditRange *g)
     return 0;
 }
 
-/* Takes one report in. 0 or -ENOMEM. */
+/* Takes one report in (once: a report stored twice counts once). 0 or -ENOMEM. */
 static int take_report(fw_audit_t *a, const Fwpb__AuditReport *m)
 {
     int rc = 0;
+    if (fw_audit_table_get(&a->seen, m->life, m->hop, (int64_t)m->seq) != 0) {
+        a->repeated_reports++;
+        return 0;
+    }
+    if (fw_audit_table_add(&a->seen, m->life, m->hop, (int64_t)m->seq, 1) < 0)
+        return -ENOMEM;
+    a->reports++;
     if (m->hop == FWPB__AUDIT_HOP__AUDIT_PRODUCED) {
         fw_aplife_t *l = producer_life(a, m->life);
         if (l == NULL)
@@ -280,10 +312,17 @@ static void bad_report(fw_audit_t *a, const char *path, uint64_t offset, const c
 static void read_report_segment(report_reader_t *rr, const char *path)
 {
     fw_segr_t *r;
-    if (fw_segr_open(path, &r) < 0)
+    int rc = fw_segr_open(path, &r);
+    if (rc == -EAGAIN || rc == -ENOENT)
+        return; /* being created, or removed by retention meanwhile */
+    if (rc < 0) {
+        /* The reports in it are missing from "produced": say so, as for damage below. */
+        bad_report(rr->a, path, 0, fw_strerror(rc));
+        rr->a->reports_damaged++;
         return;
+    }
     fw_seg_block_t b;
-    while (rr->rc == 0 && fw_segr_next(r, &b) == FW_SEGR_BLOCK) {
+    while (rr->rc == 0 && (rc = fw_segr_next(r, &b)) == FW_SEGR_BLOCK) {
         fw_block_header_t h;
         fw_record_iter_t it;
         if (fw_block_decode(b.data, b.len, FW_RECORD_MAX_HARD, &rr->scratch, &h, &it) < 0) {
@@ -302,11 +341,22 @@ static void read_report_segment(report_reader_t *rr, const char *path)
                 bad_report(rr->a, path, b.offset, err);
                 continue;
             }
-            rr->a->reports += strcmp(m->category, rr->a->category) == 0;
             if (strcmp(m->category, rr->a->category) == 0)
                 rr->rc = take_report(rr->a, m);
             fw_audit_report_free(m);
         }
+    }
+    if (rc == FW_ESEG_DAMAGED) {
+        uint64_t at;
+        int why;
+        fw_segr_damage(r, &at, &why);
+        char msg[200];
+        snprintf(msg, sizeof(msg), "%s; the reports after it are not read", fw_strerror(why));
+        bad_report(rr->a, path, at, msg);
+        rr->a->reports_damaged++;
+    } else if (rc < 0) {
+        bad_report(rr->a, path, fw_segr_position(r), fw_strerror(rc));
+        rr->a->reports_damaged++;
     }
     fw_segr_close(r);
 }
@@ -322,7 +372,7 @@ static int read_report_file(uint32_t bucket, const char *path, void *arg)
 int fw_audit_read_reports(fw_audit_t *a, const char *root, const char *audit_category)
 {
     report_reader_t rr = {.a = a, .scratch = FW_BUF_INIT};
-    int rc = each_segment(root, audit_category, read_report_file, &rr);
+    int rc = each_segment(root, audit_category, NULL, read_report_file, &rr);
     fw_buf_free(&rr.scratch);
     return rc;
 }
@@ -343,6 +393,8 @@ void fw_audit_free(fw_audit_t *a)
         store_free(&a->copies[i]);
     free(a->copies);
     fw_audit_table_free(&a->produced);
+    fw_audit_table_free(&a->life_index);
+    fw_audit_table_free(&a->seen);
     free(a->plives);
     for (size_t i = 0; i < a->nconsumers; i++) {
         for (size_t k = 0; k < a->consumers[i].nlives; k++) {

@@ -351,6 +351,14 @@ static void on_log(fw_consumer_log_level_t level, const char *message, void *arg
     fprintf(stderr, "freeway tail: %s\n", message);
 }
 
+/* The reports' producer (--audit): a report that goes nowhere is said, not hidden. */
+static void on_audit_log(fw_producer_log_level_t level, const char *message, void *arg)
+{
+    (void)level;
+    (void)arg;
+    fprintf(stderr, "freeway tail: --audit: %s\n", message);
+}
+
 /* ---- arguments ------------------------------------------------------------------------------- */
 
 /* "0,3,8-11" into a malloc'd list. 0 or -EINVAL. */
@@ -565,6 +573,10 @@ int fw_cli_tail(int argc, char **argv)
         fw_producer_options_init(&po);
         po.zk = o.zk;
         po.audit_category = NULL;
+        po.log_cb = on_audit_log;
+        po.log_level = o.verbose ? FW_PRODUCER_LOG_DEBUG
+                       : o.quiet ? FW_PRODUCER_LOG_ERROR
+                                 : FW_PRODUCER_LOG_WARN;
         if ((rc = fw_producer_create(&audit_producer, &po)) < 0) {
             fprintf(stderr, "freeway tail: --audit: %s\n", fw_strerror(rc));
             goto out;

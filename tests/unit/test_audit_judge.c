@@ -68,7 +68,30 @@ FWT_TEST(a_range_counts_the_records_inside_it_only)
     FWT_ASSERT_OK(fw_audit_count_range(fw_audit_bucket(&s, 0), 0, &r, &t));
     FWT_ASSERT_UINT_EQ(fw_audit_table_get(&t, 0, 0, 11), 1);
     FWT_ASSERT_UINT_EQ(fw_audit_table_get(&t, 0, 0, 10), 0);
+    /* A record index past the block's (a report's, unchecked): the block to its end, no less. */
+    fw_audit_table_clear(&t);
+    r = range(1, 100, 0, 1, 100, UINT32_MAX);
+    FWT_ASSERT_OK(fw_audit_count_range(fw_audit_bucket(&s, 0), 0, &r, &t));
+    FWT_ASSERT_UINT_EQ(fw_audit_table_get(&t, 0, 0, 10), 5);
     fw_audit_table_free(&t);
+    store_free(&s);
+}
+
+/* A life whose only report was an empty final one: no counts, no stretches. */
+FWT_TEST(a_consumer_life_without_stretches_counts_nothing)
+{
+    fw_astore_t s = store4();
+    fw_aconsumer_t c;
+    memset(&c, 0, sizeof(c));
+    fw_alife_t l;
+    memset(&l, 0, sizeof(l));
+    l.life = 1;
+    l.final = 1;
+    c.lives = &l;
+    c.nlives = 1;
+    fw_audit_table_t own = {0}, again = {0}, expected = {0};
+    FWT_ASSERT_OK(fw_audit_consumer(&s, &c, &own, &again, &expected));
+    FWT_ASSERT_UINT_EQ(own.used + again.used + expected.used, 0);
     store_free(&s);
 }
 

@@ -12,6 +12,7 @@
 
 #include "block.h"
 #include "checkpoint.h"
+#include "consumer_int.h"
 #include "segment.h"
 #include "error.h"
 #include "frame.h"
@@ -755,6 +756,146 @@ FWT_TEST(a_poll_after_the_application_was_busy_waits_its_whole_timeout)
     FWT_ASSERT_INT_OP(took, >=, 450);
     FWT_ASSERT_INT_OP(took, <, 3000);
     FWT_ASSERT_OK(fw_consumer_close(a.c));
+    fake_stop(&f);
+    fake_free(&f);
+}
+
+/* ---- the audit's stretches ------------------------------------------------------------------- */
+
+/*
+ * A consumer with the audit on (its reports go to a producer that never
+ * reaches a writer: only the stretches it keeps matter here), starting from
+ * token (NULL: at the latest records).
+ */
+static fw_producer_t *audit_open(app_t *a, const fake_t *f, const fw_buf_t *token)
+{
+    memset(a, 0, sizeof(*a));
+    fw_producer_options_t po;
+    fw_producer_options_init(&po);
+    po.bootstrap = "127.0.0.1:1";
+    po.audit_category = NULL;
+    fw_producer_t *p = NULL;
+    FWT_ASSERT_OK(fw_producer_create(&p, &po));
+    fw_consumer_options_t o;
+    fw_consumer_options_init(&o);
+    o.ptail = f->addr;
+    o.category = "web";
+    o.start = token != NULL ? FW_START_CHECKPOINT : FW_START_LATEST;
+    o.start_token = token != NULL ? token->data : NULL;
+    o.start_token_len = token != NULL ? token->len : 0;
+    o.on_record = on_record;
+    o.on_gap = on_gap;
+    o.arg = a;
+    o.log_cb = on_log;
+    o.name = "audited";
+    o.audit_producer = p;
+    o.audit_interval_ms = 3600000; /* no report while the test looks */
+    FWT_ASSERT_OK(fw_consumer_create(&a->c, &o));
+    return p;
+}
+
+/* The first position of the stretch the consumer is counting in bucket 0. */
+static fw_position_t open_stretch_first(const app_t *a)
+{
+    const fw_caudit_t *au = &a->c->audit;
+    for (size_t i = 0; i < au->nbuckets; i++)
+        if (au->buckets[i].bucket == 0 && au->buckets[i].open)
+            return au->buckets[i].first;
+    FWT_FAIL("no stretch open in bucket 0");
+    return (fw_position_t){0};
+}
+
+/* Resumed at record 1 of block 1, ptail starts at record 2 (a fault at the resume point). */
+static void script_skip_at_resume(fake_t *f, int fd, int conn)
+{
+    fw_buf_t b1 = FW_BUF_INIT;
+    make_block(&b1, 1, 3);
+    read_subscribe(f, fd, conn);
+    send_subscribed(f, fd, conn, 1);
+    send_block(f, fd, conn, 0, 1, FIRST, 2, &b1);
+    read_credit_until_eof(f, fd, conn);
+    fw_buf_free(&b1);
+}
+
+/*
+ * Records ptail skips right where a consumer resumes lie inside its first
+ * stretch, so the audit counts them as stored but not consumed (a stretch
+ * that began at the first record delivered would hide them).
+ */
+FWT_TEST(the_audit_stretch_of_a_resumed_consumer_starts_at_its_token)
+{
+    fake_t f;
+    fake_start(&f, script_skip_at_resume, 1);
+    fw_position_t at = {0, 1, FIRST, 1};
+    fw_checkpoint_t cp = {.count = 1, .positions = &at};
+    snprintf(cp.category, sizeof(cp.category), "web");
+    fw_buf_t token = FW_BUF_INIT;
+    FWT_ASSERT_OK(fw_checkpoint_encode(&cp, &token));
+    app_t a;
+    fw_producer_t *p = audit_open(&a, &f, &token);
+    app_until(&a, 1);
+    const char *want[] = {"1.2"};
+    expect_values(&a, want, 1);
+    fw_position_t first = open_stretch_first(&a);
+    FWT_ASSERT_UINT_EQ(first.segment_id, 1);
+    FWT_ASSERT_UINT_EQ(first.offset, FIRST);
+    FWT_ASSERT_UINT_EQ(first.record_index, 1);
+    FWT_ASSERT_OK(fw_consumer_close(a.c));
+    fw_producer_close(p, 0);
+    fake_stop(&f);
+    fake_free(&f);
+    fw_buf_free(&token);
+}
+
+/* Latest puts bucket 0 at segment 1; a gap to segment 3; its first block skipped. */
+static void script_skip_after_gap(fake_t *f, int fd, int conn)
+{
+    fw_buf_t b1 = FW_BUF_INIT, b2 = FW_BUF_INIT;
+    make_block(&b1, 1, 2);
+    make_block(&b2, 2, 2);
+    read_subscribe(f, fd, conn);
+    send_subscribed(f, fd, conn, 1);
+    fw_position_t start = {0, 1, FIRST, 0};
+    send_checkpoint(f, fd, conn, &start, 1);
+    send_block(f, fd, conn, 0, 1, FIRST, 0, &b1);
+    Fwpb__Position from = FWPB__POSITION__INIT, to = FWPB__POSITION__INIT;
+    from.segment_id = 1;
+    from.offset = FIRST + b1.len;
+    to.segment_id = 3;
+    Fwpb__Gap g = FWPB__GAP__INIT;
+    g.bucket = 0;
+    g.from = &from;
+    g.to = &to;
+    g.reason = "segment 2 no longer exists (retention?)";
+    Fwpb__StreamMessage m = FWPB__STREAM_MESSAGE__INIT;
+    m.kind_case = FWPB__STREAM_MESSAGE__KIND_GAP;
+    m.gap = &g;
+    send_stream(f, fd, conn, &m, NULL, 0);
+    /* Segment 3's first block (at FIRST) never comes: a fault right after the gap. */
+    send_block(f, fd, conn, 0, 3, FIRST + 100, 0, &b2);
+    read_credit_until_eof(f, fd, conn);
+    fw_buf_free(&b1);
+    fw_buf_free(&b2);
+}
+
+FWT_TEST(the_audit_stretch_after_a_gap_starts_at_the_gaps_end)
+{
+    fake_t f;
+    fake_start(&f, script_skip_after_gap, 1);
+    app_t a;
+    fw_producer_t *p = audit_open(&a, &f, NULL);
+    app_until(&a, 4);
+    FWT_ASSERT_INT_EQ(a.gaps, 1);
+    fw_position_t first = open_stretch_first(&a);
+    FWT_ASSERT_UINT_EQ(first.segment_id, 3);
+    FWT_ASSERT_UINT_EQ(first.offset, 0);
+    FWT_ASSERT_UINT_EQ(first.record_index, 0);
+    /* The stretch before the gap began where latest placed the bucket. */
+    FWT_ASSERT_UINT_EQ(a.c->audit.nclosed, 1);
+    FWT_ASSERT_UINT_EQ(a.c->audit.closed[0].first_segment, 1);
+    FWT_ASSERT_UINT_EQ(a.c->audit.closed[0].first_offset, FIRST);
+    FWT_ASSERT_OK(fw_consumer_close(a.c));
+    fw_producer_close(p, 0);
     fake_stop(&f);
     fake_free(&f);
 }
