@@ -38,8 +38,11 @@ struct spool_file_s {
     int damaged;          /* given up on: kept as <id>.seg.damaged, not deleted */
     uint64_t resolved;
     uint64_t resolved_records;
-    fw_segw_t *w; /* open for appending, or NULL (then it never grows again) */
-    int dirty;    /* appended to since its last fdatasync */
+    /* Offsets of blocks an earlier producer resolved (from <id>.seg.resolved), ascending. */
+    uint64_t *prior;
+    size_t nprior, prior_next; /* prior_next: the first not yet passed by the reader */
+    fw_segw_t *w;              /* open for appending, or NULL (then it never grows again) */
+    int dirty;                 /* appended to since its last fdatasync */
 };
 
 struct fw_spool_bucket_s {
@@ -66,6 +69,7 @@ struct fw_spool_s {
     fw_spool_bucket_t *open_head, *open_tail; /* most recently appended first */
     uint32_t nopen;
     uint64_t bytes, blocks, records;
+    int resolved_warned; /* a .resolved file could not be written: said once */
 };
 
 __attribute__((format(printf, 3, 4))) static void
@@ -94,6 +98,20 @@ static void file_path(const fw_spool_bucket_t *b, uint64_t id, char *out, size_t
     char name[FW_SEG_NAME_LEN + 1];
     fw_seg_name(name, id);
     snprintf(out, cap, "%s/%s", b->dir, name);
+}
+
+/*
+ * <id>.seg.resolved lists, as little-endian u64 offsets, the blocks of <id>.seg
+ * that were resolved (acked, or refused for good) while the file had to stay
+ * (other blocks in it were not). A later producer skips them instead of
+ * sending them again: a writer whose dedup table forgot the producer would
+ * store them twice, and the audit would count the acks of two lives.
+ */
+static void resolved_path(const fw_spool_bucket_t *b, uint64_t id, char *out, size_t cap)
+{
+    char name[FW_SEG_NAME_LEN + 1];
+    fw_seg_name(name, id);
+    snprintf(out, cap, "%s/%s.resolved", b->dir, name);
 }
 
 /* ---- buckets ----------------------------------------------------------------------------- */
@@ -242,12 +260,17 @@ static void file_delete(fw_spool_t *s, fw_spool_bucket_t *b, spool_file_t *f)
     } else if (unlink(path) < 0 && errno != ENOENT) {
         slog(s, FW_PRODUCER_LOG_WARN, "spool: cannot remove %s: %s", path, strerror(errno));
     }
+    /* After the segment: a .resolved outliving its segment is harmless (file_new removes it). */
+    resolved_path(b, f->id, path, sizeof(path));
+    if (unlink(path) < 0 && errno != ENOENT)
+        slog(s, FW_PRODUCER_LOG_WARN, "spool: cannot remove %s: %s", path, strerror(errno));
     s->bytes -= f->size;
     s->blocks -= f->blocks - f->resolved;
     s->records -= f->records - f->resolved_records;
     b->head = f->next;
     if (b->tail == f)
         b->tail = NULL;
+    free(f->prior);
     free(f);
 }
 
@@ -272,6 +295,14 @@ static spool_file_t *file_new(fw_spool_t *s, fw_spool_bucket_t *b, int *rc)
     spool_file_t *f = calloc(1, sizeof(*f));
     if (f == NULL) {
         *rc = -ENOMEM;
+        return NULL;
+    }
+    /* A .resolved left by a deleted file of the same id must not hide this file's blocks. */
+    char stale[PATH_MAX];
+    resolved_path(b, b->next_file_id, stale, sizeof(stale));
+    if (unlink(stale) < 0 && errno != ENOENT) {
+        *rc = -errno;
+        free(f);
         return NULL;
     }
     fw_seg_header_t h;
@@ -394,6 +425,23 @@ static void skip_rest(fw_spool_t *s, fw_spool_bucket_t *b, spool_file_t *f, int 
         file_finish(s, b, 1);
 }
 
+/* 1 if block sb of f was resolved by an earlier producer: then it counts as read and resolved. */
+static int skip_prior(fw_spool_t *s, spool_file_t *f, const fw_seg_block_t *sb, uint64_t next)
+{
+    while (f->prior_next < f->nprior && f->prior[f->prior_next] < sb->offset)
+        f->prior_next++;
+    if (f->prior_next == f->nprior || f->prior[f->prior_next] != sb->offset)
+        return 0;
+    f->prior_next++;
+    f->read++;
+    f->read_offset = next;
+    f->resolved++;
+    f->resolved_records += sb->header.record_count;
+    s->blocks--;
+    s->records -= sb->header.record_count;
+    return 1;
+}
+
 /* 1 if a reader's error means the file's bytes are bad, not that reading failed for now. */
 static int is_damage(int rc)
 {
@@ -430,6 +478,11 @@ int fw_spool_read(fw_spool_t *s, fw_spool_bucket_t *b, fw_buf_t *out, fw_spool_b
         }
         fw_seg_block_t sb;
         int rc = fw_segr_next(b->reader, &sb);
+        if (rc == FW_SEGR_BLOCK && skip_prior(s, f, &sb, fw_segr_position(b->reader))) {
+            if (f->read == f->blocks)
+                delete_done(s, b);
+            continue;
+        }
         if (rc == FW_SEGR_BLOCK) {
             fw_buf_reset(out);
             if (fw_buf_append(out, sb.data, sb.len) < 0)
@@ -490,6 +543,39 @@ int fw_spool_failed(const fw_spool_t *s)
     return s->failed;
 }
 
+/*
+ * Appends offset to f's .resolved file. Not synced: the page cache survives a
+ * kill -9, and after a host crash the worst is a block sent again (which
+ * the writer's dedup drops while it remembers the producer).
+ */
+static void note_resolved(fw_spool_t *s, fw_spool_bucket_t *b, spool_file_t *f, uint64_t offset)
+{
+    char path[PATH_MAX];
+    resolved_path(b, f->id, path, sizeof(path));
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)(offset >> (8 * i));
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    ssize_t n = -1;
+    if (fd >= 0) {
+        do {
+            n = write(fd, le, sizeof(le));
+        } while (n < 0 && errno == EINTR);
+        if (n < 0)
+            n = -errno;
+        close(fd);
+    } else {
+        n = -errno;
+    }
+    if (n != (ssize_t)sizeof(le) && !s->resolved_warned) {
+        s->resolved_warned = 1;
+        slog(s, FW_PRODUCER_LOG_WARN,
+             "spool: cannot note a resolved block in %s (%s): a later producer may send it "
+             "again (the writer drops it as a duplicate while it remembers the producer)",
+             path, n < 0 ? strerror((int)-n) : "short write");
+    }
+}
+
 void fw_spool_resolved(fw_spool_t *s, fw_spool_bucket_t *b, const fw_spool_ref_t *ref)
 {
     spool_file_t *f = b->head;
@@ -501,6 +587,10 @@ void fw_spool_resolved(fw_spool_t *s, fw_spool_bucket_t *b, const fw_spool_ref_t
     f->resolved_records += ref->records;
     s->blocks--;
     s->records -= ref->records;
+    /* Deleted just below: nothing to remember. Otherwise a later producer must know. */
+    if (!(f == b->head && f->read == f->blocks && f->resolved == f->blocks &&
+          (f->w == NULL || f == b->tail)))
+        note_resolved(s, b, f, ref->offset);
     /* The bucket caught up with everything it spooled: free the space now. */
     if (f == b->tail && f->w != NULL && f->resolved == f->blocks)
         file_finish(s, b, 0);
@@ -629,6 +719,57 @@ static int take_lock(fw_spool_t *s, char *err, size_t errcap)
     return 0;
 }
 
+static int compare_offsets(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, c = *(const uint64_t *)y;
+    return a < c ? -1 : a > c;
+}
+
+/* Reads f's .resolved (if any): offsets inside the file's whole blocks, sorted, each once. */
+static int load_prior(fw_spool_bucket_t *b, spool_file_t *f)
+{
+    char path[PATH_MAX];
+    resolved_path(b, f->id, path, sizeof(path));
+    FILE *in = fopen(path, "rbe");
+    if (in == NULL)
+        return errno == ENOENT ? 0 : -errno;
+    size_t cap = 0;
+    uint8_t le[8];
+    int rc = 0;
+    /* A torn last entry (a crash inside the 8-byte write) is not read. */
+    while (fread(le, 1, sizeof(le), in) == sizeof(le)) {
+        uint64_t off = 0;
+        for (int i = 0; i < 8; i++)
+            off |= (uint64_t)le[i] << (8 * i);
+        if (off >= f->size)
+            continue; /* past a tail cut at recovery */
+        if (f->nprior == cap) {
+            cap = cap ? cap * 2 : 64;
+            uint64_t *m = realloc(f->prior, cap * sizeof(*m));
+            if (m == NULL) {
+                rc = -ENOMEM;
+                break;
+            }
+            f->prior = m;
+        }
+        f->prior[f->nprior++] = off;
+    }
+    fclose(in);
+    if (rc < 0) {
+        free(f->prior);
+        f->prior = NULL;
+        f->nprior = 0;
+        return rc;
+    }
+    qsort(f->prior, f->nprior, sizeof(*f->prior), compare_offsets);
+    size_t k = 0;
+    for (size_t i = 0; i < f->nprior; i++)
+        if (k == 0 || f->prior[i] != f->prior[k - 1])
+            f->prior[k++] = f->prior[i];
+    f->nprior = k;
+    return 0;
+}
+
 /* Adds the files of one bucket directory, checking each and cutting torn tails. */
 static int scan_bucket(fw_spool_t *s, const char *category, uint32_t id)
 {
@@ -653,6 +794,8 @@ static int scan_bucket(fw_spool_t *s, const char *category, uint32_t id)
             /* Shorter than a header: a crash while it was being created, before any block. */
             slog(s, FW_PRODUCER_LOG_WARN, "spool: removing %s: no whole header, so no block", path);
             unlink(path);
+            resolved_path(b, ids[i], path, sizeof(path));
+            unlink(path);
             continue;
         }
         if (rc < 0) {
@@ -671,6 +814,8 @@ static int scan_bucket(fw_spool_t *s, const char *category, uint32_t id)
                  scan.blocks);
         if (scan.blocks == 0) {
             unlink(path);
+            resolved_path(b, ids[i], path, sizeof(path));
+            unlink(path);
             continue;
         }
         spool_file_t *f = calloc(1, sizeof(*f));
@@ -682,6 +827,11 @@ static int scan_bucket(fw_spool_t *s, const char *category, uint32_t id)
         f->size = scan.valid_end;
         f->blocks = scan.blocks;
         f->records = scan.records;
+        if ((rc = load_prior(b, f)) < 0) {
+            free(f);
+            free(ids);
+            return rc;
+        }
         s->bytes += f->size;
         s->blocks += f->blocks;
         s->records += f->records;
@@ -796,6 +946,7 @@ void fw_spool_close(fw_spool_t *s)
             while (b->head != NULL) {
                 spool_file_t *f = b->head;
                 b->head = f->next;
+                free(f->prior);
                 free(f);
             }
             free(b->dir);

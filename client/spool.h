@@ -5,6 +5,8 @@
  *   DIR/@lock                         flock(2): one producer per spool ("@" is in
  *                                     no category name, so none collides)
  *   DIR/<category>/<bucket>/<id>.seg  that bucket's spooled blocks, oldest file first
+ *   DIR/<category>/<bucket>/<id>.seg.resolved  offsets of its blocks already resolved,
+ *                                     which a later producer does not send again
  *
  * A spool file is a freeway segment without a seal, so the segment code
  * checks it (CRCs), recovers it after a crash (a torn tail is cut) and

@@ -466,11 +466,12 @@ void fw_spooler_done(fw_producer_t *p, fw_batch_t *b, int status, int duplicate)
     fw_bucket_t *bk = b->bucket;
     (void)duplicate;
     if (status == 0) {
+        /* Noted on disk before it is counted: a later life never counts it again. */
+        fw_spool_resolved(p->spool, bk->spool, &b->spool_ref);
         fw_paudit_acked(p, b);
         if (!b->cat->audit_internal)
             atomic_fetch_add_explicit(&p->stats.records_replay_acked, b->spool_ref.records,
                                       memory_order_relaxed);
-        fw_spool_resolved(p->spool, bk->spool, &b->spool_ref);
     } else if (status != -ECANCELED) {
         /* Refused for good (a category deleted, a limit lowered): counted and said, not hidden. */
         fw_plog(p, FW_PRODUCER_LOG_ERROR,

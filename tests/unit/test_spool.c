@@ -1174,3 +1174,113 @@ FWT_TEST(a_block_damaged_after_open_is_skipped_by_the_reader_which_goes_on_with_
     USAGE_EXPECT(s, 0, 0, 0, 0);
     spool_close(s);
 }
+
+static void resolved_file_path(char *out, const char *root, const char *category, uint32_t bucket,
+                               uint64_t file_id)
+{
+    char seg[PATH_MAX];
+    seg_path(seg, root, category, bucket, file_id);
+    FWT_ASSERT(snprintf(out, PATH_MAX, "%s.resolved", seg) < PATH_MAX);
+}
+
+/*
+ * A file that must stay (some of its blocks unresolved) remembers the blocks
+ * resolved in it, out of order too: the next producer's replay skips them
+ * and reads only the rest, so a block a writer acked is never sent by two
+ * producer lives (its dedup table may have forgotten the first; the audit
+ * would count both acks). Usage counts the skipped blocks once they are
+ * passed, and the file and its .resolved go when everything is resolved.
+ */
+FWT_TEST(blocks_resolved_before_a_reopen_are_not_read_again)
+{
+    const char *dir = subdir("spool");
+    const tblock_t *t[5];
+    for (int i = 0; i < 5; i++)
+        t[i] = block_make(0xcccc0003, (uint64_t)i + 1, 3);
+    fw_spool_config_t c = config(dir);
+    fw_spool_t *s = spool_open(&c);
+    fw_spool_bucket_t *b = bucket_make(s, "alpha", 0);
+    for (int i = 0; i < 5; i++)
+        append(s, b, t[i]);
+    fw_spool_ref_t r[5];
+    for (int i = 0; i < 4; i++)
+        r[i] = READ_EXPECT(s, b, t[i]);
+    /* Acks out of order; block 2 read but not acked, block 4 never read. */
+    fw_spool_resolved(s, b, &r[3]);
+    fw_spool_resolved(s, b, &r[0]);
+    fw_spool_resolved(s, b, &r[1]);
+    spool_close(s);
+
+    char rpath[PATH_MAX];
+    resolved_file_path(rpath, dir, "alpha", 0, 1);
+    struct stat st;
+    FWT_ASSERT(stat(rpath, &st) == 0);
+    FWT_ASSERT_UINT_EQ(st.st_size, 3 * 8);
+    /* A crash inside the next entry's write leaves a torn entry: not read. */
+    int fd = open(rpath, O_WRONLY | O_APPEND);
+    FWT_ASSERT(fd >= 0);
+    FWT_ASSERT(write(fd, "\x01\x02\x03", 3) == 3);
+    close(fd);
+
+    s = spool_open(&c);
+    b = fw_spool_bucket(s, "alpha", 0, 0);
+    FWT_ASSERT(b != NULL && !fw_spool_bucket_empty(b));
+    fw_spool_ref_t r2 = READ_EXPECT(s, b, t[2]);
+    fw_spool_ref_t r4 = READ_EXPECT(s, b, t[4]);
+    READ_NONE(s, b);
+    USAGE_EXPECT(s, seg_size(dir, "alpha", 0, 1), 2, 6, 1);
+    fw_spool_resolved(s, b, &r4);
+    fw_spool_resolved(s, b, &r2);
+    FWT_ASSERT(!seg_exists(dir, "alpha", 0, 1));
+    FWT_ASSERT(stat(rpath, &st) < 0 && errno == ENOENT);
+    USAGE_EXPECT(s, 0, 0, 0, 0);
+    spool_close(s);
+}
+
+/*
+ * A .resolved whose segment is gone (a crash between the two unlinks) names
+ * offsets of a file id that a later file may take again: that file's blocks
+ * are all read, by this producer and the next.
+ */
+FWT_TEST(a_resolved_list_left_by_a_deleted_file_does_not_hide_a_new_files_blocks)
+{
+    const char *dir = subdir("spool");
+    const tblock_t *t[2];
+    for (int i = 0; i < 2; i++)
+        t[i] = block_make(0xdddd0004, (uint64_t)i + 1, 1);
+    fw_spool_config_t c = config(dir);
+    fw_spool_t *s = spool_open(&c);
+    fw_spool_bucket_t *b = bucket_make(s, "alpha", 0);
+    append(s, b, t[0]);
+    spool_close(s);
+
+    /* Left over: file 1's first block listed as resolved, then file 1 removed. */
+    char rpath[PATH_MAX], seg[PATH_MAX];
+    resolved_file_path(rpath, dir, "alpha", 0, 1);
+    seg_path(seg, dir, "alpha", 0, 1);
+    uint64_t first = header_len("alpha");
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)(first >> (8 * i));
+    int fd = open(rpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    FWT_ASSERT(fd >= 0);
+    FWT_ASSERT(write(fd, le, sizeof(le)) == (ssize_t)sizeof(le));
+    close(fd);
+    FWT_ASSERT(unlink(seg) == 0);
+
+    s = spool_open(&c);
+    b = bucket_make(s, "alpha", 0);
+    append(s, b, t[0]);
+    append(s, b, t[1]);
+    FWT_ASSERT(seg_exists(dir, "alpha", 0, 1));
+    spool_close(s);
+
+    /* The next producer reads both. */
+    s = spool_open(&c);
+    b = fw_spool_bucket(s, "alpha", 0, 0);
+    FWT_ASSERT(b != NULL);
+    READ_EXPECT(s, b, t[0]);
+    READ_EXPECT(s, b, t[1]);
+    READ_NONE(s, b);
+    spool_close(s);
+}
