@@ -106,7 +106,8 @@ static void unlink_block(fw_bucket_t *bk, fw_batch_t *b)
 
 fw_batch_t *fw_bucket_next_to_send(const fw_bucket_t *bk)
 {
-    if (bk->state != FW_BUCKET_SENDING || (bk->probing && bk->inflight > 0) || bk->want_spool)
+    if (bk->state != FW_BUCKET_SENDING || (bk->probing && bk->inflight > 0) || bk->want_spool ||
+        bk->replay_paused)
         return NULL;
     return bk->send_next;
 }

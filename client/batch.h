@@ -144,6 +144,7 @@ struct fw_bucket_s {
      */
     int spooling;
     int want_spool;
+    int replay_paused; /* closing: no more blocks read back go out (fw_spooler_pause) */
     fw_spool_bucket_t *spool;
     fw_batch_t *pend_head, *pend_tail; /* built, waiting for room in the spool */
     fw_batch_t *held;                  /* read back, but of another producer id than the queue's */

@@ -743,6 +743,7 @@ int fw_producer_create(fw_producer_t **out, const fw_producer_options_t *o)
         goto fail;
     if ((rc = -pthread_create(&p->thread, NULL, io_main, p)) < 0)
         goto fail;
+    fw_paudit_start(p);
     *out = p;
     return 0;
 
@@ -983,6 +984,13 @@ static int spool_pending(const fw_producer_t *p, uint64_t unused)
     return !p->spool_drained;
 }
 
+/* [mu held] 1 while a block read back from the spool may still be acked. */
+static int replay_pending(const fw_producer_t *p, uint64_t unused)
+{
+    (void)unused;
+    return !p->replay_quiet;
+}
+
 /*
  * [mu held] Waits on flush_cv while pending(p, arg) and the I/O thread runs:
  * 0, or -ETIMEDOUT at deadline (when timeout_ms >= 0).
@@ -1077,10 +1085,25 @@ int fw_producer_close(fw_producer_t *p, int timeout_ms)
      * stop), not a failure of the application's records.
      */
     if (rc == 0) {
+        int64_t audit_deadline = fw_clock_mono_ms() + AUDIT_CLOSE_WAIT_MS;
+        if (timeout_ms >= 0 && deadline < audit_deadline)
+            audit_deadline = deadline;
+        /*
+         * Replays stop first and their answers are awaited, so an ack this
+         * life counts is in its final report; a block still unanswered at
+         * the deadline stays in the spool for the next life to send and count.
+         */
+        if (p->o.spool_dir != NULL) {
+            pthread_mutex_lock(&p->mu);
+            p->replay_pause = 1;
+            pthread_mutex_unlock(&p->mu);
+            uv_async_send(&p->wake);
+            pthread_mutex_lock(&p->mu);
+            (void)wait_flush_locked(p, replay_pending, 0, 0, audit_deadline);
+            pthread_mutex_unlock(&p->mu);
+        }
         (void)fw_paudit_final(p);
-        int64_t left = deadline - fw_clock_mono_ms();
-        if (timeout_ms < 0 || left > AUDIT_CLOSE_WAIT_MS)
-            left = AUDIT_CLOSE_WAIT_MS;
+        int64_t left = audit_deadline - fw_clock_mono_ms();
         (void)flush(p, left > 0 ? (int)left : 0, 1);
     }
 

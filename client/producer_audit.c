@@ -42,6 +42,21 @@ int fw_paudit_init(fw_producer_t *p)
     return 0;
 }
 
+void fw_paudit_start(fw_producer_t *p)
+{
+    if (p->audit_category == NULL)
+        return;
+    /*
+     * Its metadata is asked for now, not at the first report: a producer
+     * whose writers go away before then can still place its reports, and
+     * spool them (the spool keeps the category's shape).
+     */
+    pthread_mutex_lock(&p->mu);
+    (void)fw_producer_category_locked(p, p->audit_category);
+    pthread_mutex_unlock(&p->mu);
+    uv_async_send(&p->wake);
+}
+
 void fw_paudit_free(fw_producer_t *p)
 {
     fw_audit_table_free(&p->audit_counts);

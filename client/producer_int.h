@@ -224,6 +224,8 @@ struct fw_producer_s {
     int spool_full;            /* the spool refused a block for room ... */
     uint64_t spool_full_bytes; /* ... when it held this much (room again below it) */
     int spool_drained;         /* the spool holds nothing to send, nothing waits for it */
+    int replay_pause;          /* close: send nothing more from the spool ... */
+    int replay_quiet;          /* ... and no block from it awaits an answer any more */
 
     /* [io] */
     int64_t now;     /* monotonic ms, refreshed at each callback */
@@ -246,6 +248,7 @@ struct fw_producer_s {
     fw_bucket_t *spooling_head;                /* buckets spooling */
     fw_batch_t *unsynced_head, *unsynced_tail; /* written, callbacks wait for the sync */
     size_t replay_bytes;                       /* of blocks read back and not resolved */
+    int replay_paused;                         /* fw_spooler_pause ran */
     size_t replay_max;
     /* discovery */
     int zk_used;
@@ -373,6 +376,12 @@ void fw_spooler_after_try(fw_producer_t *p, fw_bucket_t *bk);
 void fw_spooler_tick(fw_producer_t *p);
 /* A sender found the memory buffer full: every bucket with blocks waiting spools. */
 void fw_spooler_memory_full(fw_producer_t *p);
+/*
+ * Close, before the audit's final report: nothing more is read back or sent
+ * from the spool, and replay_quiet is published once no block from it
+ * awaits an answer, so every replay ack this life gets is in its report.
+ */
+void fw_spooler_pause(fw_producer_t *p);
 /* Shutdown (no try in flight): leftovers of direct buckets go to the spool, then it closes. */
 void fw_spooler_stop(fw_producer_t *p);
 
@@ -432,6 +441,8 @@ void fw_discovery_writer_ok(fw_producer_t *p, fw_writer_t *w);
 
 /* Sets up the audit from p->o (before the I/O thread starts). 0 or -ENOMEM. */
 int fw_paudit_init(fw_producer_t *p);
+/* Once the I/O thread runs: the audit category's metadata is asked for at once. */
+void fw_paudit_start(fw_producer_t *p);
 /* Frees the audit's memory. */
 void fw_paudit_free(fw_producer_t *p);
 /* A writer acked block b (its records count once, whatever the tries). */

@@ -608,12 +608,15 @@ void fw_sender_wake_cb(uv_async_t *h)
     }
     int stopping = p->stopping;
     int spool_wanted = p->spool_wanted;
+    int replay_pause = p->replay_pause;
     p->spool_wanted = 0;
     pthread_mutex_unlock(&p->mu);
     if (stopping) {
         stop(p);
         return;
     }
+    if (replay_pause)
+        fw_spooler_pause(p);
     if (spool_wanted)
         fw_spooler_memory_full(p);
     fw_sender_kick(p);

@@ -58,7 +58,15 @@ static void publish(fw_producer_t *p)
     for (fw_bucket_t *bk = p->spooling_head; bk != NULL && !full; bk = bk->spnext)
         full = bk->pend_head != NULL;
     int waiting = full || p->unsynced_head != NULL;
+    int quiet = p->replay_paused;
+    for (fw_bucket_t *bk = p->spooling_head; bk != NULL && quiet; bk = bk->spnext)
+        quiet = bk->inflight == 0;
     pthread_mutex_lock(&p->mu);
+    if (quiet != p->replay_quiet) {
+        p->replay_quiet = quiet;
+        if (quiet)
+            pthread_cond_broadcast(&p->flush_cv);
+    }
     if (full != p->spool_full) {
         p->spool_full = full;
         /* Senders waiting for memory apply the full-spool policy, or try again. */
@@ -168,12 +176,14 @@ void fw_spooler_shape(fw_producer_t *p, fw_pcat_t *cat, uint32_t max_record, fw_
 static void spooling_add(fw_producer_t *p, fw_bucket_t *bk)
 {
     bk->spooling = 1;
+    bk->replay_paused = p->replay_paused;
     bk->spnext = p->spooling_head;
     p->spooling_head = bk;
 }
 
 static void spooling_remove(fw_producer_t *p, fw_bucket_t *bk)
 {
+    bk->replay_paused = 0; /* direct again: its blocks are not replays */
     for (fw_bucket_t **pp = &p->spooling_head; *pp != NULL; pp = &(*pp)->spnext) {
         if (*pp == bk) {
             *pp = bk->spnext;
@@ -304,7 +314,7 @@ static void replay_free(fw_producer_t *p, fw_bucket_t *bk, fw_batch_t *b)
  */
 static void read_back(fw_producer_t *p, fw_bucket_t *bk)
 {
-    while (bk->nqueued < WINDOW_BLOCKS && bk->window_bytes < WINDOW_BYTES &&
+    while (!p->replay_paused && bk->nqueued < WINDOW_BLOCKS && bk->window_bytes < WINDOW_BYTES &&
            p->replay_bytes < p->replay_max) {
         fw_batch_t *b = bk->held;
         if (b == NULL) {
@@ -564,6 +574,16 @@ void fw_spooler_memory_full(fw_producer_t *p)
                 switch_to_spool(p, bk, "the memory buffer is full");
         }
     }
+}
+
+void fw_spooler_pause(fw_producer_t *p)
+{
+    if (p->spool == NULL || p->replay_paused)
+        return;
+    p->replay_paused = 1;
+    for (fw_bucket_t *bk = p->spooling_head; bk != NULL; bk = bk->spnext)
+        bk->replay_paused = 1;
+    publish(p);
 }
 
 void fw_spooler_stop(fw_producer_t *p)

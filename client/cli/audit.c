@@ -306,6 +306,7 @@ typedef struct column_s {
     int is_produced;
     uint64_t total, total_expected;
     uint64_t minutes_differing;
+    uint64_t unreported; /* produced: records written that no report counted (see unreported) */
 } column_t;
 
 typedef struct row_key_s {
@@ -347,12 +348,30 @@ static uint64_t expected_of(const column_t *c, const fw_audit_table_t *written, 
     return fw_audit_table_get(c->is_produced ? written : &c->expected, 0, b, m);
 }
 
+/*
+ * The records of a produced cell that are written but that no report
+ * counted, when some life ended without its final report: a producer
+ * killed takes up to a report interval of counts along. Fewer produced
+ * than written is never a loss (a loss is the other way round), so it is
+ * said, not judged a difference; a cell with no such life is judged.
+ */
+static uint64_t unreported(const fw_audit_t *a, const column_t *c, const fw_audit_table_t *written,
+                           uint32_t b, int64_t m)
+{
+    if (!c->is_produced || m >= a->settled_min || a->plives_unfinished + a->plives_silent == 0)
+        return 0;
+    int64_t got = got_of(c, b, m);
+    uint64_t want = expected_of(c, written, b, m);
+    return got >= 0 && (uint64_t)got < want ? want - (uint64_t)got : 0;
+}
+
 /* 1 if column c's cell is judged (producers' only once settled) and is not what is expected. */
 static int differs(const fw_audit_t *a, const column_t *c, const fw_audit_table_t *written,
                    uint32_t b, int64_t m)
 {
     int judged = !c->is_produced || m < a->settled_min;
-    return judged && got_of(c, b, m) != (int64_t)expected_of(c, written, b, m);
+    return judged && got_of(c, b, m) != (int64_t)expected_of(c, written, b, m) &&
+           unreported(a, c, written, b, m) == 0;
 }
 
 static int print_audit(fw_audit_t *a, const fw_audit_table_t *written, column_t *cols, size_t ncols,
@@ -383,6 +402,7 @@ static int print_audit(fw_audit_t *a, const fw_audit_table_t *written, column_t 
             cols[c].total += (uint64_t)got_of(&cols[c], r->bucket, r->minute);
             cols[c].total_expected += expected_of(&cols[c], written, r->bucket, r->minute);
             cols[c].minutes_differing += differs(a, &cols[c], written, r->bucket, r->minute);
+            cols[c].unreported += unreported(a, &cols[c], written, r->bucket, r->minute);
         }
     }
 
@@ -394,6 +414,10 @@ static int print_audit(fw_audit_t *a, const fw_audit_table_t *written, column_t 
         else
             printf("  %-10s %-40.40s %12" PRIu64 " %10" PRIu64 "\n", "produced",
                    "producers' reports", cols[c].total, cols[c].minutes_differing);
+        if (cols[c].unreported > 0)
+            printf("  %-10s %" PRIu64 " records written that no report counted: producer lives "
+                   "without a report took their last counts along (killed)\n",
+                   "", cols[c].unreported);
     }
     printf("  %-10s %-40.40s %12" PRIu64 " %10s\n", "written", a->written.label, written_total,
            "-");
@@ -482,16 +506,16 @@ static void print_sources(const fw_audit_t *a)
             printf("  copy%-5zu %s: %" PRIu64 " segments, %" PRIu64 " blocks\n", i + 1, s->label,
                    s->segments, s->blocks);
     }
-    uint64_t unfinished = 0, missing = 0;
-    for (size_t i = 0; i < a->nplives; i++) {
-        unfinished += !a->plives[i].final;
+    uint64_t missing = 0;
+    for (size_t i = 0; i < a->nplives; i++)
         missing += a->plives[i].max_seq - a->plives[i].reports;
-    }
     printf("  reports   %" PRIu64 " about %s: %zu producer lives (%" PRIu64
            " without a final report: running, or killed with their last counts)",
-           a->reports, a->category, a->nplives, unfinished);
+           a->reports, a->category, a->nplives, a->plives_unfinished);
     if (missing > 0)
         printf(", %" PRIu64 " producer reports missing", missing);
+    if (a->plives_silent > 0)
+        printf(", %" PRIu64 " producer ids that wrote without any report", a->plives_silent);
     printf("; %zu consumers\n", a->nconsumers);
     if (a->repeated_reports > 0)
         printf("  reports stored more than once: %" PRIu64 " (counted once)\n",
@@ -605,6 +629,8 @@ static int run(const audit_cfg_t *cfg)
                 cfg->audit_category, fw_strerror(rc));
         goto out;
     }
+    if (fw_audit_count_silent(&a) < 0)
+        goto oom;
     /*
      * No producer reported on the category at all (the audit category was
      * never created, or its producers have audit_category NULL): there is

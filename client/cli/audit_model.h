@@ -102,6 +102,8 @@ typedef struct fw_audit_s {
     fw_audit_table_t produced; /* tag 0 */
     fw_aplife_t *plives;
     size_t nplives, plives_cap;
+    uint64_t plives_unfinished; /* without a final report (fw_audit_read_reports counts) */
+    uint64_t plives_silent;     /* producer ids in the written store with no report at all */
     fw_aconsumer_t *consumers;
     size_t nconsumers, consumers_cap;
     /* (life, hop, consumer) -> 1 + the index of the life in plives or its consumer's lives */
@@ -127,6 +129,12 @@ int fw_audit_scan_store(const fw_audit_t *a, fw_astore_t *s);
  * reports about a->category. 0 or -errno.
  */
 int fw_audit_read_reports(fw_audit_t *a, const char *root, const char *audit_category);
+/*
+ * After both reads: a->plives_silent, the producer ids of written blocks
+ * that no report names (lives killed before their first report, or that
+ * never reported). 0 or -ENOMEM.
+ */
+int fw_audit_count_silent(fw_audit_t *a);
 void fw_audit_free(fw_audit_t *a);
 
 /* ---- audit_judge.c ---- */

@@ -374,7 +374,30 @@ int fw_audit_read_reports(fw_audit_t *a, const char *root, const char *audit_cat
     report_reader_t rr = {.a = a, .scratch = FW_BUF_INIT};
     int rc = each_segment(root, audit_category, NULL, read_report_file, &rr);
     fw_buf_free(&rr.scratch);
+    a->plives_unfinished = 0;
+    for (size_t i = 0; i < a->nplives; i++)
+        a->plives_unfinished += !a->plives[i].final;
     return rc;
+}
+
+int fw_audit_count_silent(fw_audit_t *a)
+{
+    fw_audit_table_t seen = {0};
+    a->plives_silent = 0;
+    for (uint32_t b = 0; b < a->written.nbuckets; b++)
+        for (size_t i = 0; i < a->written.buckets[b].n; i++) {
+            uint64_t pid = a->written.buckets[b].blocks[i].producer_id;
+            if (fw_audit_table_get(&a->life_index, pid, FWPB__AUDIT_HOP__AUDIT_PRODUCED, 0) > 0 ||
+                fw_audit_table_get(&seen, pid, 0, 0) > 0)
+                continue;
+            if (fw_audit_table_add(&seen, pid, 0, 0, 1) < 0) {
+                fw_audit_table_free(&seen);
+                return -ENOMEM;
+            }
+            a->plives_silent++;
+        }
+    fw_audit_table_free(&seen);
+    return 0;
 }
 
 static void store_free(fw_astore_t *s)

@@ -13,6 +13,8 @@
  * - `freeway tail --audit` says when its reports have nowhere to go;
  * - a producer whose records went to the spool (writers gone) closes without
  *   waiting out its timeout for its last report;
+ * - a producer closed in the middle of its replay reports every ack it counted;
+ * - records of a producer killed before its report are unreported, not a loss;
  * - a copy that lost what its copier had recorded as copied differs;
  * - without any producer report, "produced" is not judged;
  * - reports lost to damage in the audit category's segments are said to be.
@@ -31,10 +33,12 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define BUCKETS 4
@@ -403,6 +407,126 @@ FWT_TEST(a_producer_that_spools_closes_without_waiting_out_its_timeout)
                      with_audit ? "there" : "missing");
         fwt_zk_stop(&f.zk);
     }
+}
+
+static int replay_began(void *arg)
+{
+    fw_producer_stats_t st;
+    fw_producer_stats((fw_producer_t *)arg, &st);
+    return st.records_replay_acked > 0;
+}
+
+/* A producer with a spool (spooling after 100 ms), small blocks. */
+static fw_producer_t *spooling_producer(const fab_t *f, const char *dir)
+{
+    fw_producer_options_t o;
+    fw_producer_options_init(&o);
+    o.zk = f->spec;
+    o.spool_dir = dir;
+    o.spool_after_ms = 100;
+    o.batch_bytes = 512;
+    fw_producer_t *p = NULL;
+    FWT_ASSERT_OK(fw_producer_create(&p, &o));
+    return p;
+}
+
+/*
+ * A producer closed while it replays its spool: every replay ack it counts
+ * must be in its final report (replays stop before it is taken), and what
+ * it left in the spool is counted once by the next life that sends it. The
+ * audit of the whole run agrees.
+ */
+FWT_TEST(a_producer_closed_while_it_replays_reports_every_ack_it_counted)
+{
+    fab_t f;
+    fab_start(&f, 1, NULL);
+    char dir[FWT_PATH_MAX + 16];
+    snprintf(dir, sizeof(dir), "%s/spool", fwt_tmpdir());
+
+    /* Life 1: the writer gone, thousands of small blocks go to the spool. */
+    fw_producer_t *p = spooling_producer(&f, dir);
+    send_one(p, "k", 0);
+    fwt_cal_stop(&f.w);
+    char value[200];
+    memset(value, 'v', sizeof(value));
+    for (int i = 0; i < 8000; i++)
+        FWT_ASSERT_OK(fw_producer_send(p, "web", "k", 1, value, sizeof(value), 0, NULL, NULL));
+    FWT_ASSERT_OK(fw_producer_close(p, 30000));
+
+    /* Life 2: closed as soon as the first replayed block is acked. */
+    fwt_cal_start(&f.w, "w1", f.spec, f.root, NULL);
+    fwt_cal_wait_owns(&f.w, BUCKETS + 1, "the writer to own every bucket again");
+    p = spooling_producer(&f, dir);
+    fwt_wait_until(replay_began, p, 30000, "the replay to begin");
+    FWT_ASSERT_OK(fw_producer_close(p, 30000));
+
+    /* Life 3: sends the rest. */
+    p = spooling_producer(&f, dir);
+    FWT_ASSERT_OK(fw_producer_drain_spool(p, 60000));
+    FWT_ASSERT_OK(fw_producer_close(p, 30000));
+
+    char *out = NULL;
+    int rc = audit_root(f.root, "none", &out);
+    if (rc != 0)
+        FWT_FAIL("freeway audit after a close in the middle of a replay exited %d:\n%s", rc, out);
+    free(out);
+    fab_stop(&f);
+}
+
+/*
+ * A producer killed (kill -9) after its records were acked and before its
+ * first report: the audit finds its producer id in the written blocks with
+ * no report, and says that the written records no report counted are
+ * unreported -- fewer produced than written is never a loss -- instead of a
+ * difference. A loss (more produced than written) is still one.
+ */
+FWT_TEST(a_producer_killed_before_its_report_is_unreported_not_a_difference)
+{
+    fab_t f;
+    fab_start(&f, 1, NULL);
+    /* A producer that closes: its final report counts its records. */
+    logbook_t l = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    fw_producer_t *p = producer(&f, &l, FW_AUDIT_CATEGORY_DEFAULT, 10000);
+    send_one(p, "a", 0);
+    FWT_ASSERT_OK(fw_producer_close(p, 10000));
+
+    int ready[2];
+    FWT_ASSERT(pipe(ready) == 0);
+    pid_t pid = fork();
+    FWT_ASSERT(pid >= 0);
+    if (pid == 0) {
+        /* The child: 10 records acked, then it waits to be killed (reports every 10 s). */
+        close(ready[0]);
+        fw_producer_options_t o;
+        fw_producer_options_init(&o);
+        o.zk = f.spec;
+        fw_producer_t *c = NULL;
+        if (fw_producer_create(&c, &o) < 0)
+            _exit(2);
+        for (int i = 0; i < 10; i++)
+            if (fw_producer_send(c, "web", "k", 1, "v", 1, 0, NULL, NULL) < 0)
+                _exit(3);
+        if (fw_producer_flush(c, 10000) < 0 || write(ready[1], "y", 1) != 1)
+            _exit(4);
+        for (;;)
+            pause();
+    }
+    close(ready[1]);
+    char y = 0;
+    ssize_t n = read(ready[0], &y, 1);
+    close(ready[0]);
+    kill(pid, SIGKILL);
+    int status;
+    FWT_ASSERT(waitpid(pid, &status, 0) == pid);
+    FWT_ASSERT(n == 1 && y == 'y');
+
+    char *out = NULL;
+    int rc = audit_root(f.root, "none", &out);
+    if (rc != 0 || strstr(out, "10 records written that no report counted") == NULL ||
+        strstr(out, "1 producer ids that wrote without any report") == NULL)
+        FWT_FAIL("freeway audit after a producer killed before its report exited %d:\n%s", rc, out);
+    free(out);
+    fab_stop(&f);
 }
 
 static int copier_caught_up(void *arg)
