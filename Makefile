@@ -65,6 +65,9 @@ CLIENT_SRCS := $(wildcard client/*.c)
 HARNESS_SRCS := $(wildcard tests/harness/*.c)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 INTEG_SRCS := $(wildcard tests/integration/*.c)
+# tests/chaos: the fault-injection run (test_chaos) and the processes it drives.
+CHAOS_TEST_SRCS := $(wildcard tests/chaos/test_*.c)
+CHAOS_TOOL_SRCS := $(wildcard tests/chaos/chaos_*.c)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
@@ -87,7 +90,8 @@ LIB_CLIENT := $(B)/lib/libfreeway.a
 
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 INTEG_BINS := $(patsubst tests/integration/%.c,$(B)/tests/%,$(INTEG_SRCS))
-TEST_BINS := $(UNIT_BINS) $(INTEG_BINS)
+CHAOS_BINS := $(patsubst tests/chaos/%.c,$(B)/tests/%,$(CHAOS_TEST_SRCS))
+TEST_BINS := $(UNIT_BINS) $(INTEG_BINS) $(CHAOS_BINS)
 
 .PHONY: all test asan fuzz fuzz-build fuzz-seeds bench demo demo-stop format format-check clean deps \
         install install-files uninstall
@@ -100,7 +104,8 @@ CLI_OBJS := $(call obj,$(CLI_SRCS))
 CLI_BIN := $(B)/bin/freeway
 
 TOOL_SRCS := $(wildcard tests/tools/*.c)
-TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRCS))
+TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRCS)) \
+             $(patsubst tests/chaos/%.c,$(B)/tools/%,$(CHAOS_TOOL_SRCS))
 
 DAEMON_BINS := $(patsubst %/main.c,$(B)/bin/%,$(wildcard calligraphus/main.c ptail/main.c \
                  copier/main.c))
@@ -220,6 +225,11 @@ $(B)/tests/%: $(B)/obj/tests/integration/%.o $(HARNESS_OBJS) $(TEST_LIBS)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
+$(B)/tests/%: $(B)/obj/tests/chaos/%.o $(HARNESS_OBJS) $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
 $(CLI_BIN): $(CLI_OBJS) $(LIB_CLIENT) $(LIB_PROTO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
@@ -236,6 +246,12 @@ $(FWBENCH_BIN): $(call obj,$(FWBENCH_SRCS)) $(LIB_CLIENT) $(LIB_PROTO) $(LIB_COM
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/tools/%: $(B)/obj/tests/tools/%.o $(LIB_PROTO) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# The chaos run's producer and consumer: applications of libfreeway.
+$(B)/tools/chaos_%: $(B)/obj/tests/chaos/chaos_%.o $(LIB_CLIENT) $(LIB_PROTO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)

@@ -485,6 +485,11 @@ const char *fwt_example(const char *name)
     return built_path("examples", name);
 }
 
+const char *fwt_tool(const char *name)
+{
+    return built_path("tools", name);
+}
+
 const char *fwt_source(const char *rel)
 {
     static char path[FWT_PATH_MAX];

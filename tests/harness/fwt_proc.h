@@ -111,6 +111,9 @@ const char *fwt_bin(const char *name);
 /* The same for an example application (build/<mode>/examples/NAME). */
 const char *fwt_example(const char *name);
 
+/* The same for a test tool (build/<mode>/tools/NAME: tests/tools, tests/chaos/chaos_*). */
+const char *fwt_tool(const char *name);
+
 /*
  * A file of the source tree (docs/metrics.md), found from this test binary
  * (build/<mode>/tests/ is three levels down). Fails the test if it cannot
