@@ -14,7 +14,8 @@
  * - a producer whose records went to the spool (writers gone) closes without
  *   waiting out its timeout for its last report;
  * - a producer closed in the middle of its replay reports every ack it counted;
- * - records of a producer killed before its report are unreported, not a loss;
+ * - records of a producer killed before its report are unreported, not a loss,
+ *   and excuse no other producer's doubled records;
  * - a copy that lost what its copier had recorded as copied differs;
  * - without any producer report, "produced" is not judged;
  * - reports lost to damage in the audit category's segments are said to be.
@@ -30,14 +31,18 @@
 #include "client/producer_int.h"
 #include "clock.h"
 #include "error.h"
+#include "names.h"
+#include "segment.h"
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -474,6 +479,42 @@ FWT_TEST(a_producer_closed_while_it_replays_reports_every_ack_it_counted)
 }
 
 /*
+ * A producer in a child process gets 10 records stamped ts acked, then is
+ * killed (kill -9) before its first report (they come every 10 s).
+ */
+static void kill_after_acks(const fab_t *f, int64_t ts)
+{
+    int ready[2];
+    FWT_ASSERT(pipe(ready) == 0);
+    pid_t pid = fork();
+    FWT_ASSERT(pid >= 0);
+    if (pid == 0) {
+        close(ready[0]);
+        fw_producer_options_t o;
+        fw_producer_options_init(&o);
+        o.zk = f->spec;
+        fw_producer_t *c = NULL;
+        if (fw_producer_create(&c, &o) < 0)
+            _exit(2);
+        for (int i = 0; i < 10; i++)
+            if (fw_producer_send(c, "web", "k", 1, "v", 1, ts, NULL, NULL) < 0)
+                _exit(3);
+        if (fw_producer_flush(c, 10000) < 0 || write(ready[1], "y", 1) != 1)
+            _exit(4);
+        for (;;)
+            pause();
+    }
+    close(ready[1]);
+    char y = 0;
+    ssize_t n = read(ready[0], &y, 1);
+    close(ready[0]);
+    kill(pid, SIGKILL);
+    int status;
+    FWT_ASSERT(waitpid(pid, &status, 0) == pid);
+    FWT_ASSERT(n == 1 && y == 'y');
+}
+
+/*
  * A producer killed (kill -9) after its records were acked and before its
  * first report: the audit finds its producer id in the written blocks with
  * no report, and says that the written records no report counted are
@@ -490,35 +531,7 @@ FWT_TEST(a_producer_killed_before_its_report_is_unreported_not_a_difference)
     send_one(p, "a", 0);
     FWT_ASSERT_OK(fw_producer_close(p, 10000));
 
-    int ready[2];
-    FWT_ASSERT(pipe(ready) == 0);
-    pid_t pid = fork();
-    FWT_ASSERT(pid >= 0);
-    if (pid == 0) {
-        /* The child: 10 records acked, then it waits to be killed (reports every 10 s). */
-        close(ready[0]);
-        fw_producer_options_t o;
-        fw_producer_options_init(&o);
-        o.zk = f.spec;
-        fw_producer_t *c = NULL;
-        if (fw_producer_create(&c, &o) < 0)
-            _exit(2);
-        for (int i = 0; i < 10; i++)
-            if (fw_producer_send(c, "web", "k", 1, "v", 1, 0, NULL, NULL) < 0)
-                _exit(3);
-        if (fw_producer_flush(c, 10000) < 0 || write(ready[1], "y", 1) != 1)
-            _exit(4);
-        for (;;)
-            pause();
-    }
-    close(ready[1]);
-    char y = 0;
-    ssize_t n = read(ready[0], &y, 1);
-    close(ready[0]);
-    kill(pid, SIGKILL);
-    int status;
-    FWT_ASSERT(waitpid(pid, &status, 0) == pid);
-    FWT_ASSERT(n == 1 && y == 'y');
+    kill_after_acks(&f, 0);
 
     char *out = NULL;
     int rc = audit_root(f.root, "none", &out);
@@ -527,6 +540,83 @@ FWT_TEST(a_producer_killed_before_its_report_is_unreported_not_a_difference)
         FWT_FAIL("freeway audit after a producer killed before its report exited %d:\n%s", rc, out);
     free(out);
     fab_stop(&f);
+}
+
+/*
+ * Stores a block of producer pid again under another sequence, in a new
+ * segment of its bucket: what a writer that forgot the producer does with a
+ * block sent twice (renumbered, or replayed by a later life). 1 if found.
+ */
+static int store_again_renumbered(const char *root, uint64_t pid)
+{
+    for (uint32_t bucket = 0; bucket < BUCKETS; bucket++) {
+        char dir[FWT_PATH_MAX + 32];
+        snprintf(dir, sizeof(dir), "%s/web/%" PRIu32, root, bucket);
+        uint64_t *ids;
+        size_t n;
+        if (fw_seg_list(dir, &ids, &n) < 0)
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            char path[FWT_PATH_MAX + 64], name[FW_SEG_NAME_LEN + 1];
+            fw_seg_name(name, ids[i]);
+            snprintf(path, sizeof(path), "%s/%s", dir, name);
+            fw_segr_t *r = NULL;
+            FWT_ASSERT_OK(fw_segr_open(path, &r));
+            fw_seg_block_t sb;
+            while (fw_segr_next(r, &sb) == FW_SEGR_BLOCK) {
+                if (sb.header.producer_id != pid)
+                    continue;
+                uint8_t *copy = malloc(sb.len);
+                FWT_ASSERT(copy != NULL);
+                memcpy(copy, sb.data, sb.len);
+                FWT_ASSERT_OK(fw_block_set_sequence(copy, sb.len, sb.header.sequence + 1000));
+                fw_seg_header_t h = *fw_segr_header(r);
+                h.segment_id = ids[n - 1] + 1;
+                fw_segw_t *w = NULL;
+                FWT_ASSERT_OK(fw_segw_create(dir, &h, &w));
+                struct iovec iov = {copy, sb.len};
+                uint64_t at;
+                FWT_ASSERT_OK(fw_segw_append(w, &iov, 1, 1, sb.header.record_count, &at));
+                FWT_ASSERT_OK(fw_segw_sync(w));
+                fw_segw_close(w);
+                free(copy);
+                fw_segr_close(r);
+                free(ids);
+                return 1;
+            }
+            fw_segr_close(r);
+        }
+        free(ids);
+    }
+    return 0;
+}
+
+/*
+ * A producer life with its final report whose records are written twice
+ * (a block stored again under another sequence) differs, even when another
+ * producer, in another minute, was killed before its report: that one's
+ * unreported records excuse only what it wrote, not every cell.
+ */
+FWT_TEST(an_unreported_life_does_not_excuse_another_lifes_doubled_records)
+{
+    fab_t f;
+    fab_start(&f, 1, NULL);
+    int64_t now = fw_clock_wall_ms();
+    logbook_t l = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    fw_producer_t *p = producer(&f, &l, FW_AUDIT_CATEGORY_DEFAULT, 10000);
+    uint64_t pid = p->id;
+    send_one(p, "a", now - 5 * 60000);
+    FWT_ASSERT_OK(fw_producer_close(p, 10000));
+    kill_after_acks(&f, now);
+    fwt_cal_stop(&f.w);
+    FWT_ASSERT(store_again_renumbered(f.root, pid));
+
+    char *out = NULL;
+    int rc = audit_root(f.root, "none", &out);
+    if (rc != 1 || strstr(out, "10 records written that no report counted") == NULL)
+        FWT_FAIL("freeway audit with a doubled block of a reported life exited %d:\n%s", rc, out);
+    free(out);
+    fwt_zk_stop(&f.zk);
 }
 
 static int copier_caught_up(void *arg)
