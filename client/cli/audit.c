@@ -350,19 +350,24 @@ static uint64_t expected_of(const column_t *c, const fw_audit_table_t *written, 
 
 /*
  * The records of a produced cell that are written but that no report
- * counted, when some life ended without its final report: a producer
- * killed takes up to a report interval of counts along. Fewer produced
- * than written is never a loss (a loss is the other way round), so it is
- * said, not judged a difference; a cell with no such life is judged.
+ * counted, up to what producer lives without a final report (or without
+ * any report) wrote in that cell: a producer killed takes up to a report
+ * interval of counts along. Fewer produced than written is never a loss (a
+ * loss is the other way round), so it is said, not judged a difference. A
+ * shortfall beyond what those lives wrote (a block of a life that reported
+ * to the end, stored twice under two sequences) is still judged.
  */
 static uint64_t unreported(const fw_audit_t *a, const column_t *c, const fw_audit_table_t *written,
                            uint32_t b, int64_t m)
 {
-    if (!c->is_produced || m >= a->settled_min || a->plives_unfinished + a->plives_silent == 0)
+    if (!c->is_produced || m >= a->settled_min)
         return 0;
     int64_t got = got_of(c, b, m);
     uint64_t want = expected_of(c, written, b, m);
-    return got >= 0 && (uint64_t)got < want ? want - (uint64_t)got : 0;
+    if (got < 0 || (uint64_t)got >= want)
+        return 0;
+    uint64_t most = fw_audit_table_get(&a->unreported_max, 0, b, m);
+    return want - (uint64_t)got < most ? want - (uint64_t)got : most;
 }
 
 /* 1 if column c's cell is judged (producers' only once settled) and is not what is expected. */
@@ -370,8 +375,8 @@ static int differs(const fw_audit_t *a, const column_t *c, const fw_audit_table_
                    uint32_t b, int64_t m)
 {
     int judged = !c->is_produced || m < a->settled_min;
-    return judged && got_of(c, b, m) != (int64_t)expected_of(c, written, b, m) &&
-           unreported(a, c, written, b, m) == 0;
+    return judged && got_of(c, b, m) + (int64_t)unreported(a, c, written, b, m) !=
+                         (int64_t)expected_of(c, written, b, m);
 }
 
 static int print_audit(fw_audit_t *a, const fw_audit_table_t *written, column_t *cols, size_t ncols,

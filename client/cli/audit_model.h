@@ -104,6 +104,12 @@ typedef struct fw_audit_s {
     size_t nplives, plives_cap;
     uint64_t plives_unfinished; /* without a final report (fw_audit_read_reports counts) */
     uint64_t plives_silent;     /* producer ids in the written store with no report at all */
+    /*
+     * (0, bucket, minute): records written by producer ids whose life has no
+     * final report or no report at all, the most of a cell's produced count
+     * that may be missing for want of a report (fw_audit_count_silent fills it)
+     */
+    fw_audit_table_t unreported_max;
     fw_aconsumer_t *consumers;
     size_t nconsumers, consumers_cap;
     /* (life, hop, consumer) -> 1 + the index of the life in plives or its consumer's lives */
@@ -132,7 +138,8 @@ int fw_audit_read_reports(fw_audit_t *a, const char *root, const char *audit_cat
 /*
  * After both reads: a->plives_silent, the producer ids of written blocks
  * that no report names (lives killed before their first report, or that
- * never reported). 0 or -ENOMEM.
+ * never reported), and a->unreported_max, what those ids and the lives
+ * without a final report wrote in each cell. 0 or -ENOMEM.
  */
 int fw_audit_count_silent(fw_audit_t *a);
 void fw_audit_free(fw_audit_t *a);

@@ -383,21 +383,29 @@ int fw_audit_read_reports(fw_audit_t *a, const char *root, const char *audit_cat
 int fw_audit_count_silent(fw_audit_t *a)
 {
     fw_audit_table_t seen = {0};
+    int rc = 0;
     a->plives_silent = 0;
-    for (uint32_t b = 0; b < a->written.nbuckets; b++)
-        for (size_t i = 0; i < a->written.buckets[b].n; i++) {
-            uint64_t pid = a->written.buckets[b].blocks[i].producer_id;
-            if (fw_audit_table_get(&a->life_index, pid, FWPB__AUDIT_HOP__AUDIT_PRODUCED, 0) > 0 ||
-                fw_audit_table_get(&seen, pid, 0, 0) > 0)
+    for (uint32_t b = 0; b < a->written.nbuckets && rc == 0; b++)
+        for (size_t i = 0; i < a->written.buckets[b].n && rc == 0; i++) {
+            const fw_ablock_t *k = &a->written.buckets[b].blocks[i];
+            uint64_t life = fw_audit_table_get(&a->life_index, k->producer_id,
+                                               FWPB__AUDIT_HOP__AUDIT_PRODUCED, 0);
+            if (life > 0 && a->plives[life - 1].final)
+                continue; /* its life reported to the end: every count of it is in */
+            if (fw_audit_table_add(&a->unreported_max, 0, b, k->minute, k->records) < 0) {
+                rc = -ENOMEM;
+                break;
+            }
+            if (life > 0 || fw_audit_table_get(&seen, k->producer_id, 0, 0) > 0)
                 continue;
-            if (fw_audit_table_add(&seen, pid, 0, 0, 1) < 0) {
-                fw_audit_table_free(&seen);
-                return -ENOMEM;
+            if (fw_audit_table_add(&seen, k->producer_id, 0, 0, 1) < 0) {
+                rc = -ENOMEM;
+                break;
             }
             a->plives_silent++;
         }
     fw_audit_table_free(&seen);
-    return 0;
+    return rc;
 }
 
 static void store_free(fw_astore_t *s)
@@ -417,6 +425,7 @@ void fw_audit_free(fw_audit_t *a)
     free(a->copies);
     fw_audit_table_free(&a->produced);
     fw_audit_table_free(&a->life_index);
+    fw_audit_table_free(&a->unreported_max);
     fw_audit_table_free(&a->seen);
     free(a->plives);
     for (size_t i = 0; i < a->nconsumers; i++) {
