@@ -1093,7 +1093,7 @@ int fw_producer_close(fw_producer_t *p, int timeout_ms)
          * life counts is in its final report; a block still unanswered at
          * the deadline stays in the spool for the next life to send and count.
          */
-        if (p->o.spool_dir != NULL) {
+        if (p->o.spool_dir != NULL && p->audit_category != NULL && !atomic_load(&p->audit_off)) {
             pthread_mutex_lock(&p->mu);
             p->replay_pause = 1;
             pthread_mutex_unlock(&p->mu);

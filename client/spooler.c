@@ -60,7 +60,7 @@ static void publish(fw_producer_t *p)
     int waiting = full || p->unsynced_head != NULL;
     int quiet = p->replay_paused;
     for (fw_bucket_t *bk = p->spooling_head; bk != NULL && quiet; bk = bk->spnext)
-        quiet = bk->inflight == 0;
+        quiet = bk->inflight == 0 || !bk->replay_paused;
     pthread_mutex_lock(&p->mu);
     if (quiet != p->replay_quiet) {
         p->replay_quiet = quiet;
@@ -176,7 +176,8 @@ void fw_spooler_shape(fw_producer_t *p, fw_pcat_t *cat, uint32_t max_record, fw_
 static void spooling_add(fw_producer_t *p, fw_bucket_t *bk)
 {
     bk->spooling = 1;
-    bk->replay_paused = p->replay_paused;
+    /* The audit's own reports count nothing: they go on, the final report behind them. */
+    bk->replay_paused = p->replay_paused && !bk->cat->audit_internal;
     bk->spnext = p->spooling_head;
     p->spooling_head = bk;
 }
@@ -314,7 +315,7 @@ static void replay_free(fw_producer_t *p, fw_bucket_t *bk, fw_batch_t *b)
  */
 static void read_back(fw_producer_t *p, fw_bucket_t *bk)
 {
-    while (!p->replay_paused && bk->nqueued < WINDOW_BLOCKS && bk->window_bytes < WINDOW_BYTES &&
+    while (!bk->replay_paused && bk->nqueued < WINDOW_BLOCKS && bk->window_bytes < WINDOW_BYTES &&
            p->replay_bytes < p->replay_max) {
         fw_batch_t *b = bk->held;
         if (b == NULL) {
@@ -582,7 +583,7 @@ void fw_spooler_pause(fw_producer_t *p)
         return;
     p->replay_paused = 1;
     for (fw_bucket_t *bk = p->spooling_head; bk != NULL; bk = bk->spnext)
-        bk->replay_paused = 1;
+        bk->replay_paused = !bk->cat->audit_internal;
     publish(p);
 }
 
