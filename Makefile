@@ -93,7 +93,7 @@ INTEG_BINS := $(patsubst tests/integration/%.c,$(B)/tests/%,$(INTEG_SRCS))
 CHAOS_BINS := $(patsubst tests/chaos/%.c,$(B)/tests/%,$(CHAOS_TEST_SRCS))
 TEST_BINS := $(UNIT_BINS) $(INTEG_BINS) $(CHAOS_BINS)
 
-.PHONY: all test asan fuzz fuzz-build fuzz-seeds bench demo demo-stop format format-check clean deps \
+.PHONY: all test asan chaos fuzz fuzz-build fuzz-seeds bench demo demo-stop format format-check clean deps \
         install install-files uninstall
 .DEFAULT_GOAL := all
 # Keep intermediate objects (the fuzz build chains pattern rules).
@@ -279,6 +279,14 @@ test: deps $(WEBHDFS_NODE_MODULES)
 asan: deps $(WEBHDFS_NODE_MODULES)
 	$(Q)$(MAKE) --no-print-directory MODE=asan all
 	$(Q)tests/run build/asan
+
+# The long chaos run (docs/chaos.md): FW_CHAOS_SECONDS of faults (30 min unless set), from
+# FW_TEST_SEED if set. `make test` runs the same test for 2 minutes.
+CHAOS_SECONDS ?= $(or $(FW_CHAOS_SECONDS),1800)
+chaos: deps
+	$(Q)$(MAKE) --no-print-directory MODE=debug all
+	$(Q)FW_CHAOS_SECONDS=$(CHAOS_SECONDS) FW_TEST_TIMEOUT=$$(($(CHAOS_SECONDS) + 900)) \
+		tests/run build/debug test_chaos/
 
 # ---- fuzzing (clang + libFuzzer) ------------------------------------------------
 
