@@ -257,6 +257,8 @@ int main(int argc, char **argv)
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
+    /* clock_nanosleep still returns at a signal (signal(7)); a write to stderr does not fail. */
+    sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -268,8 +270,11 @@ int main(int argc, char **argv)
         close(g_acked_fd);
         return 1;
     }
-    say(FW_PRODUCER_LOG_INFO, "%s %s at %lu records/s, spool %s",
-        drain_only ? "draining" : "sending to", category, rate, spool);
+    if (drain_only)
+        say(FW_PRODUCER_LOG_INFO, "draining the spool %s", spool);
+    else
+        say(FW_PRODUCER_LOG_INFO, "sending to %s at %lu records/s, spool %s", category, rate,
+            spool);
 
     uint64_t refused = 0, sent = 0;
     if (!drain_only)
