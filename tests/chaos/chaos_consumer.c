@@ -95,9 +95,10 @@ static void state_failed(state_t *s, const char *what)
         fw_consumer_break(s->c);
 }
 
-/* Appends "C <hex>" and makes FILE durable up to it. */
-static void commit(state_t *s, const void *token, size_t len)
+/* Appends "C <hex>" and makes FILE durable up to it: ptail's marks, and the one at exit. */
+static void on_checkpoint(const void *token, size_t len, void *arg)
 {
+    state_t *s = arg;
     const unsigned char *t = token;
     fputs("C ", s->f);
     for (size_t i = 0; i < len; i++)
@@ -128,18 +129,24 @@ static void on_gap(const fw_consumer_gap_t *g, void *arg)
         state_failed(s, "writing to");
 }
 
-static void on_checkpoint(const void *token, size_t len, void *arg)
+/* n lowercase hex digits into *out (malloc'd) and *len; 0, or -1 if they are not that. */
+static int hex_decode(const char *hex, size_t n, void **out, size_t *len)
 {
-    commit(arg, token, len);
-}
-
-static int hex_value(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    return -1;
+    unsigned char *t = n > 0 && n % 2 == 0 ? malloc(n / 2) : NULL;
+    for (size_t i = 0; t != NULL && i < n; i++) {
+        int c = hex[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0) {
+            free(t);
+            return -1;
+        }
+        t[i / 2] = (unsigned char)(i % 2 ? t[i / 2] | v : v << 4);
+    }
+    if (t == NULL)
+        return -1;
+    *out = t;
+    *len = n / 2;
+    return 0;
 }
 
 /*
@@ -159,55 +166,39 @@ static int state_recover(const char *path, void **token, size_t *token_len)
             close(fd);
         return -1;
     }
-    char *line = NULL;
-    size_t cap = 0;
+    char *line = NULL, *last = NULL;
+    size_t cap = 0, last_len = 0;
     ssize_t n;
     off_t pos = 0, keep = 0;
-    int bad = 0;
-    while (!bad && (n = getline(&line, &cap, f)) > 0) {
+    /* Whole lines only: a torn last line was never committed. */
+    while ((n = getline(&line, &cap, f)) > 0 && line[n - 1] == '\n') {
         pos += n;
-        if (line[n - 1] != '\n')
-            break;
-        if (line[0] != 'C' || line[1] != ' ')
-            continue;
-        size_t hex = (size_t)n - 3;
-        unsigned char *t = malloc(hex / 2 + 1);
-        bad = t == NULL || hex == 0 || hex % 2 != 0;
-        for (size_t i = 0; !bad && i < hex / 2; i++) {
-            int hi = hex_value(line[2 + 2 * i]), lo = hex_value(line[3 + 2 * i]);
-            bad = hi < 0 || lo < 0;
-            t[i] = (unsigned char)(hi << 4 | lo);
+        if (line[0] == 'C' && line[1] == ' ') {
+            free(last);
+            last = malloc((size_t)n);
+            if (last != NULL)
+                memcpy(last, line, (size_t)n);
+            last_len = (size_t)n;
+            keep = pos;
         }
-        if (bad) {
-            free(t);
-            break;
-        }
-        free(*token);
-        *token = t;
-        *token_len = hex / 2;
-        keep = pos;
     }
-    int read_error = ferror(f);
+    int bad = ferror(f) ||
+              (keep > 0 && (last == NULL || hex_decode(last + 2, last_len - 3, token, token_len)));
     free(line);
+    free(last);
     fclose(f);
-    if (bad || read_error) {
-        say(FW_CONSUMER_LOG_ERROR, "%s: %s before byte %lld", path,
-            bad ? "a bad checkpoint line" : "a read error", (long long)pos);
-        goto fail;
-    }
-    off_t end = lseek(fd, 0, SEEK_END);
+    off_t end = bad ? -1 : lseek(fd, 0, SEEK_END);
     if (end < 0 || ftruncate(fd, keep) != 0) {
-        say(FW_CONSUMER_LOG_ERROR, "cannot cut %s: %s", path, strerror(errno));
-        goto fail;
+        say(FW_CONSUMER_LOG_ERROR, "%s: %s", path,
+            bad ? "cannot read its last checkpoint" : strerror(errno));
+        free(*token);
+        *token = NULL;
+        close(fd);
+        return -1;
     }
     say(FW_CONSUMER_LOG_INFO, "state %s: %lld bytes committed, %lld uncommitted bytes cut", path,
         (long long)keep, (long long)(end - keep));
     return fd;
-fail:
-    free(*token);
-    *token = NULL;
-    close(fd);
-    return -1;
 }
 
 static void usage(FILE *out)
@@ -363,7 +354,7 @@ int main(int argc, char **argv)
         size_t len;
         int crc = fw_consumer_checkpoint(s.c, &last, &len);
         if (crc == 0) {
-            commit(&s, last, len);
+            on_checkpoint(last, len, &s);
             free(last);
         } else if (crc != -EAGAIN) {
             say(FW_CONSUMER_LOG_ERROR, "fw_consumer_checkpoint: %s", fw_strerror(crc));
