@@ -97,11 +97,12 @@ static void expect_exit(fwt_proc_t *p, int want, int timeout_ms)
                  fwt_file_tail(p->log_path, 30, tail, sizeof(tail)));
 }
 
-/* A tool that ended by SIGTERM logged nothing at error level. */
+/* A tool that ended by SIGTERM logged nothing at error level, nor a sanitizer report. */
 static void expect_no_error(const fwt_proc_t *p)
 {
     char tail[4096];
-    if (fwt_file_contains(p->log_path, " ERROR "))
+    if (fwt_file_contains(p->log_path, " ERROR ") || fwt_file_contains(p->log_path, "Sanitizer") ||
+        fwt_file_contains(p->log_path, "runtime error:"))
         FWT_FAIL("%s logged an error:\n%s", p->name,
                  fwt_file_tail(p->log_path, 30, tail, sizeof(tail)));
 }
