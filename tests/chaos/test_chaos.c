@@ -8,7 +8,7 @@
  *   (tests/chaos/chaos_producer: unique ids, durable acks, a spool each) and
  *   2 consumers (tests/chaos/chaos_consumer: state committed with checkpoints).
  *
- * Faults, one at a time, each healed before the next: kill -9 and restart of
+ * Faults, up to two at a time, each healed on its own clock: kill -9 and restart of
  * a writer, copier, ptail, producer (restarted on its spool as a new life)
  * or consumer (restarted from its committed checkpoint); SIGSTOP of a writer
  * past its session timeout, then SIGCONT; a full disk under a writer
@@ -247,72 +247,194 @@ static void restart_producer(int i)
     producer_spawn(i);
 }
 
-/* Injects one fault and heals it; the schedule's pauses come from the seed. */
-static void inject(fault_t f)
+/*
+ * Faults overlap: up to MAX_ACTIVE at once, each with its own heal time. A
+ * fault's target is one no other active fault holds; at least one writer is
+ * left alone; ZooKeeper loses at most one server while other faults run, and
+ * a majority only alone (every other part's restart wants ZooKeeper).
+ */
+#define MAX_ACTIVE 2
+
+typedef struct active_s {
+    fault_t kind;
+    int target, target2; /* an index into the kind's parts; target2 for the majority */
+    int64_t heal_at;
+} active_t;
+
+static active_t active[MAX_ACTIVE];
+static int nactive;
+
+static int busy(int is_writer, int is_zk, int is_copier, int is_ptail, int is_consumer, int i)
 {
-    uint64_t hold = fwt_rand_range(200, 3000);
+    for (int k = 0; k < nactive; k++) {
+        fault_t f = active[k].kind;
+        int writer = f == F_KILL_WRITER || f == F_STOP_WRITER || f == F_FULL_DISK;
+        int zk = f == F_KILL_ZK || f == F_KILL_ZK_MAJORITY;
+        if ((is_writer && writer) || (is_zk && zk) || (is_copier && f == F_KILL_COPIER) ||
+            (is_ptail && f == F_KILL_PTAIL) || (is_consumer && f == F_KILL_CONSUMER))
+            if (active[k].target == i || (f == F_KILL_ZK_MAJORITY && active[k].target2 == i))
+                return 1;
+    }
+    return 0;
+}
+
+static int count_active(int writers, int zk)
+{
+    int n = 0;
+    for (int k = 0; k < nactive; k++) {
+        fault_t f = active[k].kind;
+        n += writers && (f == F_KILL_WRITER || f == F_STOP_WRITER || f == F_FULL_DISK);
+        n += zk && (f == F_KILL_ZK || f == F_KILL_ZK_MAJORITY);
+    }
+    return n;
+}
+
+static int majority_down(void)
+{
+    for (int k = 0; k < nactive; k++)
+        if (active[k].kind == F_KILL_ZK_MAJORITY)
+            return 1;
+    return 0;
+}
+
+/* Starts fault f if the rules allow; 0 if they do not (draw another). */
+static int fault_start(fault_t f)
+{
+    if (majority_down() || (f == F_KILL_ZK_MAJORITY && nactive > 0))
+        return 0;
+    active_t a = {.kind = f, .target = -1, .target2 = -1};
+    int64_t now = fwt_now_ms();
+    a.heal_at = now + (int64_t)fwt_rand_range(200, 3000);
     switch (f) {
-    case F_KILL_WRITER: {
-        fwt_cal_t *w = &ch.writers[fwt_rand_range(0, NWRITERS - 1)];
-        fwt_cal_kill(w);
-        pause_ms(hold);
-        fwt_cal_restart(w);
-        break;
-    }
-    case F_STOP_WRITER: {
-        fwt_cal_t *w = &ch.writers[fwt_rand_range(0, NWRITERS - 1)];
-        fwt_proc_signal(&w->proc, SIGSTOP);
-        pause_ms(SESSION_MS + fwt_rand_range(500, 2000));
-        fwt_proc_signal(&w->proc, SIGCONT);
-        break;
-    }
+    case F_KILL_WRITER:
+    case F_STOP_WRITER:
     case F_FULL_DISK: {
-        fwt_cal_t *w = &ch.writers[fwt_rand_range(0, NWRITERS - 1)];
-        set_fsize(w->proc.pid, 4096); /* smaller than any segment: every append fails */
-        pause_ms(hold);
-        set_fsize(w->proc.pid, RLIM_INFINITY);
+        a.target = (int)fwt_rand_range(0, NWRITERS - 1);
+        if (count_active(1, 0) >= NWRITERS - 1 || busy(1, 0, 0, 0, 0, a.target))
+            return 0;
+        fwt_cal_t *w = &ch.writers[a.target];
+        if (f == F_KILL_WRITER) {
+            fwt_cal_kill(w);
+        } else if (f == F_STOP_WRITER) {
+            fwt_proc_signal(&w->proc, SIGSTOP);
+            a.heal_at = now + SESSION_MS + (int64_t)fwt_rand_range(500, 2000);
+        } else {
+            set_fsize(w->proc.pid, 4096); /* smaller than any segment: every append fails */
+        }
         break;
     }
     case F_KILL_COPIER:
     case F_KILL_PTAIL: {
-        fwt_cal_t *d = f == F_KILL_COPIER ? &ch.copiers[fwt_rand_range(0, NCOPIERS - 1)]
-                                          : &ch.ptails[fwt_rand_range(0, NPTAILS - 1)];
-        fwt_cal_kill(d);
-        pause_ms(hold);
-        fwt_cal_restart(d);
+        int copier = f == F_KILL_COPIER;
+        a.target = (int)fwt_rand_range(0, (copier ? NCOPIERS : NPTAILS) - 1);
+        if (busy(0, 0, copier, !copier, 0, a.target))
+            return 0;
+        fwt_cal_kill(copier ? &ch.copiers[a.target] : &ch.ptails[a.target]);
         break;
     }
-    case F_KILL_ZK: {
-        fwt_zk_t *z = &ch.zk[fwt_rand_range(0, 2)];
-        fwt_zk_kill(z);
-        pause_ms(hold);
-        fwt_zk_restart(z);
+    case F_KILL_ZK:
+        a.target = (int)fwt_rand_range(0, 2);
+        if (count_active(0, 1) > 0)
+            return 0;
+        fwt_zk_kill(&ch.zk[a.target]);
         break;
-    }
-    case F_KILL_ZK_MAJORITY: {
-        int a = (int)fwt_rand_range(0, 2), b = (a + 1 + (int)fwt_rand_range(0, 1)) % 3;
-        fwt_zk_kill(&ch.zk[a]);
-        fwt_zk_kill(&ch.zk[b]);
-        pause_ms(fwt_rand_range(300, 1500)); /* briefly: under the session timeout */
-        fwt_zk_restart(&ch.zk[a]);
-        fwt_zk_restart(&ch.zk[b]);
+    case F_KILL_ZK_MAJORITY:
+        a.target = (int)fwt_rand_range(0, 2);
+        a.target2 = (a.target + 1 + (int)fwt_rand_range(0, 1)) % 3;
+        fwt_zk_kill(&ch.zk[a.target]);
+        fwt_zk_kill(&ch.zk[a.target2]);
+        a.heal_at = now + (int64_t)fwt_rand_range(300, 1500); /* under the session timeout */
         break;
-    }
     case F_KILL_PRODUCER:
         restart_producer((int)fwt_rand_range(0, NPRODUCERS - 1));
+        ch.injected[f]++;
+        return 1; /* restarted at once: nothing to heal */
+    case F_KILL_CONSUMER:
+        a.target = (int)fwt_rand_range(0, NCONSUMERS - 1);
+        if (busy(0, 0, 0, 0, 1, a.target))
+            return 0;
+        fwt_proc_signal(&ch.consumers[a.target].proc, SIGKILL);
+        fwt_proc_wait(&ch.consumers[a.target].proc, 10000, NULL);
+        a.heal_at = now + (int64_t)fwt_rand_range(0, 1000);
         break;
-    case F_KILL_CONSUMER: {
-        int i = (int)fwt_rand_range(0, NCONSUMERS - 1);
-        fwt_proc_signal(&ch.consumers[i].proc, SIGKILL);
-        fwt_proc_wait(&ch.consumers[i].proc, 10000, NULL);
-        pause_ms(fwt_rand_range(0, 1000));
-        consumer_spawn(i);
-        break;
+    default:
+        return 0;
     }
+    active[nactive++] = a;
+    ch.injected[f]++;
+    return 1;
+}
+
+static void fault_heal(const active_t *a)
+{
+    switch (a->kind) {
+    case F_KILL_WRITER:
+        fwt_cal_restart(&ch.writers[a->target]);
+        break;
+    case F_STOP_WRITER:
+        fwt_proc_signal(&ch.writers[a->target].proc, SIGCONT);
+        break;
+    case F_FULL_DISK:
+        set_fsize(ch.writers[a->target].proc.pid, RLIM_INFINITY);
+        break;
+    case F_KILL_COPIER:
+        fwt_cal_restart(&ch.copiers[a->target]);
+        break;
+    case F_KILL_PTAIL:
+        fwt_cal_restart(&ch.ptails[a->target]);
+        break;
+    case F_KILL_ZK:
+        fwt_zk_restart(&ch.zk[a->target]);
+        break;
+    case F_KILL_ZK_MAJORITY:
+        fwt_zk_restart(&ch.zk[a->target]);
+        fwt_zk_restart(&ch.zk[a->target2]);
+        break;
+    case F_KILL_CONSUMER:
+        consumer_spawn(a->target);
+        break;
     default:
         break;
     }
-    ch.injected[f]++;
+}
+
+/* Heals every active fault due by now (all of them with force). */
+static void heal_due(int force)
+{
+    int64_t now = fwt_now_ms();
+    for (int k = 0; k < nactive;) {
+        if (force || active[k].heal_at <= now) {
+            active_t a = active[k];
+            active[k] = active[--nactive];
+            fault_heal(&a);
+        } else {
+            k++;
+        }
+    }
+}
+
+/* The fault period: faults start 0.3-2 s apart while fewer than MAX_ACTIVE run. */
+static void inject_faults(int seconds)
+{
+    int64_t end = fwt_now_ms() + (int64_t)seconds * 1000;
+    int64_t next = fwt_now_ms() + (int64_t)fwt_rand_range(300, 2000);
+    while (fwt_now_ms() < end) {
+        heal_due(0);
+        int64_t now = fwt_now_ms();
+        if (now >= next && nactive < MAX_ACTIVE) {
+            for (int tries = 0; tries < 10 && !fault_start(draw_fault()); tries++)
+                ;
+            next = now + (int64_t)fwt_rand_range(300, 2000);
+        }
+        int64_t wake = next;
+        for (int k = 0; k < nactive; k++)
+            if (active[k].heal_at < wake)
+                wake = active[k].heal_at;
+        now = fwt_now_ms();
+        if (wake > now)
+            pause_ms((uint64_t)(wake - now < 100 ? wake - now : 100));
+    }
+    heal_due(1);
 }
 
 /* ---- the end of the run ---------------------------------------------------------------------- */
@@ -662,11 +784,7 @@ static void chaos_run(int seconds)
     printf("chaos: seed %" PRIu64 ", %d s of faults\n", ch.seed, seconds);
     fabric_start();
 
-    int64_t end = fwt_now_ms() + (int64_t)seconds * 1000;
-    while (fwt_now_ms() < end) {
-        pause_ms(fwt_rand_range(300, 2000));
-        inject(draw_fault());
-    }
+    inject_faults(seconds);
 
     producers_finish();
     uint64_t stored = tree_records(ch.root);

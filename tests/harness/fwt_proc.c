@@ -108,14 +108,23 @@ static void kill_all(void)
 
 void fwt_proc_spawn(fwt_proc_t *p, const char *name, char *const argv[], const char *log_path)
 {
+    /*
+     * A restart into the same fwt_proc_t reuses its slot once the previous
+     * child is reaped (its cleanup stays registered), so a test may restart
+     * processes any number of times.
+     */
+    int reuse = -1;
+    if (p->pid > 0 && p->slot >= 0 && p->slot < FWT_MAX_PROCS && procs[p->slot].in_use &&
+        procs[p->slot].pid == p->pid && procs[p->slot].reaped)
+        reuse = p->slot;
     memset(p, 0, sizeof(*p));
     p->slot = -1;
     snprintf(p->name, sizeof(p->name), "%s", name);
     if (snprintf(p->log_path, sizeof(p->log_path), "%s", log_path) >= (int)sizeof(p->log_path))
         FWT_FAIL("fwt_proc_spawn %s: log path too long: %s", name, log_path);
 
-    int slot = -1;
-    for (int i = 0; i < FWT_MAX_PROCS; i++) {
+    int slot = reuse;
+    for (int i = 0; i < FWT_MAX_PROCS && slot < 0; i++) {
         if (!procs[i].in_use) {
             slot = i;
             break;
@@ -198,7 +207,8 @@ void fwt_proc_spawn(fwt_proc_t *p, const char *name, char *const argv[], const c
     snprintf(s->name, sizeof(s->name), "%s", name);
     p->pid = pid;
     p->slot = slot;
-    fwt_defer(proc_cleanup, s);
+    if (reuse < 0)
+        fwt_defer(proc_cleanup, s);
 }
 
 int fwt_proc_signal(fwt_proc_t *p, int sig)
