@@ -372,9 +372,12 @@ static void on_appended(cal_disk_job_t *dj)
         fail_list(b, pending, FW_ERETRY_LATER);
         if (job->sync_rc < 0 || job->seg_failed) {
             /* fsyncgate: after a failed sync nothing written since the last good
-             * one can be trusted. Stop here; ownership moves to another writer. */
-            fw_log_error("calligraphus", "%s/%u: sync failed (%s); bucket stops accepting",
-                         b->category, b->bucket, fw_strerror(rc));
+             * one can be trusted. A write that failed after whole blocks landed
+             * (readers may have them) cannot be cut back either. Stop here;
+             * the bucket is recovered afresh, keeping every whole block. */
+            fw_log_error("calligraphus", "%s/%u: %s failed (%s); bucket stops accepting",
+                         b->category, b->bucket, job->sync_rc < 0 ? "sync" : "write",
+                         fw_strerror(rc));
             b->state = CAL_BUCKET_FAILED;
         } else {
             fw_log_warn("calligraphus", "%s/%u: write failed (%s); producers retry later",

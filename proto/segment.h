@@ -98,9 +98,11 @@ int fw_segw_create(const char *dir, const fw_seg_header_t *h, fw_segw_t **out);
 /*
  * Appends whole blocks gathered in iov with one positional write (looping on
  * short writes). nblocks and nrecords count what is appended, for the seal.
- * *offset receives where the first byte landed. A failed write is cut off
- * again with ftruncate, so the segment stays usable (a full disk is not
- * fatal); if that fails too, the writer fails.
+ * *offset receives where the first byte landed. A failed write that left
+ * no whole block is cut off again with ftruncate, so the segment stays
+ * usable (a full disk is not fatal). One that left whole blocks (readers
+ * may have taken them) or whose cut fails makes the writer fail: the
+ * segment is for recovery, which keeps every whole block.
  */
 int fw_segw_append(fw_segw_t *w, const struct iovec *iov, int iovcnt, uint32_t nblocks,
                    uint32_t nrecords, uint64_t *offset);

@@ -19,8 +19,10 @@
 #define WINDOW 64
 
 /* Writes all of iov at offset, looping over short writes and EINTR. */
-static int pwritev_all(int fd, const struct iovec *iov, int iovcnt, uint64_t offset)
+static int pwritev_all(int fd, const struct iovec *iov, int iovcnt, uint64_t offset,
+                       uint64_t *written)
 {
+    *written = 0;
     /* Work on a copy of up to WINDOW iovecs, so that a short write can be resumed
      * by adjusting the copy while the caller's array stays intact. */
     struct iovec win[WINDOW];
@@ -48,6 +50,7 @@ static int pwritev_all(int fd, const struct iovec *iov, int iovcnt, uint64_t off
             if (done == 0)
                 return -EIO;
             offset += (uint64_t)done;
+            *written += (uint64_t)done;
             while (left > 0 && (size_t)done >= cur->iov_len) {
                 done -= (ssize_t)cur->iov_len;
                 cur++;
@@ -60,6 +63,24 @@ static int pwritev_all(int fd, const struct iovec *iov, int iovcnt, uint64_t off
         }
     }
     return 0;
+}
+
+/* The length of the first block gathered in iov (header and payload); UINT64_MAX if unknown. */
+static uint64_t first_block_len(const struct iovec *iov, int iovcnt)
+{
+    uint8_t hdr[FW_BLOCK_HEADER_SIZE];
+    size_t have = 0;
+    for (int i = 0; i < iovcnt && have < sizeof(hdr); i++) {
+        size_t n = iov[i].iov_len < sizeof(hdr) - have ? iov[i].iov_len : sizeof(hdr) - have;
+        memcpy(hdr + have, iov[i].iov_base, n);
+        have += n;
+    }
+    if (have < sizeof(hdr))
+        return UINT64_MAX;
+    /* stored_len at byte 8 (block.h); the appender wrote only blocks it checked. */
+    uint32_t stored = (uint32_t)hdr[8] | (uint32_t)hdr[9] << 8 | (uint32_t)hdr[10] << 16 |
+                      (uint32_t)hdr[11] << 24;
+    return FW_BLOCK_HEADER_SIZE + (uint64_t)stored;
 }
 
 int fw_segw_create(const char *dir, const fw_seg_header_t *h, fw_segw_t **out)
@@ -93,7 +114,8 @@ int fw_segw_create(const char *dir, const fw_seg_header_t *h, fw_segw_t **out)
         goto fail_unlink;
     }
     struct iovec iov = {hdr, w->header.header_len};
-    if ((rc = pwritev_all(w->fd, &iov, 1, 0)) < 0)
+    uint64_t written;
+    if ((rc = pwritev_all(w->fd, &iov, 1, 0, &written)) < 0)
         goto fail_unlink;
     if (fdatasync(w->fd) < 0) {
         rc = -errno;
@@ -122,10 +144,19 @@ int fw_segw_append(fw_segw_t *w, const struct iovec *iov, int iovcnt, uint32_t n
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
-    int rc = pwritev_all(w->fd, iov, iovcnt, w->end);
+    uint64_t written;
+    int rc = pwritev_all(w->fd, iov, iovcnt, w->end, &written);
     if (rc < 0) {
-        /* Cut off whatever part landed, so the next append starts on a boundary. */
-        if (ftruncate(w->fd, (off_t)w->end) < 0)
+        /*
+         * Whole blocks that landed before the failure are visible: ptail and
+         * the copier read what is written, not only what is synced, and may
+         * have taken them. Cutting them off would change bytes they handed on,
+         * so they stay and the writer fails: recovery (fw_seg_recover) keeps
+         * every whole block and cuts the torn rest. A write that left no whole
+         * block is cut off again, and the segment stays usable (a full disk is
+         * not fatal).
+         */
+        if (written >= first_block_len(iov, iovcnt) || ftruncate(w->fd, (off_t)w->end) < 0)
             w->failed = 1;
         return rc;
     }

@@ -764,8 +764,8 @@ static void set_fsize(rlim_t soft)
 
 /*
  * A full disk, simulated with RLIMIT_FSIZE: an append that does not fit
- * fails, whatever part of it landed is cut off again, and the writer goes on
- * once there is room.
+ * fails, whatever part of it landed (no whole block) is cut off again, and
+ * the writer goes on once there is room.
  */
 FWT_TEST(full_disk_append_fails_cleanly)
 {
@@ -796,8 +796,8 @@ FWT_TEST(full_disk_append_fails_cleanly)
     fwt_defer(restore_fsize, NULL);
     signal(SIGXFSZ, SIG_IGN);
 
-    /* No room at all, then room for the first block and a bit of the second. */
-    rlim_t limits[] = {good_end, good_end + lost->v[0].len + 10};
+    /* No room at all, then room for a bit of the first block. */
+    rlim_t limits[] = {good_end, good_end + 10};
     for (int i = 0; i < 2; i++) {
         set_fsize(limits[i]);
         uint64_t off = 999;
@@ -831,6 +831,63 @@ FWT_TEST(full_disk_append_fails_cleanly)
     FWT_ASSERT_INT_EQ(s.damage, 0);
     FWT_ASSERT_UINT_EQ(s.blocks, bs->n);
     FWT_ASSERT_UINT_EQ(s.records, records_of(bs, 0, bs->n));
+}
+
+/*
+ * The chaos run's finding: a group append that fails after its first block
+ * landed whole must not cut that block off again. ptail and the copier read
+ * what is written, not only what is synced, and may already have handed it
+ * on; a later block written at the same offset would make the copies and
+ * the consumers differ from the root. The block stays, the writer fails, and
+ * recovery keeps every whole block and cuts only the torn rest.
+ */
+FWT_TEST(full_disk_after_a_whole_block_keeps_it_for_recovery)
+{
+    const char *dir = tmpdir_make();
+    blks_t *bs = blks_new();
+    fw_seg_header_t h = header_make(22, "full");
+    fw_segw_t *w = NULL;
+    FWT_ASSERT_OK(fw_segw_create(dir, &h, &w));
+    const char *path = seg_path(dir, 22);
+    for (int i = 0; i < 3; i++) {
+        blk_make(bs, 3, 1500);
+        append_group(w, bs, bs->n - 1, bs->n);
+    }
+    FWT_ASSERT_OK(fw_segw_sync(w));
+    uint64_t good_end = file_size(path);
+
+    size_t first = bs->n;
+    blk_make(bs, 3, 1500);
+    blk_make(bs, 3, 1500);
+    bs->v[first].offset = good_end;
+    struct iovec iov[2] = {{bs->v[first].data, bs->v[first].len},
+                           {bs->v[first + 1].data, bs->v[first + 1].len}};
+    uint32_t records = bs->v[first].records + bs->v[first + 1].records;
+
+    FWT_ASSERT(getrlimit(RLIMIT_FSIZE, &saved_fsize) == 0);
+    FWT_ASSERT(saved_fsize.rlim_max == RLIM_INFINITY ||
+               saved_fsize.rlim_max > good_end + bs->v[first].len + 100);
+    fwt_defer(restore_fsize, NULL);
+    signal(SIGXFSZ, SIG_IGN);
+    set_fsize(good_end + bs->v[first].len + 10);
+    uint64_t off = 999;
+    ASSERT_RC(fw_segw_append(w, iov, 2, 2, records, &off), -EFBIG);
+    restore_fsize(NULL);
+    FWT_ASSERT_INT_EQ(w->failed, 1);
+    FWT_ASSERT_UINT_EQ(file_size(path), good_end + bs->v[first].len + 10);
+    ASSERT_RC(fw_segw_append(w, iov, 1, 1, bs->v[first].records, &off), FW_ESEG_FAILED);
+    fw_segw_close(w);
+
+    fw_seg_scan_t s;
+    FWT_ASSERT_OK(fw_seg_recover(path, &s));
+    FWT_ASSERT_UINT_EQ(s.truncated, 10);
+    FWT_ASSERT_UINT_EQ(s.blocks, first + 1);
+    fw_segr_t *r = NULL;
+    FWT_ASSERT_OK(fw_segr_open(path, &r));
+    expect_blocks(r, bs, 0, first + 1);
+    fw_seg_block_t b;
+    ASSERT_RC(fw_segr_next(r, &b), FW_SEGR_AGAIN);
+    fw_segr_close(r);
 }
 
 /* A header still being written is "try again"; bytes that can never be one are not. */
