@@ -120,6 +120,14 @@ uint64_t fwt_seed(void)
     return seed;
 }
 
+void fwt_seed_set(uint64_t s)
+{
+    seed = s;
+    seed_set = 1;
+    seed_rng();
+    fprintf(stderr, "seed %" PRIu64 " (fixed by the test)\n", seed);
+}
+
 static uint64_t rotl(uint64_t x, int k)
 {
     return (x << k) | (x >> (64 - k));

@@ -34,6 +34,8 @@ void fwt_run_cleanups(void);
 
 /* The seed of this test run: $FW_TEST_SEED if set, else time-based; printed. */
 uint64_t fwt_seed(void);
+/* Fixes this test's seed (a regression test replaying a seed that once failed). */
+void fwt_seed_set(uint64_t seed);
 /* xoshiro256** seeded from fwt_seed() (reset at each test). */
 uint64_t fwt_rand(void);
 /* Uniform in [lo, hi]. */
