@@ -24,6 +24,7 @@
  * Exit codes: 0 after a signal; 1 on a fatal consumer error or when FILE cannot be read,
  * written or synced; 2 for a usage error.
  */
+#include "chaos_cli.h"
 #include "freeway.h"
 
 #include <errno.h>
@@ -225,10 +226,7 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
 static int parse_num(const char *flag, const char *text, unsigned long lo, unsigned long hi,
                      unsigned long *out)
 {
-    char *end;
-    errno = 0;
-    *out = strtoul(text, &end, 10);
-    if (text[0] >= '0' && text[0] <= '9' && *end == '\0' && errno == 0 && *out >= lo && *out <= hi)
+    if (chaos_number(text, lo, hi, out) == 0)
         return 0;
     usage_error("--%s wants a number from %lu to %lu, not \"%s\"", flag, lo, hi, text);
     return -1;
@@ -298,19 +296,8 @@ int main(int argc, char **argv)
     o.log_cb = on_log;
 
     /* The library's threads inherit a mask without SIGINT/SIGTERM: they come to this thread. */
-    sigset_t stops, old;
-    sigemptyset(&stops);
-    sigaddset(&stops, SIGINT);
-    sigaddset(&stops, SIGTERM);
-    sigprocmask(SIG_BLOCK, &stops, &old);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    /* A signal must not fail a write to FILE with EINTR. */
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    sigset_t old;
+    chaos_catch_stops(on_signal, &old);
 
     int status = 1, rc = 0;
     fw_producer_t *ap = NULL;
@@ -347,7 +334,7 @@ int main(int argc, char **argv)
         if (rc > 0 && fflush(s.f) != 0)
             state_failed(&s, "flushing");
     }
-    sigprocmask(SIG_BLOCK, &stops, NULL);
+    chaos_block_stops(NULL);
     g_consumer = NULL;
     if (rc >= 0 && !s.failed) {
         void *last;

@@ -17,6 +17,7 @@
  * and FILE took every line; 1 when not, or the producer or FILE could not be opened; 2 for a
  * usage error.
  */
+#include "chaos_cli.h"
 #include "freeway.h"
 
 #include <errno.h>
@@ -122,10 +123,7 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
 static int parse_num(const char *flag, const char *text, unsigned long lo, unsigned long hi,
                      unsigned long *out)
 {
-    char *end;
-    errno = 0;
-    *out = strtoul(text, &end, 10);
-    if (text[0] >= '0' && text[0] <= '9' && *end == '\0' && errno == 0 && *out >= lo && *out <= hi)
+    if (chaos_number(text, lo, hi, out) == 0)
         return 0;
     usage_error("--%s wants a number from %lu to %lu, not \"%s\"", flag, lo, hi, text);
     return -1;
@@ -249,19 +247,8 @@ int main(int argc, char **argv)
     o.log_cb = on_log;
 
     /* The producer's threads inherit a mask without SIGINT/SIGTERM: they come to this thread. */
-    sigset_t stops, old;
-    sigemptyset(&stops);
-    sigaddset(&stops, SIGINT);
-    sigaddset(&stops, SIGTERM);
-    sigprocmask(SIG_BLOCK, &stops, &old);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    /* clock_nanosleep still returns at a signal (signal(7)); a write to stderr does not fail. */
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    sigset_t old;
+    chaos_catch_stops(on_signal, &old);
     fw_producer_t *p;
     int rc = fw_producer_create(&p, &o);
     sigprocmask(SIG_SETMASK, &old, NULL);
