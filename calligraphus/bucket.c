@@ -374,11 +374,14 @@ static void on_appended(cal_disk_job_t *dj)
             /* fsyncgate: after a failed sync nothing written since the last good
              * one can be trusted. A write that failed after whole blocks landed
              * (readers may have them) cannot be cut back either. Stop here;
-             * the bucket is recovered afresh, keeping every whole block. */
+             * the bucket is recovered afresh, keeping every whole block.
+             * A closing bucket stays closing: its close goes on below (the
+             * close job skips the seal of a failed segment) and close_cb runs. */
             fw_log_error("calligraphus", "%s/%u: %s failed (%s); bucket stops accepting",
                          b->category, b->bucket, job->sync_rc < 0 ? "sync" : "write",
                          fw_strerror(rc));
-            b->state = CAL_BUCKET_FAILED;
+            if (b->state == CAL_BUCKET_READY)
+                b->state = CAL_BUCKET_FAILED;
         } else {
             fw_log_warn("calligraphus", "%s/%u: write failed (%s); producers retry later",
                         b->category, b->bucket, fw_strerror(rc));

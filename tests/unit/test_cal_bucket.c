@@ -1414,3 +1414,127 @@ FWT_TEST(open_waits_while_another_writer_holds_a_segment)
     free_block(two);
     teardown();
 }
+
+/* ---- a group write that fails after whole blocks landed ------------------------------ */
+
+/*
+ * Opens a bucket (group commit window of 50 ms), stores producer 31's
+ * sequence 1 alone, then limits files to room for its next block and 10
+ * bytes, and queues sequences 2 and 3 so that they go out as one group
+ * write: 2 lands whole, 3 is torn. Returns the two blocks.
+ */
+static void group_hits_the_limit(cal_bucket_t *b, const char *root, blk_t **two, blk_t **three)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    getrlimit(RLIMIT_FSIZE, &saved);
+    fwt_defer(restore_limit, NULL);
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.sync_interval_ms = 50;
+    open_bucket(b, root, &cfg);
+    acked = 0;
+    blk_t *one = make_block(31, 1, 1, 100, CAL_ACK_DURABLE);
+    cal_bucket_append(b, &one->a);
+    run_until(&acked, 1);
+    FWT_ASSERT_OK(one->status);
+    *two = make_block(31, 2, 1, 3000, CAL_ACK_DURABLE);
+    *three = make_block(31, 3, 1, 3000, CAL_ACK_DURABLE);
+    struct rlimit lim = saved;
+    lim.rlim_cur = one->a.offset + one->a.len + (*two)->a.len + 10;
+    FWT_ASSERT_INT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    free_block(one);
+    cal_bucket_append(b, &(*two)->a);
+    cal_bucket_append(b, &(*three)->a);
+}
+
+/* After the failed group: segment 1 is recovered with sequences 1 and 2 (the
+ * torn 3 cut), a retry of 2 is a duplicate, a retry of 3 is stored once. */
+static void reopen_and_retry(const char *root)
+{
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.sync_interval_ms = 0;
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg);
+    fw_seg_scan_t s;
+    scan_dir(root, 1, &s);
+    FWT_ASSERT(s.sealed);
+    FWT_ASSERT_INT_EQ(s.damage, 0);
+    expect_sequences_1_to(root, 1, 2);
+    int before = acked;
+    blk_t *two = make_block(31, 2, 1, 3000, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &two->a);
+    FWT_ASSERT(two->done);
+    FWT_ASSERT_OK(two->status);
+    FWT_ASSERT(two->a.duplicate);
+    blk_t *three = make_block(31, 3, 1, 3000, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &three->a);
+    run_until(&acked, before + 2);
+    FWT_ASSERT_OK(three->status);
+    FWT_ASSERT(!three->a.duplicate);
+    FWT_ASSERT_UINT_EQ(three->a.segment_id, 2);
+    close_bucket(&b);
+    uint64_t got[4];
+    FWT_ASSERT_INT_EQ(seg_sequences(root, 2, got, 4), 1);
+    FWT_ASSERT_UINT_EQ(got[0], 3);
+    free_block(two);
+    free_block(three);
+}
+
+/*
+ * The block that landed whole stays (readers may have it), the producers of
+ * the group get retry-later, the bucket takes nothing more, and the next
+ * owner's recovery keeps the whole block: its retry is a duplicate, the torn
+ * block's retry is stored once.
+ */
+FWT_TEST(a_group_write_that_fails_after_a_whole_block_fails_the_bucket)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    cal_bucket_t b;
+    blk_t *two, *three;
+    group_hits_the_limit(&b, root, &two, &three);
+    run_until(&acked, 3);
+    FWT_ASSERT_INT_EQ(two->status, FW_ERETRY_LATER);
+    FWT_ASSERT_INT_EQ(three->status, FW_ERETRY_LATER);
+    FWT_ASSERT_INT_EQ(b.state, CAL_BUCKET_FAILED);
+    restore_limit(NULL);
+    /* Not even a retry is taken: the in-memory table does not know 2 landed. */
+    blk_t *retry = make_block(31, 2, 1, 3000, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &retry->a);
+    FWT_ASSERT(retry->done);
+    FWT_ASSERT_INT_EQ(retry->status, FW_ERETRY_LATER);
+    close_bucket(&b);
+    reopen_and_retry(root);
+    free_block(two);
+    free_block(three);
+    free_block(retry);
+    teardown();
+}
+
+/*
+ * Found in review: the same failure while the bucket is closing (a hand-back,
+ * a shutdown flushing what waits). The failure must not turn the closing
+ * bucket into a failed one that never closes: close_cb must run, the segment
+ * be let go (unsealed, for recovery), and the owner node be released.
+ */
+FWT_TEST(a_group_write_that_fails_after_a_whole_block_during_a_close_still_closes)
+{
+    setup();
+    const char *root = fwt_tmpdir_mem();
+    cal_bucket_t b;
+    blk_t *two, *three;
+    group_hits_the_limit(&b, root, &two, &three);
+    int before = closed;
+    cal_bucket_close(&b, on_close); /* flushes 2 and 3 at once */
+    run_until(&closed, before + 1);
+    FWT_ASSERT_INT_EQ(b.state, CAL_BUCKET_CLOSED);
+    FWT_ASSERT(two->done && three->done);
+    FWT_ASSERT_INT_EQ(two->status, FW_ERETRY_LATER);
+    FWT_ASSERT_INT_EQ(three->status, FW_ERETRY_LATER);
+    restore_limit(NULL);
+    reopen_and_retry(root);
+    free_block(two);
+    free_block(three);
+    teardown();
+}
