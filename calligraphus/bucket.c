@@ -138,6 +138,8 @@ static void append_work(cal_disk_job_t *dj)
     cal_bucket_job_t *job = (cal_bucket_job_t *)dj;
     cal_bucket_t *b = dj->data;
     job->write_rc = job->sync_rc = 0;
+    /* Until its file exists, a roll's id is still free (on_appended keeps it). */
+    job->id_unused = job->new_segment_id != 0;
     if (atomic_load(&b->sync_failed)) {
         job->write_rc = FW_ESEG_FAILED;
         return;
@@ -166,6 +168,7 @@ static void append_work(cal_disk_job_t *dj)
         };
         memcpy(h.category, b->category, sizeof(h.category));
         int rc = fw_segw_create(b->dir, &h, &b->seg);
+        job->id_unused = rc < 0 && rc != -EEXIST; /* a failed create removes what it made */
         if (rc < 0) {
             job->write_rc = rc;
             return;
@@ -349,6 +352,12 @@ static void on_appended(cal_disk_job_t *dj)
     cal_append_t *done = job->blocks;
     job->blocks = NULL;
     b->appends_out--;
+    if (job->id_unused) {
+        /* No file took the id: the next roll uses it without reserving another in ZooKeeper,
+         * which a full disk would otherwise do at every flush. */
+        b->spare_segment_id = job->new_segment_id;
+        b->last_segment_id = job->prev_last_segment_id;
+    }
 
     if (job->write_rc == 0 && job->sync_rc == 0 && !lease_ok(b))
         job->write_rc = FW_ENOT_OWNER; /* stored perhaps, but not ours to ack */
@@ -432,7 +441,7 @@ static void flush(cal_bucket_t *b)
     int roll = room < b->pending_head->len && !fresh;
     if (roll && b->appends_out > 0)
         return; /* the sync stage still holds the segment: on_appended flushes again */
-    if (roll && b->next_segment_id == 0) {
+    if (roll && b->next_segment_id == 0 && b->spare_segment_id == 0) {
         /* The id for the next segment is still being reserved in ZooKeeper;
          * cal_bucket_give_segment_id flushes again. A bucket being closed or
          * abandoned does not wait. */
@@ -463,8 +472,9 @@ static void flush(cal_bucket_t *b)
     job->iov = b->iov;
     /* Take what fits the open segment; roll first if not even one block fits.
      * A segment exceeds roll_bytes only to hold a single block larger than it. */
+    int spare = roll && b->spare_segment_id != 0;
     if (roll) {
-        uint64_t id = b->next_segment_id;
+        uint64_t id = spare ? b->spare_segment_id : b->next_segment_id;
         if (id <= b->last_segment_id) {
             /* ZooKeeper's counter is behind the files (it was reset). Readers
              * take segments in id order: ids must keep rising. */
@@ -473,8 +483,12 @@ static void flush(cal_bucket_t *b)
                         (unsigned long long)b->last_segment_id + 1);
             id = b->last_segment_id + 1;
         }
+        job->prev_last_segment_id = b->last_segment_id;
         job->new_segment_id = b->last_segment_id = id;
-        b->next_segment_id = b->need_segment_id != NULL ? 0 : id + 1;
+        if (spare)
+            b->spare_segment_id = 0;
+        else
+            b->next_segment_id = b->need_segment_id != NULL ? 0 : id + 1;
         room = b->cfg.roll_bytes > FW_SEG_HEADER_MAX ? b->cfg.roll_bytes - FW_SEG_HEADER_MAX : 0;
     }
     cal_append_t *last = NULL;
@@ -505,7 +519,7 @@ static void flush(cal_bucket_t *b)
     /* Reserve the id after this one before it is needed. Only now that the
      * job is on its way: an owner that gives the id from inside the callback
      * must find the bucket busy, not re-enter flush. */
-    if (roll && b->need_segment_id != NULL)
+    if (roll && !spare && b->need_segment_id != NULL)
         b->need_segment_id(b);
 }
 

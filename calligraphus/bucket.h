@@ -98,7 +98,9 @@ typedef struct cal_bucket_job_s {
     int iovcnt;
     uint32_t nblocks, nrecords;
     size_t bytes;
-    uint64_t new_segment_id; /* roll to this id first; 0 = no roll */
+    uint64_t new_segment_id;       /* roll to this id first; 0 = no roll */
+    uint64_t prev_last_segment_id; /* the bucket's last_segment_id before this roll */
+    int id_unused;                 /* the roll left no file of new_segment_id: reusable */
     int write_rc, sync_rc;
     uint64_t segment_id, offset; /* where it was written */
     int sync_fd;                 /* the segment's, for the sync stage */
@@ -128,6 +130,8 @@ struct cal_bucket_s {
     int64_t seg_opened_ms;
     uint64_t next_segment_id; /* the id the next roll uses; 0 = reserved, not here yet */
     uint64_t last_segment_id; /* the highest id on disk or used: new ones go above it */
+    /* A roll's id that left no file (a full disk): the next roll takes it and asks for none. */
+    uint64_t spare_segment_id;
     /* Set by the owner after open; NULL ids are allocated locally (tests). */
     cal_bucket_id_cb need_segment_id;
     /* CLOCK_MONOTONIC ns until which this writer may still act as the owner

@@ -755,6 +755,64 @@ FWT_TEST(an_id_given_from_inside_need_segment_id)
     teardown();
 }
 
+/*
+ * A full disk at a roll: the new segment cannot be created (nor the old one
+ * sealed). Every flush retries the roll; each must not reserve another id in
+ * ZooKeeper (one write per flush per bucket while the disk stays full): the
+ * id that left no file is used again, and taken when space returns.
+ */
+FWT_TEST(a_roll_that_leaves_no_file_reuses_its_id)
+{
+    setup();
+    signal(SIGXFSZ, SIG_IGN);
+    getrlimit(RLIMIT_FSIZE, &saved);
+    fwt_defer(restore_limit, NULL);
+    const char *root = fwt_tmpdir_mem();
+    cal_bucket_config_t cfg;
+    cal_bucket_config_default(&cfg);
+    cfg.roll_bytes = 8192; /* one 5000-byte block per segment */
+    cfg.sync_interval_ms = 0;
+    cal_bucket_t b;
+    open_bucket(&b, root, &cfg);
+    b.need_segment_id = on_need_id;
+    id_asks = 0;
+    id_to_give = 10;
+    acked = 0;
+    blk_t *first = make_block(6, 1, 1, 5000, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &first->a);
+    run_until(&acked, 1);
+    FWT_ASSERT_OK(first->status);
+    FWT_ASSERT_INT_EQ(id_asks, 1); /* 10 is reserved ahead */
+
+    struct rlimit lim = saved;
+    lim.rlim_cur = 10; /* no file may hold even a header */
+    FWT_ASSERT_INT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    enum { TRIES = 5 };
+    blk_t *tries[TRIES];
+    for (int i = 0; i < TRIES; i++) {
+        tries[i] = make_block(6, 2, 1, 5000, CAL_ACK_DURABLE);
+        cal_bucket_append(&b, &tries[i]->a);
+        run_until(&acked, 2 + i);
+        FWT_ASSERT_INT_EQ(tries[i]->status, FW_ERETRY_LATER);
+    }
+    /* The first try used 10 and reserved 11 ahead; the others reused 10. */
+    FWT_ASSERT_INT_EQ(id_asks, 2);
+
+    restore_limit(NULL);
+    blk_t *ok = make_block(6, 2, 1, 5000, CAL_ACK_DURABLE);
+    cal_bucket_append(&b, &ok->a);
+    run_until(&acked, 2 + TRIES);
+    FWT_ASSERT_OK(ok->status);
+    FWT_ASSERT_UINT_EQ(ok->a.segment_id, 10);
+    FWT_ASSERT_INT_EQ(id_asks, 2);
+    close_bucket(&b);
+    free_block(first);
+    for (int i = 0; i < TRIES; i++)
+        free_block(tries[i]);
+    free_block(ok);
+    teardown();
+}
+
 /* A sealed segment with one block, as an earlier owner left it. */
 static void put_sealed_segment(const char *root, uint64_t id, uint64_t producer, uint64_t seq)
 {
