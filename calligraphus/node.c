@@ -1152,14 +1152,32 @@ static void on_zk_state(fw_zk_t *zk, fw_zk_state_t state, int64_t session_id, vo
 
 /* ---- routing ------------------------------------------------------------------------------ */
 
+int cal_node_category(cal_node_t *n, const char *category, cal_category_t **out)
+{
+    cal_category_t *c = cal_catalog_find(&n->catalog, category);
+    *out = c;
+    if (c != NULL && !c->deleted && c->loaded && c->data != NULL)
+        return 0;
+    /*
+     * Not known yet is not "does not exist": a writer just started, or
+     * without ZooKeeper, has not read the catalog. A producer gives a block
+     * up after two UNKNOWN_CATEGORY answers, and a block from its spool
+     * was already acked as spooled to its application: that would be a loss.
+     */
+    if ((c == NULL && !n->catalog.listed) || (c != NULL && !c->deleted))
+        return FW_ERETRY_LATER;
+    return FW_EUNKNOWN_CATEGORY;
+}
+
 int cal_node_route(cal_node_t *n, const char *category, uint32_t bucket, cal_route_t *r)
 {
     memset(r, 0, sizeof(*r));
     if (n->stopping)
         return FW_ESHUTTING_DOWN;
-    cal_category_t *c = cal_catalog_find(&n->catalog, category);
-    if (c == NULL || !c->loaded || c->deleted || c->data == NULL)
-        return FW_EUNKNOWN_CATEGORY;
+    cal_category_t *c;
+    int known = cal_node_category(n, category, &c);
+    if (known < 0)
+        return known;
     r->cs = c->data;
     if (bucket >= c->buckets || bucket >= r->cs->nslots)
         return FW_EBUCKET_RANGE;

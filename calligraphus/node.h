@@ -170,7 +170,7 @@ void cal_node_stop(cal_node_t *n, cal_node_cb cb);
 
 /* Where a block for (category, bucket) goes. */
 typedef struct cal_route_s {
-    cal_cat_state_t *cs;       /* set unless FW_EUNKNOWN_CATEGORY */
+    cal_cat_state_t *cs;       /* set unless the category is unknown or not known yet */
     cal_bucket_t *bucket;      /* 0: the open bucket to append to */
     const char *owner_address; /* FW_ENOT_OWNER: the owner, or NULL if unknown */
 } cal_route_t;
@@ -181,6 +181,13 @@ typedef struct cal_route_s {
  * (ours but not ready: opening, paused), FW_ESHUTTING_DOWN.
  */
 int cal_node_route(cal_node_t *n, const char *category, uint32_t bucket, cal_route_t *r);
+/*
+ * The category as this writer knows it (*out, or NULL): 0 if it can take
+ * blocks, FW_EUNKNOWN_CATEGORY if it does not exist (the catalog was read
+ * and has no such category, or it was deleted), FW_ERETRY_LATER if it is
+ * not known yet (the catalog or the category's config not read).
+ */
+int cal_node_category(cal_node_t *n, const char *category, cal_category_t **out);
 
 /*
  * For /readyz: 1 when the session is up, we are registered, the disk takes

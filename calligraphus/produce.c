@@ -193,7 +193,8 @@ static void dispatch_block(cal_request_t *r, cal_block_t *b, const Fwpb__BlockRe
         block_done(b, rc);
         return;
     }
-    if (rc == FW_ESHUTTING_DOWN) {
+    if (rc == FW_ESHUTTING_DOWN || route.cs == NULL) {
+        /* Shutting down, or the category not known yet (cal_node_category): retry later. */
         b->cs = NULL;
         block_done(b, rc);
         return;
@@ -353,9 +354,11 @@ static void handle_metadata(cal_conn_t *c, const Fwpb__MetadataRequest *req)
         fwpb__category_metadata__init(m);
         catp[i] = m;
         m->category = req->categories[i];
-        cal_category_t *cat = cal_catalog_find(&n->catalog, req->categories[i]);
-        if (cat == NULL || !cat->loaded || cat->deleted || cat->data == NULL) {
-            m->status = FWPB__STATUS__STATUS_UNKNOWN_CATEGORY;
+        cal_category_t *cat;
+        int known = cal_node_category(n, req->categories[i], &cat);
+        if (known < 0) {
+            m->status = known == FW_EUNKNOWN_CATEGORY ? FWPB__STATUS__STATUS_UNKNOWN_CATEGORY
+                                                      : FWPB__STATUS__STATUS_RETRY_LATER;
             continue;
         }
         cal_cat_state_t *cs = cat->data;
