@@ -127,6 +127,14 @@ static void print_replay(void *arg)
             ch.seed, ch.seconds, ch.seed, ch.seconds);
 }
 
+/* A failed run keeps its files (root, copies, spools, states, logs) for the one who chases it. */
+static void keep_on_failure(void *arg)
+{
+    (void)arg;
+    if (!ch.passed)
+        setenv("FW_TEST_KEEP", "1", 1);
+}
+
 static void producer_spawn(int i)
 {
     producer_t *p = &ch.producers[i];
@@ -807,6 +815,7 @@ static void chaos_run(int seconds)
     fwt_defer(print_replay, NULL);
     printf("chaos: seed %" PRIu64 ", %d s of faults\n", ch.seed, seconds);
     fabric_start();
+    fwt_defer(keep_on_failure, NULL); /* after the temp dirs': it runs before their removal */
 
     inject_faults(seconds);
 

@@ -91,11 +91,21 @@ FWT_TEST(writers_share_buckets_and_take_over_from_the_dead)
     fwt_zk_stop(&zk);
 }
 
+/* "late" is unknown, once w1 has read the catalog (retry-later until then). */
+static int late_unknown(void *arg)
+{
+    (void)arg;
+    int status = produce_once("late", 0, 5, 1);
+    if (status != FWPB__STATUS__STATUS_RETRY_LATER)
+        FWT_ASSERT_INT_EQ(status, FWPB__STATUS__STATUS_UNKNOWN_CATEGORY);
+    return status == FWPB__STATUS__STATUS_UNKNOWN_CATEGORY;
+}
+
 FWT_TEST(categories_and_buckets_are_picked_up_live)
 {
     start_zk();
     fwt_cal_start(&w1, "w1", spec, root, NULL);
-    FWT_ASSERT_INT_EQ(produce_once("late", 0, 5, 1), FWPB__STATUS__STATUS_UNKNOWN_CATEGORY);
+    fwt_wait_until(late_unknown, NULL, 30000, "w1 to read the catalog and not find \"late\"");
     fwt_category_create(spec, "late", 2, NULL);
     fwt_cal_wait_owns(&w1, 2, "the new category's buckets");
     FWT_ASSERT_INT_EQ(produce_once("late", 1, 5, 1), FWPB__STATUS__STATUS_OK);
