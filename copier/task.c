@@ -115,6 +115,7 @@ static void go_idle(cp_task_t *t)
     t->state = CP_TASK_IDLE;
     t->session = 0;
     t->recorded = 0;
+    t->reload = 0;
     fw_metric_set(t->stats.owned, 0);
     fw_metric_set(t->stats.lag_bytes, 0);
     fw_metric_set(t->stats.lag_seconds, 0);
@@ -310,11 +311,25 @@ static void on_loaded(fw_zk_t *zk, int rc, const char *data, size_t len, const s
     (void)zk;
     cp_task_t *t = arg;
     t->state = CP_TASK_READY;
-    if (!alive(t) || rc != ZOK) {
-        fw_metric_inc(t->stats.zk_errors);
-        release(t);
+    if (!alive(t)) {
+        go_idle(t); /* the claim went with the session */
         return;
     }
+    if (rc != ZOK) {
+        fw_metric_inc(t->stats.zk_errors);
+        if (rc == ZNONODE) {
+            release(t); /* the progress node was removed under us: the bucket is gone */
+            return;
+        }
+        /* A lost connection or a timeout: the claim is still ours. Letting it go here would
+         * hand the bucket around for a hiccup; read again once ZooKeeper answers. */
+        fw_log_info("copier", "%s -> %s: reading the progress failed (%s); reading it again",
+                    t->bucket->name, t->dest->url, zerror(rc));
+        t->reload = 1;
+        backoff(t);
+        return;
+    }
+    t->reload = 0;
     t->segment = t->offset = 0;
     t->sealed = 0;
     if (len > 0) {
@@ -348,7 +363,8 @@ static void load(cp_task_t *t)
     t->state = CP_TASK_LOADING;
     if (fw_zk_get(zk_of(t), path, NULL, NULL, on_loaded, t) < 0) {
         t->state = CP_TASK_READY;
-        release(t);
+        t->reload = 1;
+        backoff(t);
     }
 }
 
@@ -511,8 +527,9 @@ static void on_recorded(fw_zk_t *zk, int rc, const struct Stat *stat, void *arg)
             go_idle(t);
             return;
         }
-        t->state = CP_TASK_IDLE;
-        claim(t); /* finds our own claim, reloads the progress, checks */
+        t->reload = 1; /* the claim is ours still: read the progress back, then check */
+        t->resync = 1;
+        cp_task_step(t);
         return;
     }
     cp_read_t *r = &t->read;
@@ -734,7 +751,9 @@ void cp_task_step(cp_task_t *t)
         }
         if (now < t->retry_at_ms)
             return;
-        if (t->resync)
+        if (t->reload)
+            load(t);
+        else if (t->resync)
             check(t);
         else
             start_read(t);

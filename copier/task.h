@@ -45,6 +45,7 @@ struct cp_task_s {
     int claim_watch; /* waiting for another copier's claim to go */
     int dirty;       /* woken while busy: read again before waiting */
     int resync;      /* check the destination before the next write */
+    int reload;      /* read the progress again first: a ZooKeeper request failed mid-way */
     /* Progress: what the destination holds, as recorded in ZooKeeper. */
     uint64_t segment;
     uint64_t offset;
