@@ -250,6 +250,9 @@ $(B)/tools/%: $(B)/obj/tests/tools/%.o $(LIB_PROTO) $(LIB_COMMON)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
+# scribe_stub: a stand-in Scribe server on calligraphus's Thrift codec, for checking clients.
+$(B)/tools/scribe_stub: $(B)/obj/calligraphus/scribe_thrift.o
+
 # The chaos run's producer and consumer: applications of libfreeway.
 $(B)/tools/chaos_%: $(B)/obj/tests/chaos/chaos_%.o $(LIB_CLIENT) $(LIB_PROTO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
@@ -316,6 +319,8 @@ $(FB)/fuzz_consumer: $(FUZZ_CONSUMER_OBJS)
 $(FB)/fuzz_audit_report: $(FB)/obj/client/audit.o
 # fuzz_webhdfs_json links only the copier's JSON reader.
 $(FB)/fuzz_webhdfs_json: $(FB)/obj/copier/webhdfs_json.o
+# fuzz_scribe_thrift links only calligraphus's Thrift codec.
+$(FB)/fuzz_scribe_thrift: $(FB)/obj/calligraphus/scribe_thrift.o
 
 -include $(shell find $(FB)/obj -name '*.d' 2>/dev/null)
 
@@ -326,14 +331,15 @@ fuzz: fuzz-build
 	$(Q)scripts/run-fuzz $(FB) $(FUZZ_SECONDS)
 
 # Regenerates the committed seed corpora from freeway's own encoders.
-$(B)/tools/seedgen: $(B)/obj/tests/fuzz/seedgen.o $(LIB_PROTO) $(LIB_COMMON)
+$(B)/tools/seedgen: $(B)/obj/tests/fuzz/seedgen.o $(B)/obj/calligraphus/scribe_thrift.o \
+		$(LIB_PROTO) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # Only the corpora seedgen writes are replaced; hand-made ones (fuzz_http, fuzz_pbtext)
 # and regression inputs (regress-*) stay.
 SEEDGEN_TARGETS := fuzz_block fuzz_frame fuzz_segment fuzz_checkpoint fuzz_consumer \
-                   fuzz_metrics_text
+                   fuzz_metrics_text fuzz_scribe_thrift
 fuzz-seeds: $(B)/tools/seedgen
 	$(Q)for t in $(SEEDGEN_TARGETS); do mkdir -p tests/fuzz/corpus/$$t && \
 		find tests/fuzz/corpus/$$t -type f ! -name 'regress-*' -delete; done

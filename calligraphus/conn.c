@@ -1,17 +1,16 @@
-/* One produce connection: frames in, answers out (see conn.h). */
+/* One connection: messages in, answers out, for its protocol (see conn.h). */
 #include "conn.h"
 
 #include "error.h"
 #include "log.h"
 #include "net.h"
-#include "produce.h"
-#include "proto/common.pb-c.h"
-#include "status.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define READ_CHUNK (64u << 10)
+/* Input read ahead while the protocol holds the connection. */
+#define HELD_READ_MAX (256u << 10)
 
 typedef struct write_req_s {
     uv_write_t req;
@@ -56,6 +55,8 @@ void cal_conn_close(cal_conn_t *c)
     c->reading = 0;
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
+    if (c->proto->closed != NULL)
+        c->proto->closed(c);
 }
 
 void cal_conn_ref(cal_conn_t *c)
@@ -98,43 +99,53 @@ static void send_buf(cal_conn_t *c, write_req_t *w)
     }
 }
 
-static void send_frame(cal_conn_t *c, uint8_t type, const ProtobufCMessage *meta, int close_after)
+void cal_conn_send_buf(cal_conn_t *c, fw_buf_t *buf, int close_after)
 {
-    if (c->closing)
+    if (c->closing) {
+        fw_buf_free(buf);
         return;
+    }
     write_req_t *w = calloc(1, sizeof(*w));
     if (w == NULL) {
+        fw_buf_free(buf);
         cal_conn_close(c);
         return;
     }
     w->close_after = close_after;
-    if (fw_frame_append(&w->buf, type, meta, NULL, 0, FW_FRAME_MAX_LIMIT) < 0) {
-        fw_buf_free(&w->buf);
-        free(w);
+    w->buf = *buf;
+    *buf = (fw_buf_t)FW_BUF_INIT;
+    send_buf(c, w);
+}
+
+void cal_conn_send_frame(cal_conn_t *c, uint8_t type, const ProtobufCMessage *meta, int close_after)
+{
+    if (c->closing)
+        return;
+    fw_buf_t buf = FW_BUF_INIT;
+    if (fw_frame_append(&buf, type, meta, NULL, 0, FW_FRAME_MAX_LIMIT) < 0) {
+        fw_buf_free(&buf);
         cal_conn_close(c);
         return;
     }
-    send_buf(c, w);
+    cal_conn_send_buf(c, &buf, close_after);
 }
 
 void cal_conn_send(cal_conn_t *c, uint8_t type, const ProtobufCMessage *meta)
 {
-    send_frame(c, type, meta, 0);
+    cal_conn_send_frame(c, type, meta, 0);
 }
 
 void cal_conn_fail(cal_conn_t *c, int status, const char *message)
 {
     if (c->closing)
         return;
-    fw_log_warn("calligraphus", "%s: closing the connection: %s", c->peer, message);
+    fw_log_warn("calligraphus", "%s: closing the %s connection: %s", c->peer, c->proto->name,
+                message);
     fw_metric_inc(c->server->stats->frames_bad);
     cal_stats_error(c->server->stats, status);
-    Fwpb__ErrorReply e = FWPB__ERROR_REPLY__INIT;
-    e.status = fw_status_from_error(status);
-    e.message = (char *)message;
     c->reading = 0;
     uv_read_stop((uv_stream_t *)&c->tcp);
-    send_frame(c, FW_FRAME_ERROR, &e.base, 1);
+    c->proto->fail(c, status, message);
 }
 
 /* ---- reading ------------------------------------------------------------------------- */
@@ -153,31 +164,24 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
     *out = uv_buf_init((char *)c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len));
 }
 
-/* Hands every whole frame in the buffer to produce.c while reading is allowed. */
+/* Hands every whole message in the buffer to the protocol while reading is allowed. */
 static void process_input(cal_conn_t *c)
 {
     if (c->processing)
-        return; /* an answer given inside cal_produce_frame resumed reading */
+        return; /* an answer given inside the protocol's input resumed reading */
     c->processing = 1;
     size_t off = 0;
-    while (!c->closing && c->reading && off < c->in.len) {
-        fw_frame_t f;
+    while (!c->closing && c->reading && !c->held && off < c->in.len) {
         size_t need = 0;
-        ssize_t n = fw_frame_decode(c->in.data + off, c->in.len - off, c->server->limits.max_frame,
-                                    &f, &need);
+        ssize_t n = c->proto->input(c, c->in.data + off, c->in.len - off, &need);
         if (n == 0) {
             c->need = need;
             break;
         }
-        if (n < 0) {
-            cal_conn_fail(c, (int)n,
-                          n == FW_EFRAME_TOO_LARGE ? "frame exceeds the size limit"
-                                                   : "malformed frame header");
-            break;
-        }
+        if (n < 0)
+            break; /* the protocol failed the connection */
         off += (size_t)n;
         c->need = 0;
-        cal_produce_frame(c, &f);
     }
     if (off > 0) {
         memmove(c->in.data, c->in.data + off, c->in.len - off);
@@ -200,6 +204,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->in.len += (size_t)nread;
+    if (c->held)
+        cal_conn_update_reading(c);
     process_input(c);
 }
 
@@ -208,7 +214,9 @@ void cal_conn_update_reading(cal_conn_t *c)
     if (c->closing)
         return;
     cal_server_t *s = c->server;
-    int want = !s->stopping && !s->paused_all && c->inflight < s->limits.conn_inflight_bytes;
+    /* Held, it still reads (so a close is seen at once), up to a little input. */
+    int want = !s->stopping && !s->paused_all && !(c->held && c->in.len >= HELD_READ_MAX) &&
+               c->inflight < s->limits.conn_inflight_bytes;
     if (want && !c->reading) {
         c->reading = 1;
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -220,12 +228,23 @@ void cal_conn_update_reading(cal_conn_t *c)
     }
 }
 
-int cal_conn_accept(cal_server_t *s, uv_stream_t *listener)
+void cal_conn_hold(cal_conn_t *c, int hold)
+{
+    c->held = hold;
+    cal_conn_update_reading(c);
+    if (!hold)
+        process_input(c); /* what came while it was held */
+}
+
+int cal_conn_accept(cal_server_t *s, uv_stream_t *listener, const cal_conn_proto_t *proto,
+                    void *proto_arg)
 {
     cal_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return -ENOMEM;
     c->server = s;
+    c->proto = proto;
+    c->proto_arg = proto_arg;
     int rc = uv_tcp_init(s->loop, &c->tcp);
     if (rc < 0) {
         free(c);

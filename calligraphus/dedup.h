@@ -6,9 +6,17 @@
  * before the original is on disk), a retry of a stored one is acked again.
  *
  * The table is rebuilt from the bucket's segments when a writer takes the
- * bucket, so it survives restarts and ownership moves. It grows on demand up
- * to a cap; past it, the producer seen least recently is forgotten (and is
- * treated as new if it ever comes back).
+ * bucket, so it survives restarts and ownership moves.
+ *
+ * It grows on demand up to a cap of max producers; past it, the producer seen
+ * least recently is forgotten (and is treated as new if it ever comes back),
+ * no other. "Seen" is an accept or a learn: the entries are linked in that
+ * order, oldest to newest, so the one to forget is at hand. Forgetting costs
+ * O(1) whatever the cap: the entry is deleted in place (linear probing's
+ * backward shift keeps every probe chain whole), with no rebuild and no
+ * allocation, which matters when many short-lived producers come and go (a
+ * Scribe connection is a producer). The table is rebuilt only to grow, at
+ * most log2(max) times in its life.
  */
 #ifndef CAL_DEDUP_H
 #define CAL_DEDUP_H
@@ -27,17 +35,26 @@ typedef struct cal_dedup_entry_s {
     uint64_t producer_id;
     uint64_t accepted; /* last sequence queued or stored */
     uint64_t stored;   /* last sequence written to the segment */
-    int64_t seen_ms;
+    int64_t seen_ms;   /* when it was last accepted or learned */
+    uint32_t older;    /* the slot seen just before this one, or CAL_DEDUP_NONE */
+    uint32_t newer;    /* the slot seen just after this one, or CAL_DEDUP_NONE */
     int used;
 } cal_dedup_entry_t;
+
+#define CAL_DEDUP_NONE UINT32_MAX
 
 typedef struct cal_dedup_s {
     cal_dedup_entry_t *slots;
     size_t cap; /* power of two */
     size_t used;
-    size_t max; /* producers remembered at most */
+    size_t max;         /* producers remembered at most */
+    uint32_t oldest;    /* the slot seen least recently, or CAL_DEDUP_NONE */
+    uint32_t newest;    /* the slot seen most recently, or CAL_DEDUP_NONE */
+    uint64_t rebuilds;  /* tables built (each growth), for tests and metrics */
+    uint64_t forgotten; /* producers forgotten at the cap */
 } cal_dedup_t;
 
+/* max_producers: the cap (0 is taken as 1, more than 2^30 as 2^30). */
 void cal_dedup_init(cal_dedup_t *d, size_t max_producers);
 void cal_dedup_free(cal_dedup_t *d);
 

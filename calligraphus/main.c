@@ -8,7 +8,10 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "names.h"
 #include "node.h"
+#include "scribe.h"
+#include "scribe_thrift.h"
 #include "server.h"
 #include "version.h"
 
@@ -41,6 +44,12 @@ typedef struct options_s {
     int64_t dedup_segments;
     int64_t forward_timeout;
     int64_t max_conns;
+    char *scribe_listen;
+    char *scribe_unknown_category;
+    int64_t scribe_new_category_buckets;
+    int64_t scribe_retry_window;
+    int64_t scribe_retry_max;
+    uint64_t scribe_max_frame;
 } options_t;
 
 static const fw_option_t OPTIONS[] = {
@@ -87,6 +96,22 @@ static const fw_option_t OPTIONS[] = {
      "how long to wait for the owner's answer to a forwarded block"},
     {"max-conns", FW_OPT_INT, offsetof(options_t, max_conns), "10000", "N",
      "connections accepted at once"},
+    {"scribe-listen", FW_OPT_STRING, offsetof(options_t, scribe_listen), NULL, "ADDR:PORT",
+     "also take Scribe's Thrift Log calls here (Scribe's port is 1463; docs/scribe.md)"},
+    {"scribe-unknown-category", FW_OPT_STRING, offsetof(options_t, scribe_unknown_category),
+     "reject", "reject|create",
+     "a Scribe call naming a category that does not exist: answer TRY_LATER (reject), or "
+     "create the category and answer TRY_LATER until it is ready (create)"},
+    {"scribe-new-category-buckets", FW_OPT_INT, offsetof(options_t, scribe_new_category_buckets),
+     "8", "N", "buckets of a category created for Scribe"},
+    {"scribe-retry-window", FW_OPT_DURATION, offsetof(options_t, scribe_retry_window), "10m",
+     "DURATION",
+     "how long a Scribe call answered TRY_LATER, or left unanswered, is remembered so that "
+     "it is not stored twice when it comes again"},
+    {"scribe-retry-max", FW_OPT_INT, offsetof(options_t, scribe_retry_max), "100000", "N",
+     "Scribe calls remembered at most (the oldest go first)"},
+    {"scribe-max-frame", FW_OPT_SIZE, offsetof(options_t, scribe_max_frame), "16M", "SIZE",
+     "largest Thrift frame accepted; a larger one closes its connection"},
     FW_OPTIONS_END,
 };
 
@@ -97,6 +122,7 @@ typedef struct daemon_s {
     cal_stats_t *stats;
     cal_node_t node;
     cal_server_t server;
+    cal_scribe_t *scribe;
     fw_http_t http;
     int http_on;
     uv_signal_t sigterm, sigint;
@@ -121,10 +147,19 @@ static void on_http_closed(fw_http_t *http)
     (void)http;
 }
 
+static void on_scribe_closed(void *arg)
+{
+    daemon_t *d = arg;
+    cal_scribe_free(d->scribe);
+    d->scribe = NULL;
+}
+
 static void on_server_closed(cal_server_t *s)
 {
     daemon_t *d = (daemon_t *)((char *)s - offsetof(daemon_t, server));
     fw_buf_free(&s->scratch);
+    if (d->scribe != NULL)
+        cal_scribe_close(d->scribe, on_scribe_closed, d);
     if (d->http_on)
         fw_http_close(&d->http, on_http_closed);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
@@ -175,6 +210,21 @@ static int check_options(daemon_t *d)
     }
     if (o->max_frame < 1024 || o->max_frame > FW_FRAME_MAX_LIMIT) {
         fprintf(stderr, "calligraphus: --max-frame must be 1K..%uM\n", FW_FRAME_MAX_LIMIT >> 20);
+        return -1;
+    }
+    if (strcmp(o->scribe_unknown_category, "reject") != 0 &&
+        strcmp(o->scribe_unknown_category, "create") != 0) {
+        fprintf(stderr, "calligraphus: --scribe-unknown-category must be reject or create\n");
+        return -1;
+    }
+    if (o->scribe_new_category_buckets < 1 || o->scribe_new_category_buckets > FW_BUCKETS_MAX ||
+        o->scribe_retry_max < 1 || o->scribe_retry_window < 1000 || o->scribe_max_frame < 1024 ||
+        o->scribe_max_frame > CAL_SCRIBE_FRAME_MAX_LIMIT) {
+        fprintf(stderr,
+                "calligraphus: --scribe-new-category-buckets must be 1..%d, "
+                "--scribe-retry-max at least 1, --scribe-retry-window at least 1s, "
+                "--scribe-max-frame 1K..2G\n",
+                FW_BUCKETS_MAX);
         return -1;
     }
     if (o->session_timeout < 1000 || o->max_producers < 1 || o->dedup_segments < 1 ||
@@ -251,6 +301,23 @@ static int run(daemon_t *d)
         fprintf(stderr, "calligraphus: cannot start: %s\n", fw_strerror(rc));
         return rc;
     }
+    char scribe_addr[128] = "";
+    if (o->scribe_listen != NULL) {
+        cal_scribe_config_t sc = {
+            .listen = o->scribe_listen,
+            .create_unknown = strcmp(o->scribe_unknown_category, "create") == 0,
+            .new_category_buckets = (uint32_t)o->scribe_new_category_buckets,
+            .retry_window_ms = o->scribe_retry_window,
+            .retry_max = (uint32_t)o->scribe_retry_max,
+            .max_frame = (uint32_t)o->scribe_max_frame,
+        };
+        rc = cal_scribe_start(&d->scribe, &d->server, &sc, scribe_addr, sizeof(scribe_addr));
+        if (rc < 0) {
+            fprintf(stderr, "calligraphus: cannot listen for Scribe on %s: %s\n", o->scribe_listen,
+                    fw_strerror(rc));
+            return rc;
+        }
+    }
     uv_signal_init(&d->loop, &d->sigterm);
     uv_signal_init(&d->loop, &d->sigint);
     d->sigterm.data = d->sigint.data = d;
@@ -260,6 +327,8 @@ static int run(daemon_t *d)
                 d->server.address, d->address, o->root, o->zk);
     if (d->http_on)
         fw_log_info("calligraphus", "metrics on http://%s/metrics", metrics_addr);
+    if (d->scribe != NULL)
+        fw_log_info("calligraphus", "scribe listening on %s", scribe_addr);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     return 0;
 }
@@ -281,6 +350,7 @@ int main(int argc, char **argv)
     int status = rc < 0 ? 1 : 0;
     if (rc == 0 && uv_loop_close(&d.loop) != 0)
         fw_log_warn("calligraphus", "event loop closed with handles open");
+    cal_scribe_free(d.scribe); /* NULL after a clean stop; left by a failed start */
     cal_stats_destroy(d.stats);
     fw_metrics_destroy(d.metrics);
     fw_config_free(OPTIONS, &d.opt);

@@ -1,12 +1,12 @@
 /* Produce, forward and metadata requests (see produce.h). */
 #include "produce.h"
 
-#include "block.h"
 #include "error.h"
-#include "forward.h"
 #include "log.h"
+#include "proto/common.pb-c.h"
 #include "proto/produce.pb-c.h"
 #include "status.h"
+#include "submit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,24 +15,14 @@
 typedef struct cal_request_s cal_request_t;
 
 typedef struct cal_block_s {
-    cal_append_t append; /* first: the append callback finds the block from it */
+    cal_submit_t submit; /* first: the submit callback finds the block from it */
     cal_request_t *req;
-    cal_cat_state_t *cs;
-    const uint8_t *data;
-    uint32_t len;
-    uint32_t records;
-    int counted; /* its bytes count against the category's share */
-    int done;
-    Fwpb__BlockResult result;
-    char owner[CAL_ADDR_MAX];
-    char message[160];
 } cal_block_t;
 
 struct cal_request_s {
     cal_conn_t *conn;
     uint64_t request_id;
     uint8_t resp_type;
-    int forwarded;
     int ack; /* fwpb AckLevel */
     uint8_t *body;
     size_t body_len;
@@ -59,7 +49,7 @@ static void answer(cal_request_t *r)
         return;
     }
     for (uint32_t i = 0; i < r->nblocks; i++)
-        ptrs[i] = &r->blocks[i].result;
+        ptrs[i] = &r->blocks[i].submit.result;
     resp.n_results = r->nblocks;
     resp.results = ptrs;
     cal_conn_send(r->conn, r->resp_type, &resp.base);
@@ -71,13 +61,8 @@ static void finish(cal_request_t *r)
 {
     answer(r);
     cal_server_t *s = r->conn->server;
-    for (uint32_t i = 0; i < r->nblocks; i++) {
-        cal_block_t *b = &r->blocks[i];
-        if (b->counted) {
-            b->cs->stats->inflight -= b->len;
-            fw_metric_gauge_add(b->cs->stats->inflight_bytes, -(double)b->len);
-        }
-    }
+    for (uint32_t i = 0; i < r->nblocks; i++)
+        cal_submit_release(&r->blocks[i].submit);
     cal_server_account(s, r->conn, -(int64_t)r->body_len);
     cal_conn_unref(r->conn);
     free(r->body);
@@ -85,183 +70,12 @@ static void finish(cal_request_t *r)
     free(r);
 }
 
-/* Sets a block's outcome; the request is answered when the last one is in. */
-static void block_done(cal_block_t *b, int status)
+/* A block has its outcome; the request is answered when the last one is in. */
+static void on_block_done(cal_submit_t *sub)
 {
-    cal_request_t *r = b->req;
-    if (b->done)
-        return;
-    b->done = 1;
-    if (b->result.status == FWPB__STATUS__STATUS_OK && status != 0)
-        b->result.status = fw_status_from_error(status);
-    if (status != 0) {
-        cal_stats_error(r->conn->server->stats, status);
-        if (b->result.message == NULL) {
-            snprintf(b->message, sizeof(b->message), "%s", fw_strerror(status));
-            b->result.message = b->message;
-        }
-    }
+    cal_request_t *r = ((cal_block_t *)sub)->req;
     if (--r->pending == 0 && !r->dispatching)
         finish(r);
-}
-
-static void fail_block(cal_block_t *b, int status, const char *fmt, const char *detail)
-{
-    if (fmt != NULL) {
-        snprintf(b->message, sizeof(b->message), fmt, detail);
-        b->result.message = b->message;
-    }
-    block_done(b, status);
-}
-
-/* ---- the local path -------------------------------------------------------------------- */
-
-static void on_appended(cal_append_t *a, int status)
-{
-    cal_block_t *b = (cal_block_t *)a;
-    if (status == 0) {
-        b->result.has_segment_id = b->result.has_offset = 1;
-        b->result.segment_id = a->segment_id;
-        b->result.offset = a->offset;
-        if (a->duplicate) {
-            b->result.has_duplicate = 1;
-            b->result.duplicate = 1;
-            if (b->cs != NULL && b->cs->stats != NULL)
-                fw_metric_inc(b->cs->stats->blocks_duplicate);
-        } else if (b->cs != NULL && b->cs->stats != NULL) {
-            fw_metric_add(b->cs->stats->records_acked, b->records);
-        }
-    } else if (status == FW_ESEQUENCE_GAP) {
-        b->result.has_expected_sequence = 1;
-        b->result.expected_sequence = a->expected_seq;
-    }
-    block_done(b, status);
-}
-
-/* ---- the forwarded path ------------------------------------------------------------------ */
-
-static void on_forwarded(void *arg, const Fwpb__BlockResult *res, int err)
-{
-    cal_block_t *b = arg;
-    if (res == NULL) {
-        block_done(b, err);
-        return;
-    }
-    b->result.status = res->status;
-    if (res->message != NULL) {
-        snprintf(b->message, sizeof(b->message), "%s", res->message);
-        b->result.message = b->message;
-    }
-    if (res->owner != NULL) {
-        snprintf(b->owner, sizeof(b->owner), "%s", res->owner);
-        b->result.owner = b->owner;
-    }
-    b->result.has_segment_id = res->has_segment_id;
-    b->result.segment_id = res->segment_id;
-    b->result.has_offset = res->has_offset;
-    b->result.offset = res->offset;
-    b->result.has_duplicate = res->has_duplicate;
-    b->result.duplicate = res->duplicate;
-    b->result.has_expected_sequence = res->has_expected_sequence;
-    b->result.expected_sequence = res->expected_sequence;
-    block_done(b, fw_status_to_error((int)res->status));
-}
-
-/* ---- one block ------------------------------------------------------------------------------ */
-
-static cal_ack_t ack_level(int ack)
-{
-    return ack == FWPB__ACK_LEVEL__ACK_WRITTEN ? CAL_ACK_WRITTEN
-           : ack == FWPB__ACK_LEVEL__ACK_NONE  ? CAL_ACK_NONE
-                                               : CAL_ACK_DURABLE;
-}
-
-static void dispatch_block(cal_request_t *r, cal_block_t *b, const Fwpb__BlockRef *ref)
-{
-    cal_server_t *s = r->conn->server;
-    cal_route_t route;
-    int rc = cal_node_route(s->node, ref->category, ref->bucket, &route);
-    b->cs = route.cs;
-    if (rc == FW_EUNKNOWN_CATEGORY) {
-        fail_block(b, rc, "unknown category '%s'", ref->category);
-        return;
-    }
-    if (rc == FW_EBUCKET_RANGE) {
-        snprintf(b->message, sizeof(b->message), "bucket %u out of range: %s has %u", ref->bucket,
-                 ref->category, route.cs->c->buckets);
-        b->result.message = b->message;
-        block_done(b, rc);
-        return;
-    }
-    if (rc == FW_ESHUTTING_DOWN || route.cs == NULL) {
-        /* Shutting down, or the category not known yet (cal_node_category): retry later. */
-        b->cs = NULL;
-        block_done(b, rc);
-        return;
-    }
-    cal_cat_stats_t *st = b->cs->stats;
-    /* Check the whole block before it goes anywhere: header and payload
-     * CRCs, the records' structure and each record against the limit. */
-    fw_block_header_t h;
-    fw_record_iter_t it;
-    uint32_t max_record =
-        b->cs->c->max_record_bytes ? b->cs->c->max_record_bytes : FW_RECORD_MAX_DEFAULT;
-    int vrc = fw_block_decode(b->data, b->len, max_record, &s->scratch, &h, &it);
-    if (vrc == 0 && fw_block_size(&h) != b->len)
-        vrc = FW_EBLOCK_CORRUPT;
-    if (vrc == 0 && fw_block_is_seal(&h))
-        vrc = FW_EBLOCK_HEADER;
-    if (s->scratch.cap > (8u << 20))
-        fw_buf_free(&s->scratch);
-    if (vrc < 0) {
-        char detail[64];
-        snprintf(detail, sizeof(detail), "%s", fw_err_name(vrc));
-        fail_block(b, vrc == -EAGAIN ? FW_EBLOCK_CORRUPT : vrc, "block rejected: %s", detail);
-        if (vrc == FW_ERECORD_TOO_LARGE) {
-            snprintf(b->message, sizeof(b->message), "a record exceeds %s's limit of %u bytes",
-                     ref->category, max_record);
-        }
-        return;
-    }
-    b->records = h.record_count;
-    if (st != NULL) {
-        fw_metric_add(st->records_received, h.record_count);
-        fw_metric_add(st->bytes_received, b->len);
-        /* A category over its share of memory waits; the others go on. */
-        if ((uint64_t)st->inflight > s->limits.category_inflight_bytes) {
-            fw_metric_inc(st->blocks_throttled);
-            block_done(b, FW_ERETRY_LATER);
-            return;
-        }
-        st->inflight += b->len;
-        fw_metric_gauge_add(st->inflight_bytes, b->len);
-        b->counted = 1;
-    }
-    if (rc == 0) {
-        b->append.data = b->data;
-        b->append.len = b->len;
-        b->append.header = h;
-        b->append.ack = ack_level(r->ack);
-        b->append.cb = on_appended;
-        b->append.arg = b;
-        cal_bucket_append(route.bucket, &b->append);
-        return;
-    }
-    if (rc == FW_ENOT_OWNER && route.owner_address != NULL && !r->forwarded) {
-        if (st != NULL)
-            fw_metric_inc(st->blocks_forwarded);
-        if (cal_forward(s, route.owner_address, ref->category, ref->bucket, r->ack, b->data, b->len,
-                        on_forwarded, b) == 0)
-            return;
-        block_done(b, FW_ERETRY_LATER);
-        return;
-    }
-    if (rc == FW_ENOT_OWNER && route.owner_address != NULL) {
-        snprintf(b->owner, sizeof(b->owner), "%s", route.owner_address);
-        b->result.owner = b->owner;
-    }
-    /* Nobody owns it right now (moving between writers): a retry will find it. */
-    block_done(b, rc == FW_ENOT_OWNER && route.owner_address == NULL ? FW_ERETRY_LATER : rc);
 }
 
 /* ---- requests -------------------------------------------------------------------------------- */
@@ -290,7 +104,6 @@ static void handle_blocks(cal_conn_t *c, const fw_frame_t *f, uint64_t request_i
     r->conn = c;
     r->request_id = request_id;
     r->resp_type = forwarded ? FW_FRAME_FORWARD_RESP : FW_FRAME_PRODUCE_RESP;
-    r->forwarded = forwarded;
     r->ack = ack;
     r->body = body;
     r->body_len = f->body_len;
@@ -304,13 +117,11 @@ static void handle_blocks(cal_conn_t *c, const fw_frame_t *f, uint64_t request_i
     for (size_t i = 0; i < nrefs; i++) {
         cal_block_t *b = &blocks[i];
         b->req = r;
-        b->data = body + off;
-        b->len = refs[i]->length;
-        fwpb__block_result__init(&b->result); /* status OK until told otherwise */
-        off += b->len;
+        b->submit.cb = on_block_done;
+        cal_submit(c->server, &b->submit, refs[i]->category, refs[i]->bucket, ack, forwarded,
+                   body + off, refs[i]->length);
+        off += refs[i]->length;
     }
-    for (size_t i = 0; i < nrefs; i++)
-        dispatch_block(r, &blocks[i], refs[i]);
     r->dispatching = 0;
     if (r->pending == 0) {
         finish(r);
@@ -320,8 +131,7 @@ static void handle_blocks(cal_conn_t *c, const fw_frame_t *f, uint64_t request_i
     if (ack == FWPB__ACK_LEVEL__ACK_NONE && !r->answered) {
         int only_local = 1;
         for (uint32_t i = 0; i < r->nblocks && only_local; i++)
-            if (!blocks[i].done && blocks[i].append.cb == NULL)
-                only_local = 0;
+            only_local = cal_submit_is_local(&blocks[i].submit);
         if (only_local)
             answer(r);
     }
@@ -408,7 +218,7 @@ out:
     free(writers);
 }
 
-void cal_produce_frame(cal_conn_t *c, const fw_frame_t *f)
+static void produce_frame(cal_conn_t *c, const fw_frame_t *f)
 {
     switch (f->type) {
     case FW_FRAME_PRODUCE_REQ: {
@@ -454,3 +264,35 @@ void cal_produce_frame(cal_conn_t *c, const fw_frame_t *f)
     }
     }
 }
+
+/* ---- the protocol ------------------------------------------------------------------------- */
+
+static ssize_t produce_input(cal_conn_t *c, const uint8_t *buf, size_t len, size_t *need)
+{
+    fw_frame_t f;
+    ssize_t n = fw_frame_decode(buf, len, c->server->limits.max_frame, &f, need);
+    if (n < 0) {
+        cal_conn_fail(c, (int)n,
+                      n == FW_EFRAME_TOO_LARGE ? "frame exceeds the size limit"
+                                               : "malformed frame header");
+        return n;
+    }
+    if (n > 0)
+        produce_frame(c, &f);
+    return n;
+}
+
+/* An ERROR frame says why; the connection closes once it is written. */
+static void produce_fail(cal_conn_t *c, int status, const char *message)
+{
+    Fwpb__ErrorReply e = FWPB__ERROR_REPLY__INIT;
+    e.status = fw_status_from_error(status);
+    e.message = (char *)message;
+    cal_conn_send_frame(c, FW_FRAME_ERROR, &e.base, 1);
+}
+
+const cal_conn_proto_t cal_produce_proto = {
+    .name = "produce",
+    .input = produce_input,
+    .fail = produce_fail,
+};

@@ -1,10 +1,7 @@
 /*
  * Produce, forward and metadata requests: the calligraphus side of
- * proto/produce.proto. Each block of a request is checked (category,
- * bucket, header and payload CRC, every record's size), then appended to
- * the bucket if this writer owns it, relayed to the owner if another
- * writer does (once: a forwarded block is never forwarded again), or
- * answered with why not. The answer goes out when every block has its
+ * proto/produce.proto. Each block of a request goes its way through
+ * cal_submit (submit.h); the answer goes out when every block has its
  * result, at the request's ack level.
  */
 #ifndef CAL_PRODUCE_H
@@ -16,7 +13,7 @@
 /* A metadata request may name this many categories (producers send 64 at most). */
 #define CAL_METADATA_MAX_CATEGORIES 1024
 
-/* Handles one whole frame read from c (its bytes are valid only during the call). */
-void cal_produce_frame(cal_conn_t *c, const fw_frame_t *f);
+/* freeway's own protocol on a connection: frames of proto/produce.proto. */
+extern const cal_conn_proto_t cal_produce_proto;
 
 #endif

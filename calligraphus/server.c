@@ -6,20 +6,54 @@
 #include "forward.h"
 #include "log.h"
 #include "net.h"
+#include "produce.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-static void on_connection(uv_stream_t *listener, int status)
+static void on_connection(uv_stream_t *stream, int status)
 {
-    cal_server_t *s = listener->data;
+    cal_listener_t *l = stream->data;
     if (status < 0) {
         fw_log_warn("calligraphus", "accept: %s", uv_strerror(status));
         return;
     }
-    int rc = cal_conn_accept(s, listener);
+    int rc = cal_conn_accept(l->server, stream, l->proto, l->proto_arg);
     if (rc < 0)
-        fw_log_warn("calligraphus", "refused a connection: %s", fw_strerror(rc));
+        fw_log_warn("calligraphus", "refused a %s connection: %s", l->proto->name, fw_strerror(rc));
+}
+
+int cal_server_listen(cal_server_t *s, const char *listen, const cal_conn_proto_t *proto,
+                      void *proto_arg, char *bound, size_t cap)
+{
+    if (s->nlisteners == CAL_SERVER_LISTENERS)
+        return -ENOSPC;
+    struct sockaddr_storage ss;
+    int rc = fw_addr_parse(listen, &ss);
+    if (rc < 0)
+        return rc;
+    cal_listener_t *l = &s->listeners[s->nlisteners];
+    uv_tcp_init(s->loop, &l->tcp);
+    l->tcp.data = l;
+    l->server = s;
+    l->proto = proto;
+    l->proto_arg = proto_arg;
+    rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)&l->tcp, NULL);
+        return rc;
+    }
+    s->nlisteners++;
+    s->handles++;
+    int len = sizeof(ss);
+    uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len);
+    fw_addr_format((struct sockaddr *)&ss, l->address, sizeof(l->address));
+    if (bound != NULL)
+        snprintf(bound, cap, "%s", l->address);
+    return 0;
 }
 
 int cal_server_init(cal_server_t *s, uv_loop_t *loop, const char *listen, cal_node_t *node,
@@ -30,25 +64,7 @@ int cal_server_init(cal_server_t *s, uv_loop_t *loop, const char *listen, cal_no
     s->node = node;
     s->stats = stats;
     s->limits = *limits;
-    struct sockaddr_storage ss;
-    int rc = fw_addr_parse(listen, &ss);
-    if (rc < 0)
-        return rc;
-    uv_tcp_init(loop, &s->listener);
-    s->listener.data = s;
-    s->handles = 1;
-    rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
-    if (rc < 0) {
-        uv_close((uv_handle_t *)&s->listener, NULL);
-        s->handles = 0;
-        return rc;
-    }
-    int len = sizeof(ss);
-    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
-    fw_addr_format((struct sockaddr *)&ss, s->address, sizeof(s->address));
-    return 0;
+    return cal_server_listen(s, listen, &cal_produce_proto, NULL, s->address, sizeof(s->address));
 }
 
 void cal_server_account(cal_server_t *s, cal_conn_t *c, int64_t delta)
@@ -79,8 +95,9 @@ void cal_server_drain(cal_server_t *s)
     if (s->stopping)
         return;
     s->stopping = 1;
-    if (s->handles > 0 && !uv_is_closing((uv_handle_t *)&s->listener))
-        uv_close((uv_handle_t *)&s->listener, NULL);
+    for (int i = 0; i < s->nlisteners; i++)
+        if (!uv_is_closing((uv_handle_t *)&s->listeners[i].tcp))
+            uv_close((uv_handle_t *)&s->listeners[i].tcp, NULL);
     for (cal_conn_t *c = s->conns; c != NULL; c = c->next)
         cal_conn_update_reading(c);
 }

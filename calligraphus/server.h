@@ -33,13 +33,28 @@ typedef struct cal_server_limits_s {
 
 typedef void (*cal_server_cb)(cal_server_t *s);
 
+typedef struct cal_conn_proto_s cal_conn_proto_t;
+
+/* A listening socket and the protocol its connections speak. */
+typedef struct cal_listener_s {
+    uv_tcp_t tcp;
+    cal_server_t *server;
+    const cal_conn_proto_t *proto;
+    void *proto_arg;   /* given to each connection it accepts */
+    char address[128]; /* as bound */
+} cal_listener_t;
+
+/* The produce listener, and Scribe's (--scribe-listen). */
+#define CAL_SERVER_LISTENERS 2
+
 struct cal_server_s {
     uv_loop_t *loop;
     cal_node_t *node;
     cal_stats_t *stats;
     cal_server_limits_t limits;
-    uv_tcp_t listener;
-    char address[128]; /* as bound */
+    cal_listener_t listeners[CAL_SERVER_LISTENERS];
+    int nlisteners;
+    char address[128]; /* the produce listener's, as bound */
     cal_conn_t *conns; /* every open connection (clients and peers) */
     unsigned nconns;
     cal_peer_t *peers; /* outgoing forwarding connections, by address */
@@ -55,9 +70,17 @@ struct cal_server_s {
     uint64_t next_forward_id;
 };
 
-/* Binds and listens; s->address then says where. 0 or a negative errno. */
+/* Binds and listens for producers; s->address then says where. 0 or a negative errno. */
 int cal_server_init(cal_server_t *s, uv_loop_t *loop, const char *listen, cal_node_t *node,
                     cal_stats_t *stats, const cal_server_limits_t *limits);
+/*
+ * Binds and listens on another address whose connections speak proto
+ * (Scribe's), each with proto_arg; bound (cap bytes) then says where. 0 or
+ * a negative errno.
+ */
+int cal_server_listen(cal_server_t *s, const char *listen, const cal_conn_proto_t *proto,
+                      void *proto_arg, char *bound, size_t cap);
+
 /* Stops accepting and stops reading; requests under way still get their answers. */
 void cal_server_drain(cal_server_t *s);
 /* Closes every connection (after flushing what is queued) and the listener; then cb. */

@@ -33,7 +33,11 @@
     XX(SEQUENCE_GAP, 20, "block sequence number skips ahead of the last stored one")               \
     XX(PROTOCOL, 21, "protocol violation")                                                         \
     XX(SHUTTING_DOWN, 22, "the node is shutting down; send elsewhere")                             \
-    XX(SPOOL_LOCKED, 23, "the spool directory is in use by another producer")
+    XX(SPOOL_LOCKED, 23, "the spool directory is in use by another producer")                      \
+    XX(THRIFT_BAD, 24, "malformed Thrift message (framed transport, binary protocol)")             \
+    XX(THRIFT_VERSION, 25, "Thrift message header has a bad protocol version")                     \
+    XX(THRIFT_DEPTH, 26, "Thrift value nests deeper than the configured limit")                    \
+    XX(THRIFT_UNFRAMED, 27, "Thrift message without a frame length (want framed transport)")
 
 typedef enum {
 #define FW_ERROR_ENUM(name, off, msg) FW_E##name = FW_ERR_BASE - (off),

@@ -4,6 +4,7 @@
  * for; values are decoded only when read. Nothing is allocated.
  */
 #include "webhdfs_json.h"
+#include "hex.h"
 
 #include <errno.h>
 #include <string.h>
@@ -19,17 +20,6 @@ typedef struct parser_s {
     int found;
     cp_wh_json_val_t val;
 } parser_t;
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static int is_digit(char c)
 {
@@ -70,7 +60,7 @@ static int scan_string(parser_t *j)
             break;
         case 'u':
             for (int i = 0; i < 4; i++) {
-                if (j->p >= j->end || hexval((unsigned char)*j->p) < 0)
+                if (j->p >= j->end || fw_hex_digit((unsigned char)*j->p) < 0)
                     return -EINVAL;
                 j->p++;
             }
@@ -153,7 +143,7 @@ static unsigned hex4(const char *p)
 {
     unsigned v = 0;
     for (int i = 0; i < 4; i++)
-        v = v << 4 | (unsigned)hexval((unsigned char)p[i]);
+        v = v << 4 | (unsigned)fw_hex_digit((unsigned char)p[i]);
     return v;
 }
 

@@ -1,7 +1,9 @@
 /* Text form of ZooKeeper metadata, driven by protobuf-c descriptors (see pbtext.h). */
 #include "pbtext.h"
+#include "hex.h"
 
 #include "config.h"
+#include "utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -11,8 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_FIELDS 64
-#define MAX_TEXT   (1u << 20) /* a znode holds at most about 1 MB */
+#define MAX_FIELDS    64
+#define MAX_TEXT      (1u << 20) /* a znode holds at most about 1 MB */
+#define LINE_MAX_TEXT 4096       /* the longest line parsed, its newline included */
 
 static void *field_ptr(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
 {
@@ -59,6 +62,111 @@ static int printf_buf(fw_buf_t *out, const char *fmt, ...)
     return 0;
 }
 
+/*
+ * A string reads back the same as it is unless it holds a control byte,
+ * begins or ends with a space, begins with a quote or is not UTF-8; such a
+ * one is quoted, with C escapes for the quote, the backslash and every byte
+ * outside printable ASCII.
+ */
+static int needs_quotes(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0)
+        return 0;
+    if (s[0] == '"' || isspace((unsigned char)s[0]) || isspace((unsigned char)s[n - 1]) ||
+        !fw_utf8_valid(s, n))
+        return 1;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 1;
+    return 0;
+}
+
+static int format_string(fw_buf_t *out, const char *name, const char *s)
+{
+    if (!needs_quotes(s))
+        return printf_buf(out, "%s = %s\n", name, s);
+    size_t start = out->len;
+    int rc = printf_buf(out, "%s = \"", name);
+    for (const unsigned char *c = (const unsigned char *)s; rc == 0 && *c; c++) {
+        if (*c == '"' || *c == '\\')
+            rc = printf_buf(out, "\\%c", *c);
+        else if (*c == '\t')
+            rc = printf_buf(out, "\\t");
+        else if (*c == '\n')
+            rc = printf_buf(out, "\\n");
+        else if (*c == '\r')
+            rc = printf_buf(out, "\\r");
+        else if (*c < 0x20 || *c >= 0x7f)
+            rc = printf_buf(out, "\\x%02x", *c);
+        else
+            rc = printf_buf(out, "%c", *c);
+    }
+    if (rc == 0)
+        rc = printf_buf(out, "\"\n");
+    /* What is written must parse back: within the line limit. */
+    if (rc == 0 && out->len - start > LINE_MAX_TEXT) {
+        out->len = start;
+        out->data[start] = '\0';
+        rc = -EINVAL;
+    }
+    return rc;
+}
+
+/* A quoted value ("..." with the escapes format_string writes) into a new string. */
+static int unquote(const char *value, char **out)
+{
+    size_t n = strlen(value);
+    if (n < 2 || value[n - 1] != '"')
+        return -EINVAL;
+    char *s = malloc(n), *w = s;
+    if (s == NULL)
+        return -ENOMEM;
+    for (size_t i = 1; i < n - 1; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (c == '"' || c < 0x20 || c == 0x7f)
+            goto bad;
+        if (c != '\\') {
+            *w++ = (char)c;
+            continue;
+        }
+        if (++i >= n - 1)
+            goto bad;
+        switch (value[i]) {
+        case '"':
+        case '\\':
+            *w++ = value[i];
+            break;
+        case 't':
+            *w++ = '\t';
+            break;
+        case 'n':
+            *w++ = '\n';
+            break;
+        case 'r':
+            *w++ = '\r';
+            break;
+        case 'x': {
+            int hi = i + 2 < n - 1 ? fw_hex_digit(value[i + 1]) : -1;
+            int lo = hi >= 0 ? fw_hex_digit(value[i + 2]) : -1;
+            if (lo < 0 || (hi == 0 && lo == 0))
+                goto bad;
+            *w++ = (char)(hi * 16 + lo);
+            i += 2;
+            break;
+        }
+        default:
+            goto bad;
+        }
+    }
+    *w = '\0';
+    *out = s;
+    return 0;
+bad:
+    free(s);
+    return -EINVAL;
+}
+
 int fw_pbtext_format(const ProtobufCMessage *msg, fw_buf_t *out)
 {
     const ProtobufCMessageDescriptor *d = msg->descriptor;
@@ -103,18 +211,9 @@ int fw_pbtext_format(const ProtobufCMessage *msg, fw_buf_t *out)
             rc = printf_buf(out, "%s = %s\n", f->name, v->name);
             break;
         }
-        case PROTOBUF_C_TYPE_STRING: {
-            const char *s = *(char **)p;
-            /* A value is one line: refuse what would not read back the same. */
-            for (const char *c = s; *c; c++)
-                if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                    return -EINVAL;
-            if (*s != '\0' &&
-                (isspace((unsigned char)s[0]) || isspace((unsigned char)s[strlen(s) - 1])))
-                return -EINVAL;
-            rc = printf_buf(out, "%s = %s\n", f->name, s);
+        case PROTOBUF_C_TYPE_STRING:
+            rc = format_string(out, f->name, *(char **)p);
             break;
-        }
         default:
             return -EINVAL;
         }
@@ -195,9 +294,14 @@ static int set_field(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f, c
         break;
     }
     case PROTOBUF_C_TYPE_STRING: {
-        char *copy = strdup(value);
-        if (copy == NULL)
+        char *copy;
+        if (value[0] == '"') {
+            int rc = unquote(value, &copy);
+            if (rc < 0)
+                return rc;
+        } else if ((copy = strdup(value)) == NULL) {
             return -ENOMEM;
+        }
         *(char **)p = copy;
         break;
     }
@@ -222,7 +326,7 @@ int fw_pbtext_parse(const ProtobufCMessageDescriptor *desc, const char *text, si
         return -ENOMEM;
     protobuf_c_message_init(desc, msg);
     char seen[MAX_FIELDS] = {0};
-    char line[4096];
+    char line[LINE_MAX_TEXT];
     int lineno = 0, rc = 0;
     size_t pos = 0;
     while (rc == 0 && pos < len) {

@@ -10,6 +10,16 @@
  * The schema drives both directions (protobuf-c descriptors), so a field
  * added to meta.proto needs no code here. Scalars, bools, enums (by name)
  * and strings only; parsing is strict.
+ *
+ * A string is written as it is, unless it would not read back the same: one
+ * that holds a control byte, begins or ends with a space, begins with a
+ * quote or is not UTF-8 is quoted, with C escapes (\" \\ \t \n \r and \xHH
+ * for any other byte outside printable ASCII; never \x00):
+ *
+ *   scribe_key_delimiter = "\x01"
+ *
+ * A value that begins with a quote is read that way, so a string that
+ * begins with one is always quoted.
  */
 #ifndef FW_PBTEXT_H
 #define FW_PBTEXT_H

@@ -1,8 +1,10 @@
 /* Command-line helpers several commands share (see cli.h). */
 #include "cli.h"
+#include "hex.h"
 
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,4 +55,56 @@ int fw_cli_parsed(const char *cmd, int rc, const char *err, void (*usage)(FILE *
         return 2;
     }
     return -1;
+}
+
+int fw_cli_byte_parse(const char *text)
+{
+    size_t n = strlen(text);
+    if (n == 0)
+        return -1;
+    if (n == 1)
+        return (unsigned char)text[0];
+    if (text[0] != '\\')
+        return -EINVAL; /* more than one byte (a UTF-8 character is several) */
+    if (n == 2) {
+        switch (text[1]) {
+        case 't':
+            return '\t';
+        case 'n':
+            return '\n';
+        case 'r':
+            return '\r';
+        case '\\':
+        case '\'':
+        case '"':
+            return (unsigned char)text[1];
+        }
+        return -EINVAL;
+    }
+    if (text[1] != 'x' || n > 4)
+        return -EINVAL;
+    int v = 0;
+    for (size_t i = 2; i < n; i++) {
+        int d = fw_hex_digit(text[i]);
+        if (d < 0)
+            return -EINVAL;
+        v = v * 16 + d;
+    }
+    return v == 0 ? -EINVAL : v;
+}
+
+void fw_cli_byte_format(int byte, char *out, size_t cap)
+{
+    if (byte == '\t')
+        snprintf(out, cap, "'\\t'");
+    else if (byte == '\n')
+        snprintf(out, cap, "'\\n'");
+    else if (byte == '\r')
+        snprintf(out, cap, "'\\r'");
+    else if (byte == '\\' || byte == '\'')
+        snprintf(out, cap, "'\\%c'", byte);
+    else if (byte > 0x20 && byte < 0x7f)
+        snprintf(out, cap, "'%c'", byte);
+    else
+        snprintf(out, cap, "'\\x%02x'", (unsigned)byte & 0xff);
 }

@@ -14,6 +14,7 @@
 #include "pbtext.h"
 #include "proto/meta.pb-c.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ typedef struct category_cfg_s {
     int64_t retention;
     uint64_t max_record_bytes;
     char *codec;
+    char *scribe_key_delimiter;
 } category_cfg_t;
 
 static const fw_option_t category_opts[] = {
@@ -57,6 +59,10 @@ static const fw_option_t category_opts[] = {
      "largest record accepted (schema default 1M, at most 16M)"},
     {"codec", FW_OPT_STRING, offsetof(category_cfg_t, codec), NULL, "lz4|none",
      "producers' default compression (schema default lz4)"},
+    {"scribe-key-delimiter", FW_OPT_STRING, offsetof(category_cfg_t, scribe_key_delimiter), NULL,
+     "CHAR",
+     "a Scribe message's key is its text before this byte: one character or \\t \\n \\r "
+     "\\\\ \\xHH; '' for no key (the default)"},
     FW_OPTIONS_END,
 };
 
@@ -127,6 +133,29 @@ static int apply_options(const category_cfg_t *o, Fwpb__CategoryConfig *c)
             fprintf(stderr, "freeway category: --codec must be lz4 or none\n");
             return -1;
         }
+    }
+    if (o->scribe_key_delimiter != NULL) {
+        int byte = fw_cli_byte_parse(o->scribe_key_delimiter);
+        if (byte == -EINVAL) {
+            fprintf(stderr,
+                    "freeway category: --scribe-key-delimiter wants one byte: a character or "
+                    "an escape \\t \\n \\r \\\\ \\xHH (not \\x00), or '' for no key; "
+                    "\"%s\" is not one\n",
+                    o->scribe_key_delimiter);
+            return -1;
+        }
+        /* c's strings are malloc'd: its owner frees them (free_unpacked for a read config). */
+        char *value = NULL;
+        if (byte >= 0 && (value = malloc(2)) == NULL) {
+            fprintf(stderr, "freeway category: out of memory\n");
+            return -1;
+        }
+        if (value != NULL) {
+            value[0] = (char)byte;
+            value[1] = '\0';
+        }
+        free(c->scribe_key_delimiter);
+        c->scribe_key_delimiter = value; /* NULL: the field is removed */
     }
     return 0;
 }
@@ -254,21 +283,22 @@ static int cmd_create(fw_cli_zk_t *z, const char *name, const category_cfg_t *o)
         fprintf(stderr, "freeway category create: --buckets N is required\n");
         return 2;
     }
-    if (apply_options(o, &c) < 0)
-        return 2;
+    int status = 1;
     Fwpb__CategoryConfig *old;
     struct Stat st;
-    int rc = read_category(z, name, &old, &st);
-    if (rc == 0) {
+    int rc;
+    if (apply_options(o, &c) < 0) {
+        status = 2;
+    } else if ((rc = read_category(z, name, &old, &st)) == 0) {
         protobuf_c_message_free_unpacked(&old->base, NULL);
         fprintf(stderr, "freeway category: %s already exists\n", name);
-        return 1;
+    } else if (rc > 0 && create_buckets(z, name, 0, c.buckets) == 0 &&
+               write_category(z, name, &c, 1, -1) == 0) {
+        printf("created category %s with %" PRIu32 " buckets\n", name, c.buckets);
+        status = 0;
     }
-    if (rc < 0 || create_buckets(z, name, 0, c.buckets) < 0 ||
-        write_category(z, name, &c, 1, -1) < 0)
-        return 1;
-    printf("created category %s with %" PRIu32 " buckets\n", name, c.buckets);
-    return 0;
+    free(c.scribe_key_delimiter);
+    return status;
 }
 
 static int cmd_alter(fw_cli_zk_t *z, const char *name, const category_cfg_t *o)
@@ -316,6 +346,12 @@ static int cmd_describe(fw_cli_zk_t *z, const char *name)
     int ok = fw_pbtext_format(&c->base, &text) == 0;
     if (ok)
         printf("category = %s\n%s", name, (char *)text.data);
+    const char *d = c->scribe_key_delimiter;
+    if (ok && d != NULL && d[0] != '\0' && d[1] != '\0')
+        fprintf(stderr,
+                "freeway category: %s: scribe_key_delimiter is not one byte; the writers take it "
+                "as none (fix it with alter --scribe-key-delimiter)\n",
+                name);
     fw_buf_free(&text);
     protobuf_c_message_free_unpacked(&c->base, NULL);
     return ok ? 0 : 1;
@@ -343,7 +379,17 @@ static int cmd_list(fw_cli_zk_t *z)
         Fwpb__CategoryConfig *c;
         struct Stat st;
         if (read_category(z, names.data[i], &c, &st) == 0) {
-            printf("%-40s buckets=%" PRIu32 "\n", names.data[i], c->buckets);
+            printf("%-40s buckets=%" PRIu32, names.data[i], c->buckets);
+            const char *d = c->scribe_key_delimiter;
+            if (d != NULL && d[0] != '\0') {
+                char shown[16];
+                if (d[1] == '\0')
+                    fw_cli_byte_format((unsigned char)d[0], shown, sizeof(shown));
+                else
+                    snprintf(shown, sizeof(shown), "invalid");
+                printf(" scribe_key_delimiter=%s", shown);
+            }
+            printf("\n");
             protobuf_c_message_free_unpacked(&c->base, NULL);
         }
     }

@@ -81,4 +81,19 @@ char **fw_cli_short_category(int argc, char **argv, char **spare);
  */
 int fw_cli_parsed(const char *cmd, int rc, const char *err, void (*usage)(FILE *out));
 
+/*
+ * One byte as given on the command line (a category's Scribe key
+ * delimiter): a single character, or an escape \t \n \r \\ \' \" or \xHH
+ * (one or two hex digits); "" is none. Returns the byte (1..255), -1 for
+ * "", or -EINVAL for anything else (more than one byte, a NUL, an unknown
+ * escape).
+ */
+int fw_cli_byte_parse(const char *text);
+
+/*
+ * The byte (0..255) as fw_cli_byte_parse reads it back, in single quotes
+ * (':', '\t', '\x01'), into out (at least 8 bytes).
+ */
+void fw_cli_byte_format(int byte, char *out, size_t cap);
+
 #endif

@@ -408,6 +408,9 @@ static int gather_categories(gather_t *g)
         c->sync_interval_ms = cc->sync_interval_ms;
         c->max_record_bytes = cc->max_record_bytes;
         c->codec = cc->codec == FWPB__CODEC__CODEC_LZ4 ? "lz4" : "none";
+        /* As the writers take it: anything but one byte is no key. */
+        const char *d = cc->scribe_key_delimiter;
+        c->scribe_key_delim = d != NULL && d[0] != '\0' && d[1] == '\0' ? (unsigned char)d[0] : -1;
         c->records_1m = c->bytes_1m = c->records_1h = c->bytes_1h = -1;
         protobuf_c_message_free_unpacked(m, NULL);
         c->list = calloc(c->buckets ? c->buckets : 1, sizeof(*c->list));

@@ -57,6 +57,7 @@ typedef struct fw_status_category_s {
     uint64_t roll_bytes, roll_age_ms, retention_ms;
     uint32_t sync_interval_ms, max_record_bytes;
     const char *codec;
+    int scribe_key_delim; /* the byte 0..255, or -1: no key (absent or not one byte) */
     /* summed over the writers that answered; -1: no writer answered */
     double records_1m, bytes_1m, records_1h, bytes_1h;
     fw_status_bucket_t *list; /* buckets entries */

@@ -136,10 +136,15 @@ static void print_category(const fw_status_t *st, const fw_status_category_t *c,
     char a[32], b[32], d[32], e[32], f[32];
     fputs("\nCATEGORY ", out);
     put_text(out, c->name, 0);
-    fprintf(out, "  %u buckets, %s, roll %s / %s, sync %ums, retention %s\n", c->buckets, c->codec,
+    fprintf(out, "  %u buckets, %s, roll %s / %s, sync %ums, retention %s", c->buckets, c->codec,
             fmt_bytes((double)c->roll_bytes, a, sizeof(a)),
             fmt_age((int64_t)c->roll_age_ms, b, sizeof(b)), c->sync_interval_ms,
             fmt_age((int64_t)c->retention_ms, d, sizeof(d)));
+    if (c->scribe_key_delim >= 0) {
+        fw_cli_byte_format(c->scribe_key_delim, a, sizeof(a));
+        fprintf(out, ", scribe key before %s", a);
+    }
+    fputc('\n', out);
     fprintf(out, "  written: last minute %s records, %s; last hour %s records, %s\n",
             fmt_count(c->records_1m, a, sizeof(a)), fmt_bytes(c->bytes_1m, b, sizeof(b)),
             fmt_count(c->records_1h, e, sizeof(e)), fmt_bytes(c->bytes_1h, f, sizeof(f)));
@@ -298,6 +303,10 @@ static void json_category(fw_cli_json_t *j, const fw_status_t *st, const fw_stat
     fw_cli_json_uint(j, "sync_interval_ms", c->sync_interval_ms);
     fw_cli_json_uint(j, "retention_ms", c->retention_ms);
     fw_cli_json_uint(j, "max_record_bytes", c->max_record_bytes);
+    if (c->scribe_key_delim >= 0)
+        fw_cli_json_uint(j, "scribe_key_delimiter", (uint64_t)c->scribe_key_delim);
+    else
+        fw_cli_json_null(j, "scribe_key_delimiter");
     jfig(j, "records_1m", c->records_1m);
     jfig(j, "bytes_1m", c->bytes_1m);
     jfig(j, "records_1h", c->records_1h);

@@ -12,7 +12,9 @@
 #include "metrics_text.h"
 #include "proto/produce.pb-c.h"
 #include "proto/stream.pb-c.h"
+#include "scribe_thrift.h"
 #include "segment.h"
+#include "version.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -379,7 +381,7 @@ static void seeds_metrics_text(void)
               "counter");
         fw_metric_add(c, 1000003ULL * (uint64_t)(i + 1));
     }
-    check(fw_metrics_add_log_counters(reg), "log counters");
+    check(fw_metrics_add_process(reg, "calligraphus", FW_VERSION_STRING), "process series");
     write_metrics("calligraphus", reg);
     fw_metrics_destroy(reg);
 
@@ -440,6 +442,130 @@ static void seeds_metrics_text(void)
     fw_buf_free(&out);
 }
 
+static cal_thrift_str_t seed_str(const char *s)
+{
+    cal_thrift_str_t t = {s, (uint32_t)strlen(s)};
+    return t;
+}
+
+static void seed_call(fw_buf_t *out, cal_scribe_method_t m, int strict, uint8_t type, int32_t seqid)
+{
+    cal_scribe_call_t c;
+    memset(&c, 0, sizeof(c));
+    c.method = m;
+    c.type = type;
+    c.strict = (uint8_t)strict;
+    c.seqid = seqid;
+    if (m == CAL_SCRIBE_GET_COUNTER || m == CAL_SCRIBE_GET_OPTION || m == CAL_SCRIBE_SET_OPTION)
+        c.key = seed_str("max_msg_per_second");
+    if (m == CAL_SCRIBE_SET_OPTION)
+        c.value = seed_str("100000");
+    if (m == CAL_SCRIBE_GET_CPU_PROFILE)
+        c.profile_seconds = 5;
+    check(cal_scribe_call_encode(out, &c, NULL, 0), "scribe call");
+}
+
+/* Scribe's Thrift interface: calls as scribe_cat, scribe_ctrl and libraries send them. */
+static void seeds_scribe_thrift(void)
+{
+    fw_buf_t out = FW_BUF_INIT;
+    cal_scribe_entry_t es[3] = {
+        {seed_str("web"), seed_str("GET /item/1 200 3ms user=1")},
+        {seed_str("web"), seed_str("")},
+        {seed_str("ads.clicks"), seed_str("id=7\tcampaign=3")},
+    };
+    cal_scribe_call_t log;
+    memset(&log, 0, sizeof(log));
+    log.method = CAL_SCRIBE_LOG;
+    log.type = CAL_THRIFT_CALL;
+    log.strict = 1;
+    log.seqid = 1;
+    check(cal_scribe_call_encode(&out, &log, es, 3), "scribe log");
+    write_seed("fuzz_scribe_thrift", "log-strict", out.data, out.len, NULL, 0);
+    /* The same call unframed, behind an odd first byte: the target frames it. */
+    write_seed("fuzz_scribe_thrift", "log-strict-unframed", "\x01", 1, out.data + 4, out.len - 4);
+
+    /* scribe_cat: old headers, seqid 0; three calls back to back. */
+    fw_buf_reset(&out);
+    log.strict = 0;
+    log.seqid = 0;
+    for (size_t n = 1; n <= 3; n++)
+        check(cal_scribe_call_encode(&out, &log, es, n), "scribe log");
+    write_seed("fuzz_scribe_thrift", "log-old-pipelined", out.data, out.len, NULL, 0);
+
+    /* Forty entries in one call, unframed behind an odd first byte. */
+    fw_buf_reset(&out);
+    cal_scribe_entry_t many[40];
+    for (size_t i = 0; i < 40; i++)
+        many[i] = es[i % 3];
+    check(cal_scribe_call_encode(&out, &log, many, 40), "scribe log");
+    write_seed("fuzz_scribe_thrift", "log-old-40-unframed", "\x01", 1, out.data + 4, out.len - 4);
+
+    /* scribe_ctrl: status, version, name, alive, counters, reload, stop. */
+    fw_buf_reset(&out);
+    static const cal_scribe_method_t ctrl[] = {
+        CAL_SCRIBE_GET_STATUS, CAL_SCRIBE_GET_STATUS_DETAILS, CAL_SCRIBE_GET_VERSION,
+        CAL_SCRIBE_GET_NAME,   CAL_SCRIBE_ALIVE_SINCE,        CAL_SCRIBE_GET_COUNTERS};
+    for (size_t i = 0; i < sizeof(ctrl) / sizeof(ctrl[0]); i++)
+        seed_call(&out, ctrl[i], 1, CAL_THRIFT_CALL, 0);
+    seed_call(&out, CAL_SCRIBE_REINITIALIZE, 1, CAL_THRIFT_ONEWAY, 0);
+    seed_call(&out, CAL_SCRIBE_SHUTDOWN, 1, CAL_THRIFT_ONEWAY, 0);
+    write_seed("fuzz_scribe_thrift", "fb303-ctrl", out.data, out.len, NULL, 0);
+
+    fw_buf_reset(&out);
+    static const cal_scribe_method_t with_args[] = {CAL_SCRIBE_GET_COUNTER, CAL_SCRIBE_SET_OPTION,
+                                                    CAL_SCRIBE_GET_OPTION, CAL_SCRIBE_GET_OPTIONS,
+                                                    CAL_SCRIBE_GET_CPU_PROFILE};
+    for (size_t i = 0; i < sizeof(with_args) / sizeof(with_args[0]); i++)
+        seed_call(&out, with_args[i], 0, CAL_THRIFT_CALL, (int32_t)i + 10);
+    write_seed("fuzz_scribe_thrift", "fb303-args", out.data, out.len, NULL, 0);
+
+    /* An unknown method whose arguments hold every container, and a Log entry with extras. */
+    static const uint8_t unknown[] = {
+        0x00, 0x00, 0x00, 0x56, 0x80, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x09, 0x67, 0x65, 0x74,
+        0x4c, 0x69, 0x6d, 0x69, 0x74, 0x73, 0x00, 0x00, 0x00, 0x05, 0x0c, 0x00, 0x01, 0x0d, 0x00,
+        0x01, 0x0b, 0x0f, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x6b, 0x0e, 0x00, 0x00,
+        0x00, 0x01, 0x06, 0x00, 0x00, 0x00, 0x01, 0x00, 0x03, 0x0a, 0x00, 0x02, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x2a, 0x10, 0x00, 0x03, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36,
+        0x37, 0x38, 0x39, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x00, 0x02, 0x00, 0x04, 0x01, 0x00};
+    write_seed("fuzz_scribe_thrift", "unknown-method", unknown, sizeof(unknown), NULL, 0);
+    static const uint8_t log_extra[] = {
+        0x00, 0x00, 0x00, 0x3d, 0x00, 0x00, 0x00, 0x03, 0x4c, 0x6f, 0x67, 0x01, 0x00,
+        0x00, 0x00, 0x04, 0x08, 0x00, 0x07, 0x00, 0x00, 0x00, 0x01, 0x0f, 0x00, 0x01,
+        0x0c, 0x00, 0x00, 0x00, 0x01, 0x04, 0x00, 0x03, 0x40, 0x09, 0x21, 0xfb, 0x54,
+        0x44, 0x2d, 0x18, 0x0b, 0x00, 0x02, 0x00, 0x00, 0x00, 0x02, 0x68, 0x69, 0x0b,
+        0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x61, 0x03, 0x00, 0x04, 0x7f, 0x00, 0x00};
+    write_seed("fuzz_scribe_thrift", "log-extra-fields", log_extra, sizeof(log_extra), NULL, 0);
+    write_seed("fuzz_scribe_thrift", "log-extra-fields-unframed", "\x01", 1, log_extra + 4,
+               sizeof(log_extra) - 4);
+    write_seed("fuzz_scribe_thrift", "unknown-method-unframed", "\x01", 1, unknown + 4,
+               sizeof(unknown) - 4);
+
+    /* Replies, for the reply decoder: OK, counters, options, an exception. */
+    fw_buf_reset(&out);
+    cal_scribe_call_t c;
+    memset(&c, 0, sizeof(c));
+    c.strict = 1;
+    c.seqid = 3;
+    c.method = CAL_SCRIBE_LOG;
+    c.name = seed_str("Log");
+    check(cal_scribe_reply_log(&out, &c, CAL_SCRIBE_OK), "scribe reply");
+    c.method = CAL_SCRIBE_GET_COUNTERS;
+    c.name = seed_str("getCounters");
+    cal_scribe_counter_t counters[] = {{"scribe_overall:received good", 100000}, {"x", -1}};
+    check(cal_scribe_reply_counters(&out, &c, counters, 2), "scribe reply");
+    c.strict = 0;
+    c.method = CAL_SCRIBE_GET_OPTIONS;
+    c.name = seed_str("getOptions");
+    cal_scribe_option_t options[] = {{"port", "1463"}};
+    check(cal_scribe_reply_options(&out, &c, options, 1), "scribe reply");
+    c.method = CAL_SCRIBE_UNKNOWN;
+    c.name = seed_str("getLimits");
+    check(cal_scribe_reply_unknown_method(&out, &c), "scribe reply");
+    write_seed("fuzz_scribe_thrift", "replies", out.data, out.len, NULL, 0);
+    fw_buf_free(&out);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -458,6 +584,7 @@ int main(int argc, char **argv)
     seeds_checkpoint();
     seeds_consumer();
     seeds_metrics_text();
+    seeds_scribe_thrift();
     rmdir(tmpdir);
     return 0;
 }

@@ -2,6 +2,8 @@
 #include "fwt_cal.h"
 
 #include "fwt_root.h"
+#include "fwt_wire.h"
+#include "proto/produce.pb-c.h"
 #include "fwtest.h"
 
 #include <arpa/inet.h>
@@ -53,8 +55,10 @@ static int listening(void *arg)
                            sizeof(scratch)) &&
                log_address(c->log_path, c->log_offset, "metrics on http://", c->metrics,
                            sizeof(c->metrics));
-    return log_address(c->log_path, c->log_offset, " listening on ", c->address,
-                       sizeof(c->address)) &&
+    /* "<id> listening on": a writer's Scribe listener logs "scribe listening on" too. */
+    char marker[96];
+    snprintf(marker, sizeof(marker), "%s listening on ", c->id);
+    return log_address(c->log_path, c->log_offset, marker, c->address, sizeof(c->address)) &&
            log_address(c->log_path, c->log_offset, "metrics on http://", c->metrics,
                        sizeof(c->metrics));
 }
@@ -324,6 +328,70 @@ void fwt_cal_wait_balanced(fwt_cal_t *a, fwt_cal_t *b, int each, const char *wha
 {
     owns_t o = {{a, b}, each, "freeway_calligraphus_open_buckets"};
     fwt_wait_until(owns, &o, 30000, what);
+}
+
+typedef struct routed_s {
+    const fwt_cal_t *c;
+    const char *category;
+    uint64_t request_id;
+} routed_t;
+
+/* Asks c's metadata for the category: 1 when every bucket has an owner address. */
+static int routed(void *arg)
+{
+    routed_t *r = arg;
+    int fd = fwt_wire_connect(r->c->address);
+    char *cats[] = {(char *)r->category};
+    Fwpb__MetadataRequest req = FWPB__METADATA_REQUEST__INIT;
+    req.request_id = ++r->request_id;
+    req.n_categories = 1;
+    req.categories = cats;
+    fw_buf_t frame = FW_BUF_INIT, store = FW_BUF_INIT;
+    fw_frame_t f;
+    int all = 0;
+    if (fw_frame_append(&frame, FW_FRAME_METADATA_REQ, &req.base, NULL, 0, FW_FRAME_MAX_LIMIT) ==
+            0 &&
+        fwt_wire_write(fd, frame.data, frame.len) == 0 &&
+        fwt_wire_read(fd, 10000, &store, &f) == 1 && f.type == FW_FRAME_METADATA_RESP) {
+        Fwpb__MetadataResponse *m = fwpb__metadata_response__unpack(NULL, f.meta_len, f.meta);
+        if (m != NULL && m->n_categories == 1 &&
+            m->categories[0]->status == FWPB__STATUS__STATUS_OK &&
+            m->categories[0]->n_owners == m->categories[0]->buckets) {
+            all = 1;
+            for (size_t i = 0; i < m->categories[0]->n_owners; i++)
+                if (m->categories[0]->owners[i]->address == NULL)
+                    all = 0;
+        }
+        fwpb__metadata_response__free_unpacked(m, NULL);
+    }
+    fw_buf_free(&frame);
+    fw_buf_free(&store);
+    close(fd);
+    return all;
+}
+
+void fwt_cal_wait_routed(const fwt_cal_t *c, const char *category, const char *what)
+{
+    routed_t r = {c, category, 0};
+    fwt_wait_until(routed, &r, 30000, what);
+}
+
+typedef struct scribe_address_s {
+    const fwt_cal_t *c;
+    char *out;
+    size_t cap;
+} scribe_address_t;
+
+static int scribe_logged(void *arg)
+{
+    scribe_address_t *a = arg;
+    return log_address(a->c->log_path, a->c->log_offset, "scribe listening on ", a->out, a->cap);
+}
+
+void fwt_cal_scribe_address(const fwt_cal_t *c, char *out, size_t cap)
+{
+    scribe_address_t a = {c, out, cap};
+    fwt_wait_until(scribe_logged, &a, 30000, "the writer to log its Scribe address");
 }
 
 void fwt_category_create(const char *zk, const char *name, int buckets, const char *const *extra)

@@ -91,6 +91,16 @@ void fwt_cal_wait_owns(fwt_cal_t *c, int n, const char *what);
 void fwt_cal_wait_claimed(fwt_cal_t *c, int n, const char *what);
 /* Waits up to 30 s until a and b have exactly `each` buckets open at the same moment. */
 void fwt_cal_wait_balanced(fwt_cal_t *a, fwt_cal_t *b, int each, const char *what);
+/*
+ * Waits up to 30 s until c's metadata names an owner for every bucket of
+ * category: c can place any block of it itself or forward it (a writer
+ * learns the others' owner nodes from ZooKeeper watches, a moment after
+ * they change).
+ */
+void fwt_cal_wait_routed(const fwt_cal_t *c, const char *category, const char *what);
+
+/* Waits up to 30 s until c (started with --scribe-listen) logs its Scribe listener's host:port. */
+void fwt_cal_scribe_address(const fwt_cal_t *c, char *out, size_t cap);
 
 /* Runs `freeway category create NAME --buckets N --zk ZK` plus extra flags; fails on error. */
 void fwt_category_create(const char *zk, const char *name, int buckets, const char *const *extra);

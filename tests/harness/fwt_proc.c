@@ -10,10 +10,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -537,4 +540,42 @@ int fwt_run(char *const argv[], int timeout_ms, char **out)
     if (WIFEXITED(status))
         return WEXITSTATUS(status);
     return 128 + WTERMSIG(status);
+}
+
+/* The repository's top directory, from this binary's path (build/<mode>/tests/NAME). */
+const char *fwt_repo_root(void)
+{
+    static char root[PATH_MAX];
+    if (root[0] != '\0')
+        return root;
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    FWT_ASSERT(n > 0);
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    FWT_ASSERT(slash != NULL);
+    *slash = '\0';
+    char up[PATH_MAX + 16];
+    snprintf(up, sizeof(up), "%s/../../..", self);
+    if (realpath(up, root) == NULL)
+        FWT_FAIL("cannot resolve the repository root %s", up);
+    return root;
+}
+
+/* The first executable name on $PATH (fwt_proc_spawn does no PATH search). */
+const char *fwt_find_program(const char *name, const char *package, char *buf, size_t len)
+{
+    const char *path = getenv("PATH");
+    char *copy = strdup(path != NULL ? path : "/usr/bin:/bin");
+    FWT_ASSERT(copy != NULL);
+    char *save = NULL;
+    for (char *dir = strtok_r(copy, ":", &save); dir != NULL; dir = strtok_r(NULL, ":", &save)) {
+        if (snprintf(buf, len, "%s/%s", dir, name) < (int)len && access(buf, X_OK) == 0) {
+            free(copy);
+            return buf;
+        }
+    }
+    free(copy);
+    FWT_FAIL("no %s on PATH: install the Debian package %s (scripts/install-deps does)", name,
+             package);
 }

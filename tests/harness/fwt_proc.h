@@ -129,4 +129,12 @@ const char *fwt_source(const char *rel);
  */
 int fwt_run(char *const argv[], int timeout_ms, char **out);
 
+/* The repository's top directory, from the test binary's path (build/<mode>/tests/NAME). */
+const char *fwt_repo_root(void);
+/*
+ * The first executable `name` on $PATH, into buf (fwt_proc_spawn does no
+ * PATH search); none fails the test naming the Debian package that brings it.
+ */
+const char *fwt_find_program(const char *name, const char *package, char *buf, size_t len);
+
 #endif

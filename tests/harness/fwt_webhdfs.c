@@ -19,43 +19,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The repository's top directory, from this binary's path (build/<mode>/tests/NAME). */
-const char *fwt_repo_root(void)
-{
-    static char root[PATH_MAX];
-    if (root[0] != '\0')
-        return root;
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    FWT_ASSERT(n > 0);
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    FWT_ASSERT(slash != NULL);
-    *slash = '\0';
-    char up[PATH_MAX + 16];
-    snprintf(up, sizeof(up), "%s/../../..", self);
-    if (realpath(up, root) == NULL)
-        FWT_FAIL("cannot resolve the repository root %s", up);
-    return root;
-}
-
-/* The first executable name on $PATH (fwt_proc_spawn does no PATH search). */
-const char *fwt_find_program(const char *name, char *buf, size_t len)
-{
-    const char *path = getenv("PATH");
-    char *copy = strdup(path != NULL ? path : "/usr/bin:/bin");
-    FWT_ASSERT(copy != NULL);
-    char *save = NULL;
-    for (char *dir = strtok_r(copy, ":", &save); dir != NULL; dir = strtok_r(NULL, ":", &save)) {
-        if (snprintf(buf, len, "%s/%s", dir, name) < (int)len && access(buf, X_OK) == 0) {
-            free(copy);
-            return buf;
-        }
-    }
-    free(copy);
-    FWT_FAIL("no %s on PATH: run scripts/install-deps", name);
-}
-
 static int ready_or_exited(void *arg)
 {
     fwt_webhdfs_t *s = arg;
@@ -73,7 +36,7 @@ void fwt_webhdfs_start(fwt_webhdfs_t *s, const char *name, int truncate_delay_ms
     if (access(script, R_OK) != 0)
         FWT_FAIL("%s is missing", script);
     snprintf(delay, sizeof(delay), "%d", truncate_delay_ms);
-    char *argv[] = {(char *)fwt_find_program("python3", python, sizeof(python)),
+    char *argv[] = {(char *)fwt_find_program("python3", "python3", python, sizeof(python)),
                     script,
                     "--root",
                     s->root,

@@ -22,11 +22,6 @@ typedef struct fwt_webhdfs_s {
     int nn_port, dn_port;
 } fwt_webhdfs_t;
 
-/* The repository's top directory, from the test binary's path (build/<mode>/tests/NAME). */
-const char *fwt_repo_root(void);
-/* The first executable `name` on $PATH, into buf (fwt_proc_spawn does no PATH search). */
-const char *fwt_find_program(const char *name, char *buf, size_t len);
-
 /*
  * Starts the stand-in on 127.0.0.1 (files under TMP/<name>-hdfs) and waits
  * for its ready file. truncate_delay_ms > 0 makes TRUNCATE answer false and

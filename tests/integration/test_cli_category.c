@@ -118,6 +118,118 @@ FWT_TEST(create_describe_alter_list_delete)
     free(out);
 }
 
+/* Runs `freeway status [a [b]] --zk SPEC` (a, b may be NULL); returns the exit status and output.
+ */
+static int status(char **out, const char *a, const char *b)
+{
+    char *argv[8];
+    int n = 0;
+    argv[n++] = (char *)fwt_bin("freeway");
+    argv[n++] = "status";
+    if (a != NULL)
+        argv[n++] = (char *)a;
+    if (b != NULL)
+        argv[n++] = (char *)b;
+    argv[n++] = "--zk";
+    argv[n++] = spec;
+    argv[n] = NULL;
+    return fwt_run(argv, 30000, out);
+}
+
+/*
+ * --scribe-key-delimiter: one byte, given as a character or an escape, kept
+ * in the category's node (quoted when it is a control byte), shown by
+ * describe, list and status, changed and removed by alter, the other fields
+ * untouched.
+ */
+FWT_TEST(scribe_key_delimiter_set_shown_changed_removed)
+{
+    start();
+    char *out, buf[4096];
+    FWT_ASSERT_INT_EQ(category(&out, "create", "scribe_web", "--buckets", "2",
+                               "--scribe-key-delimiter", "\\x01", NULL),
+                      0);
+    free(out);
+    read_znode("/freeway-test/categories/scribe_web", buf, sizeof(buf));
+    FWT_ASSERT_STR_EQ(buf, "buckets = 2\nscribe_key_delimiter = \"\\x01\"\n");
+
+    FWT_ASSERT_INT_EQ(category(&out, "describe", "scribe_web", NULL), 0);
+    expect(out, "scribe_key_delimiter = \"\\x01\"\n");
+    free(out);
+    FWT_ASSERT_INT_EQ(category(&out, "list", NULL), 0);
+    expect(out,
+           "scribe_web                               buckets=2 scribe_key_delimiter='\\x01'\n");
+    free(out);
+    FWT_ASSERT_INT_EQ(status(&out, "-c", "scribe_web"), 0);
+    expect(out, ", scribe key before '\\x01'\n");
+    free(out);
+    FWT_ASSERT_INT_EQ(status(&out, "--json", NULL), 0);
+    expect(out, "\"scribe_key_delimiter\":1,");
+    free(out);
+
+    struct {
+        const char *given, *stored, *listed;
+    } changes[] = {
+        {":", "scribe_key_delimiter = :\n", "scribe_key_delimiter=':'"},
+        {"\\t", "scribe_key_delimiter = \"\\t\"\n", "scribe_key_delimiter='\\t'"},
+        {" ", "scribe_key_delimiter = \" \"\n", "scribe_key_delimiter='\\x20'"},
+        {"\\\\", "scribe_key_delimiter = \\\n", "scribe_key_delimiter='\\\\'"},
+        {"\\xFe", "scribe_key_delimiter = \"\\xfe\"\n", "scribe_key_delimiter='\\xfe'"},
+        {"|", "scribe_key_delimiter = |\n", "scribe_key_delimiter='|'"},
+    };
+    for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+        FWT_ASSERT_INT_EQ(
+            category(&out, "alter", "scribe_web", "--scribe-key-delimiter", changes[i].given, NULL),
+            0);
+        free(out);
+        read_znode("/freeway-test/categories/scribe_web", buf, sizeof(buf));
+        if (strstr(buf, changes[i].stored) == NULL || strstr(buf, "buckets = 2\n") == NULL)
+            FWT_FAIL("--scribe-key-delimiter \"%s\" stored as:\n%s\nwant \"%s\"", changes[i].given,
+                     buf, changes[i].stored);
+        FWT_ASSERT_INT_EQ(category(&out, "list", NULL), 0);
+        expect(out, changes[i].listed);
+        free(out);
+    }
+    /* Another option leaves it alone; '' removes it. */
+    FWT_ASSERT_INT_EQ(category(&out, "alter", "scribe_web", "--codec", "none", NULL), 0);
+    free(out);
+    read_znode("/freeway-test/categories/scribe_web", buf, sizeof(buf));
+    FWT_ASSERT_STR_EQ(buf, "buckets = 2\ncodec = CODEC_NONE\nscribe_key_delimiter = |\n");
+    FWT_ASSERT_INT_EQ(category(&out, "alter", "scribe_web", "--scribe-key-delimiter", "", NULL), 0);
+    free(out);
+    read_znode("/freeway-test/categories/scribe_web", buf, sizeof(buf));
+    FWT_ASSERT_STR_EQ(buf, "buckets = 2\ncodec = CODEC_NONE\n");
+    FWT_ASSERT_INT_EQ(category(&out, "list", NULL), 0);
+    FWT_ASSERT(strstr(out, "scribe_key_delimiter") == NULL);
+    free(out);
+    FWT_ASSERT_INT_EQ(status(&out, "--json", NULL), 0);
+    expect(out, "\"scribe_key_delimiter\":null,");
+    free(out);
+
+    /* Given to create as '' : no key, nothing stored. */
+    FWT_ASSERT_INT_EQ(
+        category(&out, "create", "plain", "--buckets", "1", "--scribe-key-delimiter", "", NULL), 0);
+    free(out);
+    read_znode("/freeway-test/categories/plain", buf, sizeof(buf));
+    FWT_ASSERT_STR_EQ(buf, "buckets = 1\n");
+
+    /* A value put there by hand that is not one byte: shown as invalid, not used. */
+    zhandle_t *zh = connect_zk();
+    const char bad[] = "buckets = 2\nscribe_key_delimiter = ::\n";
+    FWT_ASSERT_INT_EQ(
+        zoo_set(zh, "/freeway-test/categories/scribe_web", bad, (int)sizeof(bad) - 1, -1), ZOK);
+    zookeeper_close(zh);
+    FWT_ASSERT_INT_EQ(category(&out, "list", NULL), 0);
+    expect(out, "buckets=2 scribe_key_delimiter=invalid\n");
+    free(out);
+    FWT_ASSERT_INT_EQ(category(&out, "describe", "scribe_web", NULL), 0);
+    expect(out, "scribe_key_delimiter is not one byte; the writers take it as none");
+    free(out);
+    FWT_ASSERT_INT_EQ(status(&out, "--json", NULL), 0);
+    expect(out, "\"scribe_key_delimiter\":null,");
+    free(out);
+}
+
 FWT_TEST(refusals_are_clear)
 {
     start();
@@ -141,6 +253,12 @@ FWT_TEST(refusals_are_clear)
          {"create", "d", "--buckets", "1", "--max-record-bytes", "17M"}},
         {1, "no category nope", {"delete", "nope", NULL}},
         {2, "usage:", {"rename", "c", NULL}},
+        {2, "\"ab\" is not one", {"alter", "c", "--scribe-key-delimiter", "ab", NULL}},
+        {2, "not \\x00", {"alter", "c", "--scribe-key-delimiter", "\\x00", NULL}},
+        {2, "wants one byte", {"alter", "c", "--scribe-key-delimiter", "\\x100", NULL}},
+        {2, "wants one byte", {"alter", "c", "--scribe-key-delimiter", "\\q", NULL}},
+        {2, "wants one byte", {"alter", "c", "--scribe-key-delimiter", "\xc3\xa9", NULL}},
+        {2, "wants one byte", {"create", "d", "--buckets", "1", "--scribe-key-delimiter", "\\x"}},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char **a = cases[i].a;

@@ -13,7 +13,7 @@
  * source tree is $FW_SOURCE_DIR, else the checkout this binary was built in.
  */
 #include "fwt_proc.h"
-#include "fwt_webhdfs.h" /* fwt_repo_root, fwt_find_program */
+#include "fwt_proc.h" /* fwt_repo_root, fwt_find_program */
 #include "fwt_zk.h"
 #include "fwtest.h"
 
@@ -953,7 +953,7 @@ FWT_TEST(systemd_units_verify)
 {
     int np = discover(progs);
     char analyze[PATH_MAX];
-    fwt_find_program("systemd-analyze", analyze, sizeof(analyze));
+    fwt_find_program("systemd-analyze", "systemd", analyze, sizeof(analyze));
     static char units[MAX_FILES][128];
     int nu = list_dir(src_path("deploy/systemd"), ".service", units, MAX_FILES);
     for (int i = 0; i < np; i++) {

@@ -8,7 +8,7 @@
  * too slow to repeat here.
  */
 #include "fwt_proc.h"
-#include "fwt_webhdfs.h" /* fwt_repo_root, fwt_find_program */
+#include "fwt_proc.h" /* fwt_repo_root, fwt_find_program */
 #include "fwtest.h"
 
 #include <dirent.h>
@@ -37,7 +37,7 @@ static void build_tree(char *dir, size_t cap, char *mode, size_t mcap)
 static int make(const char *goal, const char *mode, const char *build, const char *dest, char **out)
 {
     char makebin[PATH_MAX], a_mode[64], a_build[PATH_MAX + 8], a_dest[PATH_MAX + 8];
-    fwt_find_program("make", makebin, sizeof(makebin));
+    fwt_find_program("make", "make", makebin, sizeof(makebin));
     snprintf(a_mode, sizeof(a_mode), "MODE=%s", mode);
     snprintf(a_build, sizeof(a_build), "BUILD=%s", build);
     snprintf(a_dest, sizeof(a_dest), "DESTDIR=%s", dest);
@@ -175,7 +175,7 @@ static void build_application(const char *dest, const char *mode)
     setenv("PKG_CONFIG_PATH", pcpath, 1);
     setenv("PKG_CONFIG_SYSROOT_DIR", dest, 1);
     char pkgconfig[PATH_MAX];
-    fwt_find_program("pkg-config", pkgconfig, sizeof(pkgconfig));
+    fwt_find_program("pkg-config", "pkg-config", pkgconfig, sizeof(pkgconfig));
     const char *pc[] = {pkgconfig, "--cflags", "--libs", "freeway", NULL};
     char *flags;
     int rc = fwt_run((char *const *)pc, 30000, &flags);
@@ -191,7 +191,7 @@ static void build_application(const char *dest, const char *mode)
     /* The library was built in this mode: an asan archive needs the sanitizers. */
     int asan = strcmp(mode, "asan") == 0;
     char cc[PATH_MAX];
-    fwt_find_program(asan ? "clang" : "cc", cc, sizeof(cc));
+    fwt_find_program(asan ? "clang" : "cc", asan ? "clang" : "gcc", cc, sizeof(cc));
     const char *argv[64];
     int n = 0;
     argv[n++] = cc;

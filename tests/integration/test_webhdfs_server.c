@@ -41,7 +41,7 @@ static void run_checks(fwt_webhdfs_t *s, int truncate_delay_ms)
     snprintf(script, sizeof(script), "%s/tests/webhdfs/check_server.js", fwt_repo_root());
     snprintf(port, sizeof(port), "%d", s->nn_port);
     snprintf(delay, sizeof(delay), "%d", truncate_delay_ms);
-    char *argv[] = {(char *)fwt_find_program("node", node, sizeof(node)),
+    char *argv[] = {(char *)fwt_find_program("node", "nodejs", node, sizeof(node)),
                     script,
                     "127.0.0.1",
                     port,
