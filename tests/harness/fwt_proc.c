@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FWT_MAX_PROCS 128
+#define FWT_MAX_PROCS 512
 
 /*
  * What the end-of-test cleanup needs to know about a child. Kept here rather
