@@ -60,7 +60,8 @@ static int learn_segment(cal_bucket_t *b, const char *path)
     fw_seg_block_t blk;
     int64_t now = fw_clock_wall_ms();
     while ((rc = fw_segr_next(r, &blk)) == FW_SEGR_BLOCK) {
-        rc = cal_dedup_learn(&b->dedup, blk.header.producer_id, blk.header.sequence, now);
+        rc = cal_dedup_learn(&b->dedup, blk.header.producer_id, blk.header.sequence,
+                             blk.header.payload_crc, now);
         if (rc < 0)
             break;
     }
@@ -317,7 +318,8 @@ static void on_written(cal_disk_job_t *dj)
         a->offset = off;
         off += a->len;
         if (a->ack == CAL_ACK_WRITTEN && !a->acked && ack_written) {
-            cal_dedup_stored(&b->dedup, a->header.producer_id, a->header.sequence);
+            cal_dedup_stored(&b->dedup, a->header.producer_id, a->header.sequence,
+                             a->header.payload_crc);
             a->next = acked;
             acked = a;
         } else {
@@ -416,7 +418,8 @@ static void on_appended(cal_disk_job_t *dj)
         b->appended_bytes += job->bytes;
         for (cal_append_t *a = done, *next; a != NULL; a = next) {
             next = a->next;
-            cal_dedup_stored(&b->dedup, a->header.producer_id, a->header.sequence);
+            cal_dedup_stored(&b->dedup, a->header.producer_id, a->header.sequence,
+                             a->header.payload_crc);
             if (!a->acked) {
                 a->acked = 1;
                 a->cb(a, 0);
@@ -528,6 +531,7 @@ void cal_bucket_append(cal_bucket_t *b, cal_append_t *a)
     a->next = NULL;
     a->acked = 0;
     a->duplicate = 0;
+    a->conflict = 0;
     if (b->state != CAL_BUCKET_READY || b->paused) {
         a->acked = 1;
         a->cb(a, FW_ERETRY_LATER);
@@ -537,6 +541,17 @@ void cal_bucket_append(cal_bucket_t *b, cal_append_t *a)
     switch (cal_dedup_check(&b->dedup, a->header.producer_id, a->header.sequence, &expected)) {
     case CAL_SEQ_DUPLICATE:
         b->duplicates++;
+        if (cal_dedup_conflicts(&b->dedup, a->header.producer_id, a->header.sequence,
+                                a->header.payload_crc)) {
+            a->conflict = 1;
+            fw_log_error("calligraphus",
+                         "%s: producer %016llx sent sequence %llu again with other contents "
+                         "(payload CRC %08x, stored %08x): acked as the duplicate it claims to "
+                         "be, so its records are not stored; the producer reuses sequences",
+                         b->dir, (unsigned long long)a->header.producer_id,
+                         (unsigned long long)a->header.sequence, a->header.payload_crc,
+                         cal_dedup_stored_crc(&b->dedup, a->header.producer_id));
+        }
         a->duplicate = 1;
         a->acked = 1;
         a->cb(a, 0);

@@ -67,6 +67,7 @@ struct cal_append_s {
     void *arg;
     /* results */
     int duplicate;
+    int conflict; /* a duplicate whose contents differ from the stored block's (logged) */
     uint64_t segment_id;
     uint64_t offset;
     uint64_t expected_seq;

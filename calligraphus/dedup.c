@@ -197,18 +197,35 @@ int cal_dedup_accept(cal_dedup_t *d, uint64_t producer_id, uint64_t seq, int64_t
     cal_dedup_entry_t *e = upsert(d, producer_id, now_ms);
     if (e == NULL)
         return -ENOMEM;
-    if (e->accepted == 0 && e->stored == 0 && seq > 0)
+    if (e->accepted == 0 && e->stored == 0 && seq > 0) {
         e->stored = seq - 1; /* a new producer: nothing before seq is ours to wait for */
+        e->stored_crc_known = 0;
+    }
     e->accepted = seq;
     touch(d, e, now_ms);
     return 0;
 }
 
-void cal_dedup_stored(cal_dedup_t *d, uint64_t producer_id, uint64_t seq)
+void cal_dedup_stored(cal_dedup_t *d, uint64_t producer_id, uint64_t seq, uint32_t crc)
 {
     cal_dedup_entry_t *e = find(d, producer_id);
-    if (e != NULL && seq > e->stored)
+    if (e != NULL && seq > e->stored) {
         e->stored = seq;
+        e->stored_crc = crc;
+        e->stored_crc_known = 1;
+    }
+}
+
+uint32_t cal_dedup_stored_crc(const cal_dedup_t *d, uint64_t producer_id)
+{
+    const cal_dedup_entry_t *e = find(d, producer_id);
+    return e != NULL && e->stored_crc_known ? e->stored_crc : 0;
+}
+
+int cal_dedup_conflicts(const cal_dedup_t *d, uint64_t producer_id, uint64_t seq, uint32_t crc)
+{
+    const cal_dedup_entry_t *e = find(d, producer_id);
+    return e != NULL && seq == e->stored && e->stored_crc_known && crc != e->stored_crc;
 }
 
 void cal_dedup_abort(cal_dedup_t *d, uint64_t producer_id)
@@ -218,13 +235,19 @@ void cal_dedup_abort(cal_dedup_t *d, uint64_t producer_id)
         e->accepted = e->stored;
 }
 
-int cal_dedup_learn(cal_dedup_t *d, uint64_t producer_id, uint64_t seq, int64_t now_ms)
+int cal_dedup_learn(cal_dedup_t *d, uint64_t producer_id, uint64_t seq, uint32_t crc,
+                    int64_t now_ms)
 {
     cal_dedup_entry_t *e = upsert(d, producer_id, now_ms);
     if (e == NULL)
         return -ENOMEM;
-    if (seq > e->stored)
+    if (seq >= e->stored) {
+        /* The same sequence twice in the segments (stored before a table knew it): the later
+         * one is what a retry would match. */
         e->stored = seq;
+        e->stored_crc = crc;
+        e->stored_crc_known = 1;
+    }
     if (e->stored > e->accepted)
         e->accepted = e->stored;
     /* Segments are read oldest first: a producer's last block found is its latest sight. */

@@ -33,11 +33,13 @@ typedef enum {
 
 typedef struct cal_dedup_entry_s {
     uint64_t producer_id;
-    uint64_t accepted; /* last sequence queued or stored */
-    uint64_t stored;   /* last sequence written to the segment */
-    int64_t seen_ms;   /* when it was last accepted or learned */
-    uint32_t older;    /* the slot seen just before this one, or CAL_DEDUP_NONE */
-    uint32_t newer;    /* the slot seen just after this one, or CAL_DEDUP_NONE */
+    uint64_t accepted;   /* last sequence queued or stored */
+    uint64_t stored;     /* last sequence written to the segment */
+    uint32_t stored_crc; /* its block's payload CRC, when stored_crc_known */
+    uint32_t stored_crc_known;
+    int64_t seen_ms; /* when it was last accepted or learned */
+    uint32_t older;  /* the slot seen just before this one, or CAL_DEDUP_NONE */
+    uint32_t newer;  /* the slot seen just after this one, or CAL_DEDUP_NONE */
     int used;
 } cal_dedup_entry_t;
 
@@ -65,13 +67,27 @@ cal_seq_verdict_t cal_dedup_check(const cal_dedup_t *d, uint64_t producer_id, ui
 /* Records that (producer_id, seq) was queued. 0 or -ENOMEM. */
 int cal_dedup_accept(cal_dedup_t *d, uint64_t producer_id, uint64_t seq, int64_t now_ms);
 
-/* Records that (producer_id, seq) is stored. */
-void cal_dedup_stored(cal_dedup_t *d, uint64_t producer_id, uint64_t seq);
+/* Records that (producer_id, seq) is stored, its block's payload CRC crc. */
+void cal_dedup_stored(cal_dedup_t *d, uint64_t producer_id, uint64_t seq, uint32_t crc);
+
+/*
+ * 1 if (producer_id, seq), judged a duplicate, is the producer's last stored
+ * block and that block's payload CRC was not crc: not a retry but another
+ * block under a sequence already used (a producer's bug), whose records the
+ * duplicate ack would drop. 0 when it matches or is not known. The writer
+ * still answers a duplicate (a retry rebuilt differently from the same
+ * records would look the same) but says so loudly.
+ */
+int cal_dedup_conflicts(const cal_dedup_t *d, uint64_t producer_id, uint64_t seq, uint32_t crc);
+
+/* The payload CRC of the producer's last stored block (0 if not known), for the log. */
+uint32_t cal_dedup_stored_crc(const cal_dedup_t *d, uint64_t producer_id);
 
 /* A queued block failed to be written: forget what was accepted past the last stored. */
 void cal_dedup_abort(cal_dedup_t *d, uint64_t producer_id);
 
-/* Rebuild from segments: (producer_id, seq) was found stored. 0 or -ENOMEM. */
-int cal_dedup_learn(cal_dedup_t *d, uint64_t producer_id, uint64_t seq, int64_t now_ms);
+/* Rebuild from segments: (producer_id, seq) was found stored, payload CRC crc. 0 or -ENOMEM. */
+int cal_dedup_learn(cal_dedup_t *d, uint64_t producer_id, uint64_t seq, uint32_t crc,
+                    int64_t now_ms);
 
 #endif

@@ -50,6 +50,7 @@ typedef struct options_s {
     int64_t scribe_retry_window;
     int64_t scribe_retry_max;
     uint64_t scribe_max_frame;
+    int64_t scribe_resubmit;
 } options_t;
 
 static const fw_option_t OPTIONS[] = {
@@ -112,6 +113,9 @@ static const fw_option_t OPTIONS[] = {
      "Scribe calls remembered at most (the oldest go first)"},
     {"scribe-max-frame", FW_OPT_SIZE, offsetof(options_t, scribe_max_frame), "16M", "SIZE",
      "largest Thrift frame accepted; a larger one closes its connection"},
+    {"scribe-resubmit", FW_OPT_DURATION, offsetof(options_t, scribe_resubmit), "2s", "DURATION",
+     "how long the writer sends a Scribe call's blocks again after a passing failure (an "
+     "owner moving, backpressure) before it answers TRY_LATER; 0: answer at once"},
     FW_OPTIONS_END,
 };
 
@@ -219,11 +223,12 @@ static int check_options(daemon_t *d)
     }
     if (o->scribe_new_category_buckets < 1 || o->scribe_new_category_buckets > FW_BUCKETS_MAX ||
         o->scribe_retry_max < 1 || o->scribe_retry_window < 1000 || o->scribe_max_frame < 1024 ||
-        o->scribe_max_frame > CAL_SCRIBE_FRAME_MAX_LIMIT) {
+        o->scribe_max_frame > CAL_SCRIBE_FRAME_MAX_LIMIT || o->scribe_resubmit < 0 ||
+        o->scribe_resubmit > 60000) {
         fprintf(stderr,
                 "calligraphus: --scribe-new-category-buckets must be 1..%d, "
                 "--scribe-retry-max at least 1, --scribe-retry-window at least 1s, "
-                "--scribe-max-frame 1K..2G\n",
+                "--scribe-max-frame 1K..2G, --scribe-resubmit 0..60s\n",
                 FW_BUCKETS_MAX);
         return -1;
     }
@@ -310,6 +315,7 @@ static int run(daemon_t *d)
             .retry_window_ms = o->scribe_retry_window,
             .retry_max = (uint32_t)o->scribe_retry_max,
             .max_frame = (uint32_t)o->scribe_max_frame,
+            .resubmit_ms = o->scribe_resubmit,
         };
         rc = cal_scribe_start(&d->scribe, &d->server, &sc, scribe_addr, sizeof(scribe_addr));
         if (rc < 0) {

@@ -28,9 +28,20 @@
  * gets them stored together, in one group commit, and answered in order.
  */
 #define PIPELINE_MAX 64
+/*
+ * A block that fails for a passing reason (its bucket between owners, its
+ * category over its share, an earlier block of its chain not stored yet)
+ * is sent again after RESUBMIT_FIRST_MS, doubling up to RESUBMIT_MAX_MS,
+ * while the call is younger than --scribe-resubmit. Only past that is the
+ * call answered TRY_LATER: an answer after part of a call was stored is
+ * one a client may re-batch (the npm client does) and so store twice.
+ */
+#define RESUBMIT_FIRST_MS 10
+#define RESUBMIT_MAX_MS   200
 
 typedef struct scribe_conn_s scribe_conn_t;
 typedef struct scribe_call_s scribe_call_t;
+typedef struct call_block_s call_block_t;
 
 /* An answer in the connection's order: a Log call's, when it finishes, or one ready now. */
 typedef struct reply_s reply_t;
@@ -46,6 +57,11 @@ struct cal_scribe_s {
     char listen[128];
     cal_scribe_retry_t retry;
     uv_timer_t timer;
+    uv_timer_t resubmit_timer;
+    call_block_t *resubmit_head, *resubmit_tail; /* blocks waiting to be sent again, in order */
+    int open_timers;                             /* closed one by one at cal_scribe_close */
+    int closing;                                 /* cal_scribe_close was called */
+    int64_t resubmit_armed_at; /* when the resubmit timer fires (INT64_MAX: it does not) */
     void (*closed_cb)(void *arg);
     void *closed_arg;
     int64_t started_s;
@@ -55,7 +71,7 @@ struct cal_scribe_s {
     int creating;       /* categories being created for calls (--scribe-unknown-category create) */
     /* counts, for getCounters and /metrics */
     fw_metric_counter_t *calls_ok, *calls_try_later, *calls_refused;
-    fw_metric_counter_t *messages_stored, *retries, *blocks_skipped;
+    fw_metric_counter_t *messages_stored, *retries, *blocks_skipped, *blocks_resubmitted;
 };
 
 /* ---- producer ids ------------------------------------------------------------------------ */
@@ -85,13 +101,31 @@ static uint64_t new_producer_id(cal_scribe_t *sc)
  * 1, 2, 3...: a writer remembers one entry per connection, not one per
  * call. A block that was not stored breaks its chain (the next would be a
  * gap): the bucket's next call starts a new id.
+ *
+ * An owner takes a producer it does not know at any sequence and counts
+ * everything below it as stored (docs/protocol.md). So a chain follows the
+ * producers' probe rule: its first block (sequence 1) goes alone, and the
+ * chain's later blocks are sent only once it is stored; until then the
+ * connection's next call that needs the chain waits (it is read again
+ * after the next answer), and a call's own further blocks of a new chain
+ * go under ids of their own (each a sequence 1). Once the owner knows the
+ * id, a block that overtakes an unstored earlier one is a sequence gap,
+ * never a loss.
  */
+
+typedef enum {
+    CHAIN_NEW = 0, /* no block sent under the id yet */
+    CHAIN_PROBING, /* its first block is out, unanswered */
+    CHAIN_OPEN,    /* its first block is stored: the owner knows the id */
+} chain_state_t;
 
 typedef struct chain_s {
     char category[FW_CATEGORY_MAX + 1];
     uint32_t bucket;
     uint64_t producer_id; /* 0: an empty slot */
     uint64_t next_seq;
+    uint64_t stored_through; /* every sequence up to this one is stored (answered OK) */
+    chain_state_t state;
 } chain_t;
 
 struct scribe_conn_s {
@@ -115,6 +149,24 @@ static size_t chain_slot(const scribe_conn_t *k, const char *category, uint32_t 
            (k->chains[i].bucket != bucket || strcmp(k->chains[i].category, category) != 0))
         i = (i + 1) & (k->chains_cap - 1);
     return i;
+}
+
+/* The chain of (category, bucket) if there is one. */
+static chain_t *chain_find(scribe_conn_t *k, const char *category, uint32_t bucket)
+{
+    if (k->chains_cap == 0)
+        return NULL;
+    chain_t *ch = &k->chains[chain_slot(k, category, bucket)];
+    return ch->producer_id != 0 ? ch : NULL;
+}
+
+/* Starts the chain again under a new id: the next block is a first one. */
+static void chain_restart(chain_t *ch, cal_scribe_t *sc)
+{
+    ch->producer_id = new_producer_id(sc);
+    ch->next_seq = 1;
+    ch->stored_through = 0;
+    ch->state = CHAIN_NEW;
 }
 
 /* The chain of (category, bucket), made if new; NULL if out of memory. */
@@ -141,6 +193,8 @@ static chain_t *chain_get(scribe_conn_t *k, const char *category, uint32_t bucke
         ch->bucket = bucket;
         ch->producer_id = new_producer_id(k->sc);
         ch->next_seq = 1;
+        ch->stored_through = 0;
+        ch->state = CHAIN_NEW;
         k->nchains++;
     }
     return ch;
@@ -198,7 +252,7 @@ typedef struct call_group_s {
     int used;
 } call_group_t;
 
-typedef struct call_block_s {
+struct call_block_s {
     cal_submit_t submit; /* first: the submit callback finds the block from it */
     scribe_call_t *call;
     uint32_t index; /* in the plan */
@@ -206,8 +260,14 @@ typedef struct call_block_s {
     uint32_t bucket;
     uint32_t records;
     int skipped; /* stored by an earlier try of the call: not sent */
+    int probe;   /* the first block of its connection's chain (sequence 1) */
+    int solo;    /* under an id of its own (a new chain's further block in this call) */
     fw_buf_t bytes;
-} call_block_t;
+    /* sent again after a passing failure (resubmit) */
+    int64_t resubmit_at;
+    int64_t resubmit_wait;
+    call_block_t *resubmit_next;
+};
 
 struct scribe_call_s {
     cal_scribe_t *sc;
@@ -221,7 +281,8 @@ struct scribe_call_s {
     call_block_t *blocks;
     uint32_t nblocks, pending;
     int dispatching;
-    int finished; /* every block has its outcome; all_stored says which */
+    int64_t resubmit_until; /* failed blocks are sent again until then (monotonic ms) */
+    int finished;           /* every block has its outcome; all_stored says which */
     int all_stored;
     int64_t accounted; /* bytes counted against the connection's memory bound */
 };
@@ -327,6 +388,17 @@ static void flush_replies(cal_conn_t *c, scribe_conn_t *k)
     update_hold(c, k);
 }
 
+/* The connection's chain the block was sent on, if it is still under the block's id. */
+static chain_t *block_chain(const call_block_t *b)
+{
+    const scribe_call_t *call = b->call;
+    if (call->k->closed || b->skipped || b->solo)
+        return NULL;
+    const cal_scribe_block_plan_t *bp = &call->entry->plan.blocks[b->index];
+    chain_t *ch = chain_find(call->k, call->cats[b->cat].name, b->bucket);
+    return ch != NULL && ch->producer_id == bp->producer_id ? ch : NULL;
+}
+
 /* The call's whole outcome: every block has its own. */
 static void call_finish(scribe_call_t *call)
 {
@@ -339,26 +411,31 @@ static void call_finish(scribe_call_t *call)
         call_block_t *b = &call->blocks[i];
         cal_scribe_block_plan_t *bp = &plan->blocks[b->index];
         cal_submit_release(&b->submit);
+        chain_t *ch = block_chain(b);
         if (b->submit.status == 0) {
             bp->stored = 1;
             if (!b->skipped && !b->submit.result.duplicate)
                 records += b->records;
+            if (ch != NULL && b->probe)
+                ch->state = CHAIN_OPEN; /* the owner knows the id: the chain may pipeline */
             continue;
         }
         all_stored = 0;
-        /* Its chain is broken: the bucket's next call starts a new producer id. */
-        if (!k->closed) {
-            chain_t *ch = chain_get(k, call->cats[b->cat].name, b->bucket);
-            if (ch != NULL && ch->producer_id == bp->producer_id) {
-                ch->producer_id = new_producer_id(sc);
-                ch->next_seq = 1;
-            }
-        }
-        /* The writer expects an earlier sequence (one before was never stored): the retry
-         * goes under an id of its own, which a writer takes at any sequence. */
-        if (b->submit.status == FW_ESEQUENCE_GAP) {
+        /* Its chain is broken (on_block_done restarted it already, unless it settled
+         * unsent): the bucket's next call starts a new producer id. */
+        if (ch != NULL)
+            chain_restart(ch, sc);
+        /*
+         * The client's retry of this block: under the same (id, sequence) if a try may have
+         * stored it (its owner then drops it as a duplicate) and the block before it under
+         * that id is stored (so an owner that forgot the id, taking it at this sequence, loses
+         * nothing); else under an id of its own at sequence 1, which no owner can mistake for
+         * another block, at worst storing lines twice. A gap proves it is not stored.
+         */
+        if (b->submit.status == FW_ESEQUENCE_GAP || !bp->maybe_stored || !bp->resend_safe) {
             bp->producer_id = new_producer_id(sc);
             bp->seq = 1;
+            bp->maybe_stored = bp->resend_safe = 0;
         }
     }
     fw_metric_add(sc->messages_stored, records);
@@ -376,11 +453,175 @@ static void call_finish(scribe_call_t *call)
     flush_replies(call->conn, k);
 }
 
-static void on_block_done(cal_submit_t *s)
+static void on_resubmit_timer(uv_timer_t *t);
+
+static void block_settled(scribe_call_t *call)
 {
-    scribe_call_t *call = ((call_block_t *)s)->call;
     if (--call->pending == 0 && !call->dispatching)
         call_finish(call);
+}
+
+/*
+ * Whether a failure may pass by itself: anything but a block or a category
+ * that can never be taken. A forward that broke, an owner moving or
+ * stopping, backpressure, a disk error, an earlier block of the chain not
+ * stored yet: each may be gone a moment later.
+ */
+static int passing_failure(int status)
+{
+    switch (status) {
+    case FW_EUNKNOWN_CATEGORY:
+    case FW_EBAD_CATEGORY:
+    case FW_EBUCKET_RANGE:
+    case FW_EBLOCK_HEADER:
+    case FW_EBLOCK_CRC:
+    case FW_EBLOCK_CORRUPT:
+    case FW_EBLOCK_TOO_LARGE:
+    case FW_ERECORD_TOO_LARGE:
+    case FW_EPROTOCOL:
+        return 0;
+    default:
+        return 1;
+    }
+}
+
+/* Runs the timer for `at` unless it already runs for an earlier time. */
+static void resubmit_arm(cal_scribe_t *sc, int64_t at)
+{
+    if (at >= sc->resubmit_armed_at)
+        return;
+    sc->resubmit_armed_at = at;
+    int64_t wait = at - fw_clock_mono_ms();
+    uv_timer_start(&sc->resubmit_timer, on_resubmit_timer, (uint64_t)(wait > 0 ? wait : 0), 0);
+}
+
+/*
+ * Queues a failed block to be sent again under the same (producer id,
+ * sequence): if the first send was stored after all, its owner drops the
+ * second as a duplicate. 0 if queued; -1 if the call must settle as it is.
+ */
+static int resubmit_later(call_block_t *b)
+{
+    scribe_call_t *call = b->call;
+    cal_scribe_t *sc = call->sc;
+    if (!passing_failure(b->submit.status) || call->k->closed || sc->server->stopping ||
+        sc->closing)
+        return -1;
+    int64_t now = fw_clock_mono_ms();
+    int64_t wait = b->resubmit_wait == 0 ? RESUBMIT_FIRST_MS : b->resubmit_wait * 2;
+    if (wait > RESUBMIT_MAX_MS)
+        wait = RESUBMIT_MAX_MS;
+    if (now + wait > call->resubmit_until)
+        return -1;
+    cal_submit_release(&b->submit);
+    b->resubmit_wait = wait;
+    b->resubmit_at = now + wait;
+    b->resubmit_next = NULL;
+    if (sc->resubmit_tail != NULL)
+        sc->resubmit_tail->resubmit_next = b;
+    else
+        sc->resubmit_head = b;
+    sc->resubmit_tail = b;
+    resubmit_arm(sc, b->resubmit_at);
+    return 0;
+}
+
+/*
+ * A block stored nowhere (refused before it reached a bucket or an owner, in
+ * every try) moves under an id of its own at sequence 1 before it is sent
+ * again: nothing can then overtake it or be taken for it.
+ */
+static void renumber_unsent(call_block_t *b)
+{
+    cal_scribe_block_plan_t *bp = &b->call->entry->plan.blocks[b->index];
+    if (b->submit.reached || bp->maybe_stored || (b->solo && bp->seq == 1))
+        return;
+    uint64_t id = new_producer_id(b->call->sc);
+    if (fw_block_set_origin(b->bytes.data, b->bytes.len, id, 1) < 0)
+        return; /* cannot happen: the block was built here */
+    bp->producer_id = id;
+    bp->seq = 1;
+    b->solo = 1;
+    b->probe = 0;
+}
+
+static void on_block_done(cal_submit_t *s)
+{
+    call_block_t *b = (call_block_t *)s;
+    cal_scribe_block_plan_t *bp = &b->call->entry->plan.blocks[b->index];
+    chain_t *ch = block_chain(b);
+    if (s->status == 0) {
+        cal_submit_release(s); /* on disk: its share of the category may go to the call's next */
+        if (ch != NULL && bp->seq == ch->stored_through + 1)
+            ch->stored_through = bp->seq;
+        block_settled(b->call);
+        return;
+    }
+    if (s->reached && s->status != FW_ESEQUENCE_GAP) {
+        bp->maybe_stored = 1; /* for every try: one that stored it may be followed by refusals */
+        if (bp->seq == 1 || (ch != NULL && ch->stored_through + 1 >= bp->seq))
+            bp->resend_safe = 1;
+    }
+    /* Calls from now on go under a new id: none extends a chain with a hole in it. */
+    if (ch != NULL)
+        chain_restart(ch, b->call->sc);
+    renumber_unsent(b);
+    if (resubmit_later(b) == 0)
+        return;
+    block_settled(b->call);
+}
+
+/*
+ * Sends the blocks that are due, in the order they failed, so a chain's
+ * blocks go in sequence order; settles them as they are when the call's
+ * connection or the writer is going away (all of them when `all`).
+ */
+static void resubmit_due(cal_scribe_t *sc, int all)
+{
+    int64_t now = fw_clock_mono_ms();
+    call_block_t *due = NULL, **due_tail = &due, **link = &sc->resubmit_head;
+    sc->resubmit_tail = NULL;
+    while (*link != NULL) {
+        call_block_t *b = *link;
+        if (all || b->resubmit_at <= now) {
+            *link = b->resubmit_next;
+            b->resubmit_next = NULL;
+            *due_tail = b;
+            due_tail = &b->resubmit_next;
+        } else {
+            sc->resubmit_tail = b;
+            link = &b->resubmit_next;
+        }
+    }
+    /* Sending may finish calls (and queue blocks again): take each block off first. */
+    while (due != NULL) {
+        call_block_t *b = due;
+        due = b->resubmit_next;
+        b->resubmit_next = NULL;
+        scribe_call_t *call = b->call;
+        if (all || call->k->closed || sc->server->stopping) {
+            block_settled(call);
+            continue;
+        }
+        fw_metric_inc(sc->blocks_resubmitted);
+        cal_submit(sc->server, &b->submit, call->cats[b->cat].name, b->bucket,
+                   FWPB__ACK_LEVEL__ACK_DURABLE, 0, b->bytes.data, (uint32_t)b->bytes.len);
+    }
+    if (all)
+        return;
+    int64_t first = INT64_MAX; /* once per firing: the queue's earliest */
+    for (const call_block_t *b = sc->resubmit_head; b != NULL; b = b->resubmit_next)
+        if (b->resubmit_at < first)
+            first = b->resubmit_at;
+    if (first != INT64_MAX)
+        resubmit_arm(sc, first);
+}
+
+static void on_resubmit_timer(uv_timer_t *t)
+{
+    cal_scribe_t *sc = t->data;
+    sc->resubmit_armed_at = INT64_MAX;
+    resubmit_due(sc, 0);
 }
 
 /* ---- building a Log call's blocks ------------------------------------------------------- */
@@ -591,19 +832,8 @@ static int close_block(scribe_call_t *call, call_group_t *g, int new_plan, uint3
     cal_scribe_plan_t *plan = &call->entry->plan;
     call_cat_t *cc = &call->cats[g->cat];
     uint32_t i = call->nblocks;
-    if (new_plan) {
-        chain_t *ch = chain_get(call->k, cc->name, g->bucket);
-        if (ch == NULL)
-            return -ENOMEM;
-        cal_scribe_block_plan_t *nb = realloc(plan->blocks, (i + 1) * sizeof(*nb));
-        if (nb == NULL)
-            return -ENOMEM;
-        plan->blocks = nb;
-        nb[i] = (cal_scribe_block_plan_t){ch->producer_id, ch->next_seq++, 0};
-        plan->nblocks = i + 1;
-    } else if (i >= plan->nblocks) {
-        return -EINVAL;
-    }
+    int probe = 0, solo = 0;
+    /* Room first: once a sequence is taken the block must be in the call (give_back_sequences). */
     if (i == *cap) {
         uint32_t ncap = *cap ? *cap * 2 : 4;
         call_block_t *nb = realloc(call->blocks, ncap * sizeof(*nb));
@@ -612,6 +842,31 @@ static int close_block(scribe_call_t *call, call_group_t *g, int new_plan, uint3
         call->blocks = nb;
         *cap = ncap;
     }
+    if (new_plan) {
+        chain_t *ch = chain_get(call->k, cc->name, g->bucket);
+        if (ch == NULL)
+            return -ENOMEM;
+        if (ch->state == CHAIN_PROBING)
+            return -EAGAIN; /* its first block is out: this call waits for its answer */
+        cal_scribe_block_plan_t *nb = realloc(plan->blocks, (i + 1) * sizeof(*nb));
+        if (nb == NULL)
+            return -ENOMEM;
+        plan->blocks = nb;
+        memset(&nb[i], 0, sizeof(nb[i]));
+        if (ch->state == CHAIN_NEW && ch->next_seq > 1) {
+            /* The chain's first block is an earlier one of this call: not after it. */
+            solo = 1;
+            nb[i].producer_id = new_producer_id(call->sc);
+            nb[i].seq = 1;
+        } else {
+            probe = ch->state == CHAIN_NEW;
+            nb[i].producer_id = ch->producer_id;
+            nb[i].seq = ch->next_seq++;
+        }
+        plan->nblocks = i + 1;
+    } else if (i >= plan->nblocks) {
+        return -EINVAL;
+    }
     call_block_t *b = &call->blocks[i];
     memset(b, 0, sizeof(*b));
     b->call = call;
@@ -619,10 +874,13 @@ static int close_block(scribe_call_t *call, call_group_t *g, int new_plan, uint3
     b->cat = g->cat;
     b->bucket = g->bucket;
     b->records = fw_block_builder_count(&g->bld);
+    b->probe = probe;
+    b->solo = solo;
     call->nblocks = i + 1;
     const uint8_t *bytes;
     size_t len;
-    fw_codec_t codec = cc->cat->codec == FW_CODEC_NONE ? FW_CODEC_NONE : FW_CODEC_LZ4;
+    /* The first try's codec: a retry must build the same bytes (its owner compares them). */
+    fw_codec_t codec = plan->cats[g->cat].lz4 ? FW_CODEC_LZ4 : FW_CODEC_NONE;
     int rc = fw_block_builder_finish(&g->bld, codec, plan->blocks[i].producer_id,
                                      plan->blocks[i].seq, &bytes, &len);
     if (rc == 0)
@@ -642,13 +900,16 @@ static int build_blocks(scribe_call_t *call, const cal_scribe_call_t *tc, int ne
         for (uint32_t i = 0; i < call->ncats; i++) {
             plan->cats[i].buckets = call->cats[i].cat->buckets;
             plan->cats[i].unkeyed_bucket = pick_bucket(call->sc, call->cats[i].cat);
+            plan->cats[i].lz4 = call->cats[i].cat->codec != FW_CODEC_NONE;
         }
     } else if (plan->ncats != call->ncats) {
         return -EINVAL;
     }
     call_group_t *groups = NULL;
     uint32_t ngroups = 0, groups_cap = 0, blocks_cap = 0;
-    int64_t ts = fw_clock_wall_ms();
+    if (new_plan)
+        plan->ts_ms = fw_clock_wall_ms();
+    int64_t ts = plan->ts_ms;
     int rc = 0;
     cal_scribe_entry_iter_t it;
     cal_scribe_entry_t e;
@@ -726,13 +987,32 @@ static void refuse_call(cal_conn_t *c, const cal_scribe_call_t *tc, const char *
     send_reply(c, &out, cal_scribe_reply_exception(&out, tc, CAL_THRIFT_EXC_UNKNOWN, why));
 }
 
-/* A call that sent nothing: a first try is forgotten, a retry keeps its plan as it was. */
-static void not_started(cal_scribe_t *sc, cal_scribe_memo_t *entry, int new_plan, int64_t now)
+/*
+ * A call that sent nothing: a first try gives its chains back the
+ * sequences it took (or the next block would be a gap that never closes)
+ * and is forgotten; a retry keeps its plan as it was.
+ */
+static void give_back_sequences(scribe_call_t *call)
 {
-    if (new_plan)
-        cal_scribe_retry_remove(&sc->retry, entry);
-    else
-        cal_scribe_retry_keep(&sc->retry, entry, now);
+    const cal_scribe_plan_t *plan = &call->entry->plan;
+    for (uint32_t i = call->nblocks; i-- > 0;) {
+        const call_block_t *b = &call->blocks[i];
+        const cal_scribe_block_plan_t *bp = &plan->blocks[b->index];
+        chain_t *ch = b->solo ? NULL : chain_find(call->k, call->cats[b->cat].name, b->bucket);
+        if (ch != NULL && ch->producer_id == bp->producer_id && ch->next_seq == bp->seq + 1)
+            ch->next_seq = bp->seq;
+    }
+}
+
+static void not_started(scribe_call_t *call, int new_plan, int64_t now)
+{
+    cal_scribe_t *sc = call->sc;
+    if (!new_plan) {
+        cal_scribe_retry_keep(&sc->retry, call->entry, now);
+        return;
+    }
+    give_back_sequences(call);
+    cal_scribe_retry_remove(&sc->retry, call->entry);
 }
 
 /* Whether a call of this connection runs on entry, or waits for its answer to go out. */
@@ -815,7 +1095,17 @@ static int handle_log(cal_scribe_t *sc, cal_conn_t *c, scribe_conn_t *k,
     if (!new_plan)
         fw_metric_inc(sc->retries);
     int rc = build_blocks(call, tc, new_plan);
+    if (rc == -EAGAIN) {
+        /* A chain's first block is still out: read again after the next answer. */
+        not_started(call, new_plan, now);
+        call_free(call);
+        k->waiting = 1;
+        update_hold(c, k);
+        return 0;
+    }
     if (rc < 0) {
+        if (new_plan)
+            give_back_sequences(call);
         if (rc == -EINVAL)
             fw_log_warn("calligraphus",
                         "%s: scribe Log sent again does not build into its first blocks; it is "
@@ -832,14 +1122,14 @@ static int handle_log(cal_scribe_t *sc, cal_conn_t *c, scribe_conn_t *k,
         /* Nothing sent: a client that sends the lines again in another batch (the npm one
          * does) stores nothing twice either. */
         fw_log_debug("calligraphus", "%s: scribe Log: TRY_LATER: %s", c->peer, busy);
-        not_started(sc, entry, new_plan, now);
+        not_started(call, new_plan, now);
         fw_metric_inc(sc->calls_try_later);
         reply_log(c, tc, CAL_SCRIBE_TRY_LATER);
         call_free(call);
         return 1;
     }
     if (reply_push(k, call) == NULL) {
-        not_started(sc, entry, new_plan, now);
+        not_started(call, new_plan, now);
         call_free(call);
         cal_conn_fail(c, -ENOMEM, "out of memory");
         return 1;
@@ -848,6 +1138,7 @@ static int handle_log(cal_scribe_t *sc, cal_conn_t *c, scribe_conn_t *k,
     cal_conn_ref(c);
     update_hold(c, k);
     call->dispatching = 1;
+    call->resubmit_until = now + sc->cfg.resubmit_ms;
     call->pending = call->nblocks;
     for (uint32_t i = 0; i < call->nblocks; i++) {
         call_block_t *b = &call->blocks[i];
@@ -863,6 +1154,12 @@ static int handle_log(cal_scribe_t *sc, cal_conn_t *c, scribe_conn_t *k,
         call->accounted += (int64_t)b->bytes.len;
     }
     cal_server_account(sc->server, c, call->accounted);
+    for (uint32_t i = 0; i < call->nblocks; i++) {
+        chain_t *ch;
+        if (call->blocks[i].probe && (ch = chain_find(k, call->cats[call->blocks[i].cat].name,
+                                                      call->blocks[i].bucket)) != NULL)
+            ch->state = CHAIN_PROBING; /* the chain's later blocks wait for this one */
+    }
     for (uint32_t i = 0; i < call->nblocks; i++) {
         call_block_t *b = &call->blocks[i];
         if (b->submit.done)
@@ -889,6 +1186,7 @@ static int reply_counters(cal_scribe_t *sc, fw_buf_t *out, const cal_scribe_call
         {"calls refused", (int64_t)fw_metric_counter_get(sc->calls_refused)},
         {"calls retried", (int64_t)fw_metric_counter_get(sc->retries)},
         {"blocks already stored", (int64_t)fw_metric_counter_get(sc->blocks_skipped)},
+        {"blocks resubmitted", (int64_t)fw_metric_counter_get(sc->blocks_resubmitted)},
     };
     size_t n = sizeof(counters) / sizeof(counters[0]);
     if (tc->method == CAL_SCRIBE_GET_COUNTERS)
@@ -1095,6 +1393,11 @@ int cal_scribe_start(cal_scribe_t **out, cal_server_t *srv, const cal_scribe_con
     rc |= fw_metrics_counter(reg, &sc->blocks_skipped,
                              "freeway_calligraphus_scribe_blocks_skipped_total",
                              "Blocks of a call sent again that an earlier try had stored.", NULL);
+    rc |= fw_metrics_counter(reg, &sc->blocks_resubmitted,
+                             "freeway_calligraphus_scribe_blocks_resubmitted_total",
+                             "Blocks of Scribe calls the writer sent again after a passing failure "
+                             "(an owner moving, backpressure) before it answered.",
+                             NULL);
     if (rc != 0) {
         cal_scribe_retry_free(&sc->retry);
         free(sc);
@@ -1109,6 +1412,10 @@ int cal_scribe_start(cal_scribe_t **out, cal_server_t *srv, const cal_scribe_con
     uv_timer_init(srv->loop, &sc->timer);
     sc->timer.data = sc;
     uv_timer_start(&sc->timer, on_expire, EXPIRE_MS, EXPIRE_MS);
+    uv_timer_init(srv->loop, &sc->resubmit_timer);
+    sc->resubmit_timer.data = sc;
+    sc->resubmit_armed_at = INT64_MAX;
+    sc->open_timers = 2;
     *out = sc;
     return 0;
 }
@@ -1116,7 +1423,7 @@ int cal_scribe_start(cal_scribe_t **out, cal_server_t *srv, const cal_scribe_con
 static void on_timer_closed(uv_handle_t *h)
 {
     cal_scribe_t *sc = h->data;
-    if (sc->closed_cb != NULL)
+    if (--sc->open_timers == 0 && sc->closed_cb != NULL)
         sc->closed_cb(sc->closed_arg);
 }
 
@@ -1124,8 +1431,12 @@ void cal_scribe_close(cal_scribe_t *sc, void (*cb)(void *arg), void *arg)
 {
     sc->closed_cb = cb;
     sc->closed_arg = arg;
+    sc->closing = 1;
+    resubmit_due(sc, 1); /* their calls settle as they stand: nothing is sent again now */
     uv_timer_stop(&sc->timer);
+    uv_timer_stop(&sc->resubmit_timer);
     uv_close((uv_handle_t *)&sc->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&sc->resubmit_timer, on_timer_closed);
 }
 
 void cal_scribe_free(cal_scribe_t *sc)

@@ -41,6 +41,8 @@ typedef struct cal_scribe_config_s {
     int64_t retry_window_ms;       /* how long a call that may come again is remembered */
     uint32_t retry_max;            /* calls remembered at most */
     uint32_t max_frame;            /* largest Thrift frame; a larger one closes its connection */
+    int64_t
+        resubmit_ms; /* how long a call's blocks that failed for a passing reason are sent again */
 } cal_scribe_config_t;
 
 typedef struct cal_scribe_s cal_scribe_t;

@@ -5,13 +5,12 @@
  * reconnects to retry) and a digest of its arguments' bytes (a client
  * resends the same batch byte for byte).
  *
- * An entry holds the call's plan: for each category (in the order the call
- * names them) the bucket count and the bucket its unkeyed messages went
- * to, and for each block the producer id and sequence it was sent under and
- * whether it is stored. A retry is built from the same messages into the
- * same blocks; stored ones are skipped and the others go out under the same
- * (producer id, sequence), so an owner that stored one whose answer never
- * came back drops it as a duplicate.
+ * An entry holds the call's plan: the records' timestamp; for each
+ * category (in the order the call names them) the bucket count, the bucket
+ * its unkeyed messages went to and the codec; and for each block the producer id and sequence it
+ * was sent under and whether it is stored. A retry is built from the same messages into the same
+ * blocks; stored ones are skipped and the others go out under the same (producer id, sequence), so
+ * an owner that stored one whose answer never came back drops it as a duplicate.
  *
  * Every call has an entry while it runs (busy); a call answered OK on a
  * live connection removes its entry; one answered TRY_LATER, or whose
@@ -34,6 +33,7 @@ typedef struct cal_scribe_key_s {
 typedef struct cal_scribe_cat_plan_s {
     uint32_t buckets;        /* the category's bucket count at the first try (keys hash over it) */
     uint32_t unkeyed_bucket; /* where messages without a key went */
+    int lz4;                 /* its blocks' codec at the first try (a category's may change) */
 } cal_scribe_cat_plan_t;
 
 /* One block of a call. */
@@ -41,9 +41,12 @@ typedef struct cal_scribe_block_plan_s {
     uint64_t producer_id;
     uint64_t seq;
     int stored;
+    int maybe_stored; /* a try reached a bucket or an owner and failed: stored or not, unknown */
+    int resend_safe;  /* and the block before it under the id was stored (or it is the first) */
 } cal_scribe_block_plan_t;
 
 typedef struct cal_scribe_plan_s {
+    int64_t ts_ms; /* the records' timestamp, from the first try: a retry builds the same bytes */
     uint32_t ncats, nblocks;
     cal_scribe_cat_plan_t *cats;
     cal_scribe_block_plan_t *blocks;

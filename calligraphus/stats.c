@@ -77,6 +77,11 @@ cal_cat_stats_t *cal_stats_category(cal_stats_t *s, const char *category)
     rc |= fw_metrics_counter(
         s->reg, &c->blocks_duplicate, "freeway_calligraphus_blocks_duplicate_total",
         "Retried blocks acked again without being stored twice.", l, category, NULL);
+    rc |= fw_metrics_counter(
+        s->reg, &c->sequence_conflicts, "freeway_calligraphus_sequence_conflicts_total",
+        "Blocks acked as duplicates whose contents differ from the stored block of that producer "
+        "and sequence (a producer reusing sequences; their records are not stored).",
+        l, category, NULL);
     rc |= fw_metrics_counter(s->reg, &c->blocks_forwarded,
                              "freeway_calligraphus_blocks_forwarded_total",
                              "Blocks relayed to the bucket's owner.", l, category, NULL);

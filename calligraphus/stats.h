@@ -27,6 +27,7 @@ typedef struct cal_cat_stats_s {
     fw_metric_counter_t *bytes_appended;
     fw_metric_counter_t *records_acked;
     fw_metric_counter_t *blocks_duplicate;
+    fw_metric_counter_t *sequence_conflicts;
     fw_metric_counter_t *blocks_forwarded;
     fw_metric_counter_t *blocks_throttled;
     fw_metric_gauge_t *inflight_bytes;

@@ -48,8 +48,11 @@ static void on_appended(cal_append_t *a, int status)
         if (a->duplicate) {
             s->result.has_duplicate = 1;
             s->result.duplicate = 1;
-            if (s->cs != NULL && s->cs->stats != NULL)
+            if (s->cs != NULL && s->cs->stats != NULL) {
                 fw_metric_inc(s->cs->stats->blocks_duplicate);
+                if (a->conflict)
+                    fw_metric_inc(s->cs->stats->sequence_conflicts);
+            }
         } else if (s->cs != NULL && s->cs->stats != NULL) {
             fw_metric_add(s->cs->stats->records_acked, s->records);
         }
@@ -104,7 +107,7 @@ void cal_submit(cal_server_t *srv, cal_submit_t *s, const char *category, uint32
     s->server = srv;
     s->len = len;
     s->status = 0;
-    s->done = s->counted = 0;
+    s->done = s->counted = s->reached = 0;
     s->records = 0;
     s->cs = NULL;
     memset(&s->append, 0, sizeof(s->append));
@@ -175,15 +178,18 @@ void cal_submit(cal_server_t *srv, cal_submit_t *s, const char *category, uint32
         s->append.ack = ack_level(ack);
         s->append.cb = on_appended;
         s->append.arg = s;
+        s->reached = 1;
         cal_bucket_append(route.bucket, &s->append);
         return;
     }
     if (rc == FW_ENOT_OWNER && route.owner_address != NULL && !forwarded) {
         if (st != NULL)
             fw_metric_inc(st->blocks_forwarded);
+        s->reached = 1; /* before: cal_forward may answer at once */
         if (cal_forward(srv, route.owner_address, category, bucket, ack, data, len, on_forwarded,
                         s) == 0)
             return;
+        s->reached = 0;
         done(s, FW_ERETRY_LATER);
         return;
     }

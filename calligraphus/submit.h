@@ -31,6 +31,9 @@ struct cal_submit_s {
     int status;
     Fwpb__BlockResult result;
     uint32_t records; /* the block's record count, once checked */
+    /* It went to a bucket's queue or to an owner: a failure then may leave it stored after all
+     * (a write or an answer lost); without, a failure means it is stored nowhere. */
+    int reached;
     /* private */
     cal_server_t *server;
     cal_cat_state_t *cs;

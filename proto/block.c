@@ -206,7 +206,7 @@ int fw_record_next(fw_record_iter_t *it, fw_record_t *rec)
     return 1;
 }
 
-int fw_block_set_sequence(uint8_t *block, size_t len, uint64_t seq)
+int fw_block_set_origin(uint8_t *block, size_t len, uint64_t producer_id, uint64_t seq)
 {
     fw_block_header_t h;
     int rc = fw_block_header_parse(block, len, &h);
@@ -214,9 +214,17 @@ int fw_block_set_sequence(uint8_t *block, size_t len, uint64_t seq)
         return rc;
     if (fw_block_is_seal(&h))
         return -EINVAL;
+    fw_store_u64(block + 24, producer_id);
     fw_store_u64(block + 32, seq);
     fw_store_u32(block + OFF_HEADER_CRC, fw_crc32c(0, block, OFF_HEADER_CRC));
     return 0;
+}
+
+int fw_block_set_sequence(uint8_t *block, size_t len, uint64_t seq)
+{
+    fw_block_header_t h;
+    int rc = fw_block_header_parse(block, len, &h);
+    return rc < 0 ? rc : fw_block_set_origin(block, len, h.producer_id, seq);
 }
 
 int fw_seal_parse(const uint8_t *block, const fw_block_header_t *h, fw_seal_t *seal)

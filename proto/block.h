@@ -135,6 +135,10 @@ int fw_record_next(fw_record_iter_t *it, fw_record_t *rec);
  */
 int fw_block_set_sequence(uint8_t *block, size_t len, uint64_t seq);
 
+/* The same for the producer id and the sequence together: a block that no writer holds moved
+ * under an id of its own (calligraphus's Scribe listener). */
+int fw_block_set_origin(uint8_t *block, size_t len, uint64_t producer_id, uint64_t seq);
+
 /* Reads a seal block's payload (block already verified). 0 or FW_EBLOCK_CORRUPT. */
 int fw_seal_parse(const uint8_t *block, const fw_block_header_t *h, fw_seal_t *seal);
 

@@ -125,6 +125,20 @@ FWT_TEST(bad_input_gets_its_own_error_and_costs_others_nothing)
                       FWPB__STATUS__STATUS_OK);
     FWT_ASSERT(resp->results[0]->duplicate);
     fwpb__produce_response__free_unpacked(resp, NULL);
+    FWT_ASSERT(fwt_cal_metric(
+                   &cal, "freeway_calligraphus_sequence_conflicts_total{category=\"good\"}") == 0);
+    /* The same sequence with other records: still a duplicate by its sequence (its records are
+     * dropped), but counted and logged as a conflict, not taken for a retry. */
+    fw_buf_t other = FW_BUF_INIT;
+    fwt_wire_block(&other, 1001, 1, 6, 40);
+    FWT_ASSERT_INT_EQ(fwt_wire_produce(fd, 6, "good", 0, other.data, other.len, &resp),
+                      FWPB__STATUS__STATUS_OK);
+    FWT_ASSERT(resp->results[0]->duplicate);
+    fwpb__produce_response__free_unpacked(resp, NULL);
+    fw_buf_free(&other);
+    FWT_ASSERT(fwt_cal_metric(
+                   &cal, "freeway_calligraphus_sequence_conflicts_total{category=\"good\"}") == 1);
+    FWT_ASSERT(fwt_file_contains(cal.proc.log_path, "sent sequence 1 again with other contents"));
     fwt_wire_block(&block, 1001, 3, 5, 40);
     FWT_ASSERT_INT_EQ(fwt_wire_produce(fd, 7, "good", 0, block.data, block.len, &resp),
                       FWPB__STATUS__STATUS_SEQUENCE_GAP);

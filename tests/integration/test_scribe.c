@@ -249,7 +249,15 @@ FWT_TEST(a_message_that_can_never_be_stored_gets_an_exception)
  */
 FWT_TEST(a_call_sent_again_after_try_later_stores_nothing_twice)
 {
-    const char *flags[] = {"--scribe-listen", "127.0.0.1:0", "--category-inflight", "1K", NULL};
+    /* --scribe-resubmit 0: the writer answers TRY_LATER at the first refusal, not after it
+     * has sent the refused block again (the call would be answered OK in the end). */
+    const char *flags[] = {"--scribe-listen",
+                           "127.0.0.1:0",
+                           "--category-inflight",
+                           "1K",
+                           "--scribe-resubmit",
+                           "0",
+                           NULL};
     fabric(1, flags);
     int fd = fwt_wire_connect(scribe_addr);
     /* Over 1 MiB of raw records: two blocks of the same bucket. */
@@ -601,6 +609,210 @@ FWT_TEST(a_key_delimiter_places_messages_as_producers_place_keys)
     FWT_ASSERT_INT_EQ(k.misplaced, 0);
     close(fd);
     fwt_cal_stop(&w2);
+    fwt_cal_stop(&w1);
+    fwt_zk_stop(&zk);
+}
+
+/* ---- chains: the probe rule ---------------------------------------------------------------- */
+
+typedef struct origin_s {
+    uint64_t pid, seq;
+    int records;
+} origin_t;
+
+typedef struct origins_s {
+    origin_t v[16];
+    int n;
+} origins_t;
+
+static void collect_origin(void *arg, uint32_t bucket, uint64_t segment_id,
+                           const fw_block_header_t *hdr, const fw_record_t *rec)
+{
+    (void)bucket;
+    (void)segment_id;
+    (void)rec;
+    origins_t *o = arg;
+    for (int i = 0; i < o->n; i++)
+        if (o->v[i].pid == hdr->producer_id && o->v[i].seq == hdr->sequence) {
+            o->v[i].records++;
+            return;
+        }
+    FWT_ASSERT(o->n < 16);
+    o->v[o->n++] = (origin_t){hdr->producer_id, hdr->sequence, 1};
+}
+
+/*
+ * An owner takes a producer id it does not know at any sequence and counts
+ * the ones below as stored, so a connection's chain sends its first block
+ * (sequence 1) alone: a call's further blocks for a new chain go under ids
+ * of their own, each a sequence 1, and the chain goes on at 2 once its
+ * first block is stored.
+ */
+FWT_TEST(a_new_chain_sends_its_first_block_alone)
+{
+    fabric(1, NULL);
+    int fd = fwt_wire_connect(scribe_addr);
+    /* Over 1 MiB of raw records in one bucket: two blocks. */
+    enum { BIG = 40000, SMALL = 10 };
+    FWT_ASSERT_INT_EQ(log_messages(fd, "web", "a-first-call-line-with-some-padding-", 0, BIG),
+                      CAL_SCRIBE_OK);
+    FWT_ASSERT_INT_EQ(log_messages(fd, "web", "b", 0, SMALL), CAL_SCRIBE_OK);
+    origins_t o = {.n = 0};
+    fwt_root_records(root, "web", collect_origin, &o);
+    FWT_ASSERT_INT_EQ(o.n, 3);
+    const origin_t *small = NULL;
+    for (int i = 0; i < o.n; i++)
+        if (o.v[i].records == SMALL)
+            small = &o.v[i];
+    FWT_ASSERT(small != NULL);
+    FWT_ASSERT_UINT_EQ(small->seq, 2); /* the chain goes on */
+    int probe = 0, own = 0;
+    for (int i = 0; i < o.n; i++) {
+        if (&o.v[i] == small)
+            continue;
+        FWT_ASSERT_UINT_EQ(o.v[i].seq, 1);
+        if (o.v[i].pid == small->pid)
+            probe++;
+        else
+            own++;
+    }
+    FWT_ASSERT_INT_EQ(probe, 1);
+    FWT_ASSERT_INT_EQ(own, 1);
+    close(fd);
+    fwt_cal_stop(&w1);
+    fwt_zk_stop(&zk);
+}
+
+/*
+ * A block refused before it reached any bucket (its category over its share
+ * of the writer's memory) is stored nowhere: the writer sends it again under
+ * an id of its own at sequence 1, so nothing can overtake it or be taken for
+ * it, and answers OK once it is stored. The connection's chain starts again
+ * under a new id.
+ */
+FWT_TEST(a_block_refused_before_it_reached_a_bucket_goes_again_under_its_own_id)
+{
+    const char *flags[] = {"--scribe-listen", "127.0.0.1:0", "--category-inflight", "1K", NULL};
+    fabric(1, flags);
+    int fd = fwt_wire_connect(scribe_addr);
+    enum { SMALL = 10, BIG = 40000 };
+    FWT_ASSERT_INT_EQ(log_messages(fd, "web", "a", 0, SMALL), CAL_SCRIBE_OK); /* (P, 1) */
+    /* Two blocks: (P, 2) takes the share, (P, 3) is refused at once and goes again as (Q, 1). */
+    FWT_ASSERT_INT_EQ(log_messages(fd, "web", "b-second-call-line-with-some-padding-", 0, BIG),
+                      CAL_SCRIBE_OK);
+    FWT_ASSERT(fwt_cal_metric(&w1, "freeway_calligraphus_scribe_blocks_resubmitted_total") >= 1);
+    FWT_ASSERT_INT_EQ(log_messages(fd, "web", "c", 0, SMALL), CAL_SCRIBE_OK); /* (R, 1) */
+    origins_t o = {.n = 0};
+    fwt_root_records(root, "web", collect_origin, &o);
+    FWT_ASSERT_INT_EQ(o.n, 4);
+    int total = 0;
+    uint64_t p = 0;
+    for (int i = 0; i < o.n; i++) {
+        total += o.v[i].records;
+        if (o.v[i].seq == 2)
+            p = o.v[i].pid;
+    }
+    FWT_ASSERT_INT_EQ(total, 2 * SMALL + BIG);
+    FWT_ASSERT(p != 0);
+    int under_p = 0, firsts = 0;
+    for (int i = 0; i < o.n; i++) {
+        if (o.v[i].pid == p)
+            under_p++;
+        else
+            firsts += o.v[i].seq == 1;
+    }
+    FWT_ASSERT_INT_EQ(under_p, 2); /* (P, 1) and (P, 2); (P, 3) never stored */
+    FWT_ASSERT_INT_EQ(firsts, 2);  /* (Q, 1), and (R, 1): the restarted chain's first */
+    close(fd);
+    fwt_cal_stop(&w1);
+    fwt_zk_stop(&zk);
+}
+
+/* ---- an owner that dies under a call ---------------------------------------------------- */
+
+/* A call of n keyed lines "k<i % 37>:line <i>", i from first, in category "keyed". */
+static void keyed_call(fw_buf_t *out, int first, int n, int32_t seqid)
+{
+    cal_scribe_entry_t *e = calloc((size_t)n, sizeof(*e));
+    char(*text)[32] = calloc((size_t)n, sizeof(*text));
+    FWT_ASSERT(e != NULL && text != NULL);
+    for (int i = 0; i < n; i++) {
+        int len = snprintf(text[i], sizeof(text[i]), "k%d:line %d", (first + i) % 37, first + i);
+        e[i].category = (cal_thrift_str_t){"keyed", 5};
+        e[i].message = (cal_thrift_str_t){text[i], (uint32_t)len};
+    }
+    cal_scribe_call_t tc = {.method = CAL_SCRIBE_LOG, .type = CAL_THRIFT_CALL, .seqid = seqid};
+    fw_buf_reset(out);
+    FWT_ASSERT_INT_EQ(cal_scribe_call_encode(out, &tc, e, (size_t)n), 0);
+    free(text);
+    free(e);
+}
+
+static void count_line(void *arg, uint32_t bucket, uint64_t segment_id,
+                       const fw_block_header_t *hdr, const fw_record_t *rec)
+{
+    (void)bucket;
+    (void)segment_id;
+    (void)hdr;
+    count_t *c = arg;
+    char text[64];
+    const char *line;
+    if (rec->value_len >= sizeof(text)) {
+        c->other++;
+        return;
+    }
+    memcpy(text, rec->value, rec->value_len);
+    text[rec->value_len] = '\0';
+    int i = (line = strstr(text, ":line ")) != NULL ? atoi(line + 6) : -1;
+    if (i >= 0 && i < c->n)
+        c->seen[i]++;
+    else
+        c->other++;
+}
+
+/*
+ * The owner of half the buckets is killed between two calls. The next
+ * call's forwards to it fail; the writer sends those blocks again until the
+ * buckets have moved to it (the dead writer's session expires) and answers
+ * OK: the client never sees TRY_LATER for a passing failure, and every line
+ * is stored once.
+ */
+FWT_TEST(a_call_whose_owner_dies_is_answered_ok_once_the_buckets_move)
+{
+    fwt_zk_start(&zk);
+    snprintf(spec, sizeof(spec), "%s/freeway", zk.connect);
+    snprintf(root, sizeof(root), "%s/root", fwt_tmpdir_mem());
+    const char *cat_flags[] = {"--scribe-key-delimiter", ":", NULL};
+    fwt_category_create(spec, "keyed", 4, cat_flags);
+    const char *w1_flags[] = {"--scribe-listen", "127.0.0.1:0", "--scribe-resubmit", "60s", NULL};
+    start_writer(&w1, "w1", w1_flags, scribe_addr);
+    const char *w2_flags[] = {"--session-timeout", "2s", NULL};
+    fwt_cal_start(&w2, "w2", spec, root, w2_flags);
+    fwt_cal_wait_balanced(&w1, &w2, 2, "the writers to share the buckets");
+    fwt_cal_wait_routed(&w1, "keyed", "the first writer to know the second's buckets");
+    enum { PER_CALL = 400 };
+    int fd = fwt_wire_connect(scribe_addr);
+    fw_buf_t call = FW_BUF_INIT;
+    keyed_call(&call, 0, PER_CALL, 1);
+    FWT_ASSERT_INT_EQ(call_log(fd, &call), CAL_SCRIBE_OK);
+    FWT_ASSERT(fwt_cal_metric(&w1, "freeway_calligraphus_scribe_blocks_resubmitted_total") == 0);
+    fwt_cal_kill(&w2);
+    keyed_call(&call, PER_CALL, PER_CALL, 2);
+    FWT_ASSERT_INT_EQ(call_log(fd, &call), CAL_SCRIBE_OK);
+    FWT_ASSERT(fwt_cal_metric(&w1, "freeway_calligraphus_scribe_blocks_resubmitted_total") > 0);
+    FWT_ASSERT(fwt_cal_metric(&w1, "freeway_calligraphus_owned_buckets") == 4);
+    FWT_ASSERT(
+        fwt_cal_metric(&w1, "freeway_calligraphus_scribe_calls_total{result=\"try_later\"}") == 0);
+    count_t c = {"", 2 * PER_CALL, calloc(2 * PER_CALL, sizeof(int)), 0};
+    FWT_ASSERT(c.seen != NULL);
+    fwt_root_records(root, "keyed", count_line, &c);
+    for (int i = 0; i < 2 * PER_CALL; i++)
+        if (c.seen[i] != 1)
+            FWT_FAIL("line %d stored %d times (want once)", i, c.seen[i]);
+    FWT_ASSERT_INT_EQ(c.other, 0);
+    free(c.seen);
+    fw_buf_free(&call);
+    close(fd);
     fwt_cal_stop(&w1);
     fwt_zk_stop(&zk);
 }

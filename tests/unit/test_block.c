@@ -436,11 +436,22 @@ FWT_TEST(set_sequence_rewrites_header_only)
     FWT_ASSERT_OK(fw_block_verify(blk, len, &h));
     FWT_ASSERT_UINT_EQ(h.sequence, 123456789012ULL);
 
+    /* The producer id moves with the sequence; the payload stays as it was. */
+    uint32_t payload_crc = h.payload_crc;
+    FWT_ASSERT_OK(fw_block_set_origin(blk, len, 0xfeedfacecafeULL, 1));
+    FWT_ASSERT_OK(fw_block_decode(blk, len, 0, &scratch, &h, &it));
+    FWT_ASSERT_UINT_EQ(h.producer_id, 0xfeedfacecafeULL);
+    FWT_ASSERT_UINT_EQ(h.sequence, 1);
+    FWT_ASSERT_UINT_EQ(h.payload_crc, payload_crc);
+    FWT_ASSERT(fw_record_next(&it, &rec));
+    FWT_ASSERT_MEM_EQ(rec.value, "hello", 5);
+
     /* Seal blocks carry no sequence. */
     uint8_t seal[FW_BLOCK_HEADER_SIZE + FW_SEAL_PAYLOAD_SIZE];
     fw_seal_t s = {1, 2, 3};
     fw_seal_encode(seal, &s, 1);
     FWT_ASSERT_INT_EQ(fw_block_set_sequence(seal, sizeof(seal), 9), -EINVAL);
+    FWT_ASSERT_INT_EQ(fw_block_set_origin(seal, sizeof(seal), 1, 9), -EINVAL);
     fw_buf_free(&scratch);
     free(blk);
 }

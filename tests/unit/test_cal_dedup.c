@@ -18,7 +18,7 @@ FWT_TEST(verdicts_follow_the_sequence)
     FWT_ASSERT_INT_EQ(cal_dedup_check(&d, 7, 6, &expected), CAL_SEQ_ACCEPT);
     FWT_ASSERT_INT_EQ(cal_dedup_check(&d, 7, 8, &expected), CAL_SEQ_GAP);
     FWT_ASSERT_UINT_EQ(expected, 6);
-    cal_dedup_stored(&d, 7, 5);
+    cal_dedup_stored(&d, 7, 5, 0);
     FWT_ASSERT_INT_EQ(cal_dedup_check(&d, 7, 5, &expected), CAL_SEQ_DUPLICATE);
     FWT_ASSERT_INT_EQ(cal_dedup_check(&d, 7, 4, &expected), CAL_SEQ_DUPLICATE);
     FWT_ASSERT_OK(cal_dedup_accept(&d, 7, 6, 2));
@@ -37,9 +37,9 @@ FWT_TEST(rebuilt_table_acks_retries_again)
     cal_dedup_t d;
     cal_dedup_init(&d, 100);
     /* What a scan of the segments finds, in any order. */
-    FWT_ASSERT_OK(cal_dedup_learn(&d, 1, 10, 0));
-    FWT_ASSERT_OK(cal_dedup_learn(&d, 1, 9, 0));
-    FWT_ASSERT_OK(cal_dedup_learn(&d, 2, 3, 0));
+    FWT_ASSERT_OK(cal_dedup_learn(&d, 1, 10, 0, 0));
+    FWT_ASSERT_OK(cal_dedup_learn(&d, 1, 9, 0, 0));
+    FWT_ASSERT_OK(cal_dedup_learn(&d, 2, 3, 0, 0));
     uint64_t expected;
     FWT_ASSERT_INT_EQ(cal_dedup_check(&d, 1, 10, &expected), CAL_SEQ_DUPLICATE);
     FWT_ASSERT_INT_EQ(cal_dedup_check(&d, 1, 11, &expected), CAL_SEQ_ACCEPT);
@@ -49,12 +49,46 @@ FWT_TEST(rebuilt_table_acks_retries_again)
     cal_dedup_free(&d);
 }
 
+/* A duplicate whose payload differs from the stored block's is told apart from a retry. */
+FWT_TEST(a_sequence_reused_for_other_contents_is_a_conflict)
+{
+    cal_dedup_t d;
+    cal_dedup_init(&d, 100);
+    FWT_ASSERT_OK(cal_dedup_accept(&d, 7, 5, 1));
+    /* Not stored yet: nothing to compare with. */
+    FWT_ASSERT_INT_EQ(cal_dedup_conflicts(&d, 7, 5, 0xaaaa), 0);
+    cal_dedup_stored(&d, 7, 5, 0x1234);
+    FWT_ASSERT_INT_EQ(cal_dedup_conflicts(&d, 7, 5, 0x1234), 0); /* a retry */
+    FWT_ASSERT_INT_EQ(cal_dedup_conflicts(&d, 7, 5, 0x4321), 1);
+    FWT_ASSERT_UINT_EQ(cal_dedup_stored_crc(&d, 7), 0x1234);
+    /* Only the last stored block is remembered: older ones are not judged. */
+    FWT_ASSERT_INT_EQ(cal_dedup_conflicts(&d, 7, 4, 0x4321), 0);
+    FWT_ASSERT_INT_EQ(cal_dedup_conflicts(&d, 8, 5, 0x4321), 0); /* another producer */
+    FWT_ASSERT_OK(cal_dedup_accept(&d, 7, 6, 2));
+    cal_dedup_stored(&d, 7, 6, 0x6666);
+    FWT_ASSERT_INT_EQ(cal_dedup_conflicts(&d, 7, 6, 0x6666), 0);
+    FWT_ASSERT_INT_EQ(cal_dedup_conflicts(&d, 7, 6, 0x1234), 1);
+    /* Rebuilt from segments: the CRCs come back with the sequences (the later of two). */
+    cal_dedup_t r;
+    cal_dedup_init(&r, 100);
+    FWT_ASSERT_OK(cal_dedup_learn(&r, 9, 3, 0x3333, 0));
+    FWT_ASSERT_OK(cal_dedup_learn(&r, 9, 4, 0x4444, 0));
+    FWT_ASSERT_OK(cal_dedup_learn(&r, 9, 4, 0x4545, 0));
+    FWT_ASSERT_INT_EQ(cal_dedup_conflicts(&r, 9, 4, 0x4545), 0);
+    FWT_ASSERT_INT_EQ(cal_dedup_conflicts(&r, 9, 4, 0x4444), 1);
+    /* A new producer starting at sequence 10 knows no CRC for 9. */
+    FWT_ASSERT_OK(cal_dedup_accept(&r, 11, 10, 0));
+    FWT_ASSERT_INT_EQ(cal_dedup_conflicts(&r, 11, 9, 0x1), 0);
+    cal_dedup_free(&r);
+    cal_dedup_free(&d);
+}
+
 FWT_TEST(many_producers_and_the_cap)
 {
     cal_dedup_t d;
     cal_dedup_init(&d, 1000);
     for (uint64_t p = 1; p <= 1000; p++)
-        FWT_ASSERT_OK(cal_dedup_learn(&d, p * 0x9e3779b97f4a7c15ULL, p, (int64_t)p));
+        FWT_ASSERT_OK(cal_dedup_learn(&d, p * 0x9e3779b97f4a7c15ULL, p, 0, (int64_t)p));
     uint64_t expected;
     for (uint64_t p = 1; p <= 1000; p++)
         FWT_ASSERT_INT_EQ(cal_dedup_check(&d, p * 0x9e3779b97f4a7c15ULL, p, &expected),
@@ -87,13 +121,13 @@ FWT_TEST(the_least_recently_seen_are_forgotten_first)
     cal_dedup_t d;
     cal_dedup_init(&d, 100);
     for (uint64_t p = 1; p <= 100; p++)
-        FWT_ASSERT_OK(cal_dedup_learn(&d, pid(p), 1, 1000));
+        FWT_ASSERT_OK(cal_dedup_learn(&d, pid(p), 1, 0, 1000));
     /* Seen again, in this order: 10, 20, ..., 100 are now the newest. */
     for (uint64_t p = 10; p <= 100; p += 10)
         FWT_ASSERT_OK(cal_dedup_accept(&d, pid(p), 2, 2000));
     /* 90 new producers: each forgets the oldest one left, which are the 90 not seen again. */
     for (uint64_t k = 1; k <= 90; k++) {
-        FWT_ASSERT_OK(cal_dedup_learn(&d, pid(1000 + k), 1, 3000));
+        FWT_ASSERT_OK(cal_dedup_learn(&d, pid(1000 + k), 1, 0, 3000));
         FWT_ASSERT_UINT_EQ(d.used, 100);
         uint64_t gone = k + (k - 1) / 9; /* the k-th smallest p that is not a multiple of 10 */
         FWT_ASSERT(!known(&d, pid(gone)));
@@ -130,7 +164,7 @@ FWT_TEST(a_producer_that_keeps_sending_survives_a_flood_of_new_ids)
             FWT_ASSERT_OK(cal_dedup_accept(&d, me, ++seq, ++now));
             /* Its retry while the block is written waits; once stored, it is a duplicate. */
             FWT_ASSERT_INT_EQ(cal_dedup_check(&d, me, seq, &expected), CAL_SEQ_IN_FLIGHT);
-            cal_dedup_stored(&d, me, seq);
+            cal_dedup_stored(&d, me, seq, 0);
             FWT_ASSERT_INT_EQ(cal_dedup_check(&d, me, seq, &expected), CAL_SEQ_DUPLICATE);
             FWT_ASSERT_INT_EQ(cal_dedup_check(&d, me, seq + 2, &expected), CAL_SEQ_GAP);
             FWT_ASSERT_UINT_EQ(expected, seq + 1);
@@ -153,7 +187,7 @@ FWT_TEST(forgetting_at_the_cap_rebuilds_nothing)
     uint64_t n = 0;
     while (d.used < 4096) {
         n++;
-        FWT_ASSERT_OK(cal_dedup_learn(&d, pid(n), 1, (int64_t)n));
+        FWT_ASSERT_OK(cal_dedup_learn(&d, pid(n), 1, 0, (int64_t)n));
     }
     uint64_t rebuilds = d.rebuilds;
     size_t cap = d.cap;
@@ -161,7 +195,7 @@ FWT_TEST(forgetting_at_the_cap_rebuilds_nothing)
     FWT_ASSERT_UINT_EQ(rebuilds, 10); /* 16, 32, ..., 8192 slots */
     for (int i = 0; i < 500000; i++) {
         n++;
-        FWT_ASSERT_OK(cal_dedup_learn(&d, pid(n), 1, (int64_t)n));
+        FWT_ASSERT_OK(cal_dedup_learn(&d, pid(n), 1, 0, (int64_t)n));
     }
     FWT_ASSERT_UINT_EQ(d.rebuilds, rebuilds);
     FWT_ASSERT_UINT_EQ(d.cap, cap);
@@ -241,7 +275,7 @@ FWT_TEST(random_operations_agree_with_a_model)
             break;
         case 2: /* the oldest accepted block is stored */
             if (m >= 0 && model[m].stored < model[m].accepted) {
-                cal_dedup_stored(&d, id, model[m].stored + 1);
+                cal_dedup_stored(&d, id, model[m].stored + 1, 0);
                 model[m].stored++;
             }
             break;
