@@ -9,6 +9,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
+#include "net.h"
 #include "node.h"
 #include "scribe.h"
 #include "scribe_thrift.h"
@@ -59,7 +60,7 @@ static const fw_option_t OPTIONS[] = {
     {"listen", FW_OPT_STRING, offsetof(options_t, listen), "127.0.0.1:7410", "ADDR:PORT",
      "where producers and other writers connect (port 0 picks one; the bound address is "
      "logged)"},
-    {"advertise", FW_OPT_STRING, offsetof(options_t, advertise), NULL, "HOST:PORT",
+    {"advertise", FW_OPT_STRING, offsetof(options_t, advertise), NULL, "IP:PORT",
      "the address others should use (default: the bound --listen address)"},
     {"root", FW_OPT_STRING, offsetof(options_t, root), NULL, "DIR",
      "where segments are written: ROOT/<category>/<bucket>/<segment>.seg (required); writers "
@@ -199,6 +200,11 @@ static int check_options(daemon_t *d)
 {
     options_t *o = &d->opt;
     fw_log_level_t level;
+    char why[200];
+    if (o->advertise != NULL && fw_addr_check_published(o->advertise, why, sizeof(why)) < 0) {
+        fprintf(stderr, "calligraphus: --advertise %s: %s\n", o->advertise, why);
+        return -1;
+    }
     if (o->zk_auth != NULL && o->zk_auth[0] != '\0' && strchr(o->zk_auth, ':') == NULL) {
         fprintf(stderr, "calligraphus: --zk-auth must be USER:PASSWORD\n");
         return -1;
@@ -269,6 +275,13 @@ static int run(daemon_t *d)
         return rc;
     }
     snprintf(d->address, sizeof(d->address), "%s", o->advertise ? o->advertise : d->server.address);
+    struct sockaddr_storage bound;
+    if (o->advertise == NULL && fw_addr_parse(d->server.address, &bound) == 0 &&
+        fw_addr_is_wildcard((struct sockaddr *)&bound))
+        fw_log_warn("calligraphus",
+                    "advertising %s, which only this host can use: other hosts need "
+                    "--advertise IP:PORT",
+                    d->address);
     if (o->id != NULL) {
         snprintf(d->id, sizeof(d->id), "%s", o->id);
     } else {

@@ -63,6 +63,37 @@ int fw_addr_parse(const char *text, struct sockaddr_storage *out)
     return -EINVAL;
 }
 
+int fw_addr_is_wildcard(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (sa->sa_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+    return 0;
+}
+
+int fw_addr_check_published(const char *text, char *why, size_t cap)
+{
+    struct sockaddr_storage ss;
+    if (fw_addr_parse(text, &ss) < 0) {
+        snprintf(why, cap,
+                 "want IP:PORT (an IPv4 address, localhost or [IPv6]): producers, consumers and "
+                 "writers connect by address and resolve no host names");
+        return -EINVAL;
+    }
+    unsigned port = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+                                            : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    if (port == 0) {
+        snprintf(why, cap, "a published address needs its port (not 0)");
+        return -EINVAL;
+    }
+    if (fw_addr_is_wildcard((struct sockaddr *)&ss)) {
+        snprintf(why, cap, "a wildcard address names no host: give this host's own IP");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 void fw_addr_format(const struct sockaddr *sa, char *out, size_t cap)
 {
     char host[INET6_ADDRSTRLEN];

@@ -15,4 +15,14 @@ int fw_addr_parse(const char *text, struct sockaddr_storage *out);
 /* Formats an address as "HOST:PORT" (IPv6 in brackets). */
 void fw_addr_format(const struct sockaddr *sa, char *out, size_t cap);
 
+/* 1 if sa is 0.0.0.0 or [::]: bound to every interface, an address no other host can use. */
+int fw_addr_is_wildcard(const struct sockaddr *sa);
+
+/*
+ * Checks an address a daemon publishes for others to connect to: it must
+ * parse as fw_addr_parse takes it (clients resolve no host names), with a
+ * port, and not be a wildcard. 0, or -EINVAL with why in why[0..cap).
+ */
+int fw_addr_check_published(const char *text, char *why, size_t cap);
+
 #endif

@@ -9,6 +9,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "net.h"
 #include "registry.h"
 #include "server.h"
 #include "stats.h"
@@ -44,7 +45,7 @@ static const fw_option_t OPTIONS[] = {
      "read options from FILE (`name = value` lines; flags override it)"},
     {"listen", FW_OPT_STRING, offsetof(options_t, listen), "127.0.0.1:7420", "ADDR:PORT",
      "where consumers connect (port 0 picks one; the bound address is logged)"},
-    {"advertise", FW_OPT_STRING, offsetof(options_t, advertise), NULL, "HOST:PORT",
+    {"advertise", FW_OPT_STRING, offsetof(options_t, advertise), NULL, "IP:PORT",
      "the address consumers should use (default: the bound --listen address)"},
     {"root", FW_OPT_STRING, offsetof(options_t, root), NULL, "DIR",
      "the segments to serve: a writer's root or a copier's destination (required)"},
@@ -159,6 +160,11 @@ static int ready(void *arg, char *reason, size_t cap)
 static int check_options(const options_t *o)
 {
     fw_log_level_t level;
+    char why[200];
+    if (o->advertise != NULL && fw_addr_check_published(o->advertise, why, sizeof(why)) < 0) {
+        fprintf(stderr, "ptail: --advertise %s: %s\n", o->advertise, why);
+        return -1;
+    }
     if (o->zk_auth != NULL && o->zk_auth[0] != '\0' && strchr(o->zk_auth, ':') == NULL) {
         fprintf(stderr, "ptail: --zk-auth must be USER:PASSWORD\n");
         return -1;
@@ -205,6 +211,13 @@ static int run(daemon_t *d)
         return rc;
     }
     snprintf(d->address, sizeof(d->address), "%s", o->advertise ? o->advertise : d->server.address);
+    struct sockaddr_storage bound;
+    if (o->advertise == NULL && fw_addr_parse(d->server.address, &bound) == 0 &&
+        fw_addr_is_wildcard((struct sockaddr *)&bound))
+        fw_log_warn("ptail",
+                    "advertising %s, which only this host can use: other hosts need "
+                    "--advertise IP:PORT",
+                    d->address);
     if (o->id != NULL) {
         snprintf(d->id, sizeof(d->id), "%s", o->id);
     } else {

@@ -650,6 +650,34 @@ static void expect_file_accepted(const prog_t *p, const char *path)
     free(out);
 }
 
+/*
+ * A published address is what producers, consumers and writers connect to,
+ * by address: a host name, a wildcard or port 0 would leave them unable to,
+ * so the daemon refuses it at start with why.
+ */
+FWT_TEST(an_advertised_address_others_cannot_use_is_refused)
+{
+    int np = discover(progs);
+    const char *daemons[] = {"calligraphus", "ptail"};
+    const char *bad[] = {"writer1.example.com:7410", "0.0.0.0:7410", "[::]:7410", "10.0.0.1:0",
+                         "10.0.0.1"};
+    for (size_t d = 0; d < sizeof(daemons) / sizeof(daemons[0]); d++) {
+        prog_t *p = find_prog(progs, np, daemons[d]);
+        FWT_ASSERT(p != NULL);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            const char *args[] = {
+                "--zk", "127.0.0.1:1/freeway", "--root", "/nonexistent", "--advertise", bad[i],
+                NULL};
+            char *out;
+            int rc = run_prog(p, args, &out);
+            if (rc != 2 || strstr(out, "--advertise") == NULL || strstr(out, bad[i]) == NULL)
+                FWT_FAIL("%s --advertise %s: exit status %d, want 2 and why:\n%s", p->name, bad[i],
+                         rc, out);
+            free(out);
+        }
+    }
+}
+
 FWT_TEST(example_configs_name_every_option)
 {
     int np = discover(progs);
