@@ -274,10 +274,7 @@ static int run(daemon_t *d)
         fprintf(stderr, "calligraphus: cannot listen on %s: %s\n", o->listen, fw_strerror(rc));
         return rc;
     }
-    snprintf(d->address, sizeof(d->address), "%s", o->advertise ? o->advertise : d->server.address);
-    struct sockaddr_storage bound;
-    if (o->advertise == NULL && fw_addr_parse(d->server.address, &bound) == 0 &&
-        fw_addr_is_wildcard((struct sockaddr *)&bound))
+    if (fw_addr_published(o->advertise, d->server.address, d->address, sizeof(d->address)))
         fw_log_warn("calligraphus",
                     "advertising %s, which only this host can use: other hosts need "
                     "--advertise IP:PORT",

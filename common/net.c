@@ -94,6 +94,14 @@ int fw_addr_check_published(const char *text, char *why, size_t cap)
     return 0;
 }
 
+int fw_addr_published(const char *advertise, const char *bound, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", advertise != NULL ? advertise : bound);
+    struct sockaddr_storage ss;
+    return advertise == NULL && fw_addr_parse(bound, &ss) == 0 &&
+           fw_addr_is_wildcard((struct sockaddr *)&ss);
+}
+
 void fw_addr_format(const struct sockaddr *sa, char *out, size_t cap)
 {
     char host[INET6_ADDRSTRLEN];

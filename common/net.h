@@ -25,4 +25,11 @@ int fw_addr_is_wildcard(const struct sockaddr *sa);
  */
 int fw_addr_check_published(const char *text, char *why, size_t cap);
 
+/*
+ * The address a daemon publishes: advertise if given, else the bound one,
+ * into out. 1 if that is a wildcard (only this host can use it: worth a
+ * warning), else 0.
+ */
+int fw_addr_published(const char *advertise, const char *bound, char *out, size_t cap);
+
 #endif

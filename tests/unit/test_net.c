@@ -1,0 +1,54 @@
+/*
+ * Addresses as flags spell them: parsing without DNS, and the checks on an
+ * address a daemon publishes for others to connect to.
+ */
+#include "fwtest.h"
+
+#include "net.h"
+
+#include <errno.h>
+#include <string.h>
+
+FWT_TEST(parse_takes_addresses_and_refuses_names)
+{
+    struct sockaddr_storage ss;
+    char out[64];
+    FWT_ASSERT_OK(fw_addr_parse("10.1.2.3:7410", &ss));
+    fw_addr_format((struct sockaddr *)&ss, out, sizeof(out));
+    FWT_ASSERT_STR_EQ(out, "10.1.2.3:7410");
+    FWT_ASSERT_OK(fw_addr_parse("[::1]:7420", &ss));
+    fw_addr_format((struct sockaddr *)&ss, out, sizeof(out));
+    FWT_ASSERT_STR_EQ(out, "[::1]:7420");
+    FWT_ASSERT_OK(fw_addr_parse("localhost:1", &ss));
+    FWT_ASSERT_INT_EQ(fw_addr_parse("writer1.example.com:7410", &ss), -EINVAL);
+    FWT_ASSERT_INT_EQ(fw_addr_parse("10.1.2.3", &ss), -EINVAL);
+    FWT_ASSERT_INT_EQ(fw_addr_parse("10.1.2.3:65536", &ss), -EINVAL);
+}
+
+FWT_TEST(a_published_address_must_be_one_others_can_use)
+{
+    char why[200];
+    FWT_ASSERT_OK(fw_addr_check_published("10.0.0.11:7410", why, sizeof(why)));
+    FWT_ASSERT_OK(fw_addr_check_published("[fd00::1]:7410", why, sizeof(why)));
+    FWT_ASSERT_INT_EQ(fw_addr_check_published("writer1.example.com:7410", why, sizeof(why)),
+                      -EINVAL);
+    FWT_ASSERT(strstr(why, "host names") != NULL);
+    FWT_ASSERT_INT_EQ(fw_addr_check_published("0.0.0.0:7410", why, sizeof(why)), -EINVAL);
+    FWT_ASSERT(strstr(why, "wildcard") != NULL);
+    FWT_ASSERT_INT_EQ(fw_addr_check_published("[::]:7410", why, sizeof(why)), -EINVAL);
+    FWT_ASSERT_INT_EQ(fw_addr_check_published("10.0.0.11:0", why, sizeof(why)), -EINVAL);
+    FWT_ASSERT(strstr(why, "port") != NULL);
+}
+
+FWT_TEST(the_published_address_defaults_to_the_bound_one)
+{
+    char out[64];
+    FWT_ASSERT_INT_EQ(fw_addr_published(NULL, "127.0.0.1:7410", out, sizeof(out)), 0);
+    FWT_ASSERT_STR_EQ(out, "127.0.0.1:7410");
+    /* Bound to every interface: published as is, and said to be a wildcard. */
+    FWT_ASSERT_INT_EQ(fw_addr_published(NULL, "0.0.0.0:7410", out, sizeof(out)), 1);
+    FWT_ASSERT_STR_EQ(out, "0.0.0.0:7410");
+    FWT_ASSERT_INT_EQ(fw_addr_published(NULL, "[::]:7410", out, sizeof(out)), 1);
+    FWT_ASSERT_INT_EQ(fw_addr_published("10.0.0.11:7410", "0.0.0.0:7410", out, sizeof(out)), 0);
+    FWT_ASSERT_STR_EQ(out, "10.0.0.11:7410");
+}
