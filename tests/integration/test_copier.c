@@ -401,6 +401,9 @@ FWT_TEST(retention_deletes_exactly_the_eligible_segments)
     fwt_wait_until(one_segment_per_bucket, f.root, 60000,
                    "every bucket but its newest segment to be deleted");
     FWT_ASSERT(fwt_cal_metric(&cp, "freeway_copier_segments_deleted_total") == before - BUCKETS);
+    /* The sealed segments are gone once both copies hold them; each bucket's
+     * newest may still be on its way to the second copy. */
+    wait_identical(f.root, copy2, BUCKETS, 30000);
     /* Both copies hold every line: nothing was deleted before it was copied. */
     fwt_lines_report_t r;
     fwt_lines_check(f.dest, "web", 400000, KEYS, &r);
