@@ -2,10 +2,10 @@
 #include "forward.h"
 
 #include "clock.h"
+#include "connect.h"
 #include "error.h"
 #include "frame.h"
 #include "log.h"
-#include "net.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +26,7 @@ struct cal_peer_s {
     cal_server_t *server;
     char address[CAL_ADDR_MAX];
     uv_tcp_t tcp;
-    uv_connect_t connect_req;
+    fw_connect_t *connecting; /* while connecting */
     uv_timer_t timer;
     int connected;
     int dead;
@@ -71,6 +71,10 @@ static void peer_fail(cal_peer_t *p, int err)
         ops->cb(ops->arg, NULL, err);
         free(ops);
         ops = next;
+    }
+    if (p->connecting != NULL) {
+        fw_connect_abandon(p->connecting);
+        p->connecting = NULL;
     }
     uv_close((uv_handle_t *)&p->timer, on_peer_handle_closed);
     uv_close((uv_handle_t *)&p->tcp, on_peer_handle_closed);
@@ -174,9 +178,10 @@ static void on_peer_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
     p->in.len -= off;
 }
 
-static void on_peer_connected(uv_connect_t *req, int status)
+static void on_peer_connected(void *arg, int status)
 {
-    cal_peer_t *p = req->data;
+    cal_peer_t *p = arg;
+    p->connecting = NULL;
     if (p->dead)
         return;
     if (status < 0) {
@@ -212,9 +217,6 @@ static cal_peer_t *peer_get(cal_server_t *s, const char *address)
     for (cal_peer_t *p = s->peers; p != NULL; p = p->next)
         if (strcmp(p->address, address) == 0)
             return p;
-    struct sockaddr_storage ss;
-    if (fw_addr_parse(address, &ss) < 0)
-        return NULL;
     cal_peer_t *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return NULL;
@@ -222,9 +224,11 @@ static cal_peer_t *peer_get(cal_server_t *s, const char *address)
     snprintf(p->address, sizeof(p->address), "%s", address);
     uv_tcp_init(s->loop, &p->tcp);
     uv_timer_init(s->loop, &p->timer);
-    p->tcp.data = p->timer.data = p->connect_req.data = p;
+    p->tcp.data = p->timer.data = p;
     p->handles = 2;
-    if (uv_tcp_connect(&p->connect_req, &p->tcp, (struct sockaddr *)&ss, on_peer_connected) < 0) {
+    int rc = fw_connect_start(&p->tcp, address, on_peer_connected, p, &p->connecting);
+    if (rc < 0) {
+        fw_log_warn("calligraphus", "cannot reach writer %s: %s", address, uv_strerror(rc));
         p->dead = 1;
         uv_close((uv_handle_t *)&p->timer, on_peer_handle_closed);
         uv_close((uv_handle_t *)&p->tcp, on_peer_handle_closed);

@@ -60,8 +60,9 @@ static const fw_option_t OPTIONS[] = {
     {"listen", FW_OPT_STRING, offsetof(options_t, listen), "127.0.0.1:7410", "ADDR:PORT",
      "where producers and other writers connect (port 0 picks one; the bound address is "
      "logged)"},
-    {"advertise", FW_OPT_STRING, offsetof(options_t, advertise), NULL, "IP:PORT",
-     "the address others should use (default: the bound --listen address)"},
+    {"advertise", FW_OPT_STRING, offsetof(options_t, advertise), NULL, "HOST:PORT",
+     "the address others should use, a host name or an IP (default: the bound --listen "
+     "address)"},
     {"root", FW_OPT_STRING, offsetof(options_t, root), NULL, "DIR",
      "where segments are written: ROOT/<category>/<bucket>/<segment>.seg (required); writers "
      "that share buckets should share the root (see docs/decisions.md)"},
@@ -277,7 +278,7 @@ static int run(daemon_t *d)
     if (fw_addr_published(o->advertise, d->server.address, d->address, sizeof(d->address)))
         fw_log_warn("calligraphus",
                     "advertising %s, which only this host can use: other hosts need "
-                    "--advertise IP:PORT",
+                    "--advertise HOST:PORT",
                     d->address);
     if (o->id != NULL) {
         snprintf(d->id, sizeof(d->id), "%s", o->id);

@@ -592,7 +592,8 @@ static void consumer_teardown(fw_consumer_t *c, int loop_ready)
         }
         while (c->handles_open > 0)
             uv_run(&c->loop, UV_RUN_ONCE);
-        uv_run(&c->loop, UV_RUN_NOWAIT);
+        /* Until no request is left either: a host-name lookup given up still ends on the pool. */
+        uv_run(&c->loop, UV_RUN_DEFAULT);
         uv_loop_close(&c->loop);
         sigpipe_restore(&guard);
     }

@@ -281,6 +281,10 @@ void fw_cconn_close(fw_cconn_t *k, int failed, const char *why)
             snprintf(c->error, sizeof(c->error), "%s", why);
         fw_clog(c, c->fatal ? FW_CONSUMER_LOG_ERROR : FW_CONSUMER_LOG_WARN, "%s", why);
     }
+    if (k->connecting != NULL) {
+        fw_connect_abandon(k->connecting);
+        k->connecting = NULL;
+    }
     uv_close((uv_handle_t *)&k->tcp, on_closed);
     if (failed && !c->closing && !c->fatal) {
         /* A connection that got somewhere is followed at once (on the next ptail). */
@@ -306,10 +310,11 @@ static void on_conn_timeout(uv_timer_t *t)
     fw_cconn_close(k, 1, why);
 }
 
-static void on_connect(uv_connect_t *req, int status)
+static void on_connect(void *arg, int status)
 {
-    fw_cconn_t *k = req->data;
-    if (status == UV_ECANCELED || k->state != FW_CCONN_CONNECTING)
+    fw_cconn_t *k = arg;
+    k->connecting = NULL;
+    if (k->state != FW_CCONN_CONNECTING)
         return;
     char why[200];
     if (status < 0) {
@@ -340,13 +345,8 @@ void fw_cconn_connect_next(fw_consumer_t *c)
         return;
     }
     const char *addr = c->addrs[c->next_addr++ % c->naddrs];
-    struct sockaddr_storage sa;
-    fw_cconn_t *k = NULL;
-    int rc = fw_addr_parse(addr, &sa);
-    if (rc == 0) {
-        k = calloc(1, sizeof(*k));
-        rc = k == NULL ? -ENOMEM : uv_tcp_init(&c->loop, &k->tcp);
-    }
+    fw_cconn_t *k = calloc(1, sizeof(*k));
+    int rc = k == NULL ? -ENOMEM : uv_tcp_init(&c->loop, &k->tcp);
     if (rc < 0) {
         free(k);
         snprintf(c->error, sizeof(c->error), "cannot connect to ptail %s: %s", addr,
@@ -357,13 +357,12 @@ void fw_cconn_connect_next(fw_consumer_t *c)
     }
     k->c = c;
     k->tcp.data = k;
-    k->connect_req.data = k;
     snprintf(k->addr, sizeof(k->addr), "%s", addr);
     k->state = FW_CCONN_CONNECTING;
     c->handles_open++;
     c->conn = k;
     uv_timer_start(&c->conn_timer, on_conn_timeout, CONNECT_TIMEOUT_MS, 0);
-    rc = uv_tcp_connect(&k->connect_req, &k->tcp, (const struct sockaddr *)&sa, on_connect);
+    rc = fw_connect_start(&k->tcp, addr, on_connect, k, &k->connecting);
     if (rc < 0) {
         char why[200];
         snprintf(why, sizeof(why), "cannot connect to ptail %s: %s", addr, uv_strerror(rc));

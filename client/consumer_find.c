@@ -54,14 +54,15 @@ static int parse_list(fw_consumer_t *c, const char *s)
     while (*s != '\0') {
         size_t len = strcspn(s, ", ");
         if (len > 0) {
-            struct sockaddr_storage sa;
+            char host[FW_HOST_MAX];
+            unsigned port;
             if (len >= FW_CADDR_MAX || n == cap) {
                 free(addrs);
                 return -EINVAL;
             }
             memcpy(addrs[n], s, len);
             addrs[n][len] = '\0';
-            if (fw_addr_parse(addrs[n], &sa) < 0) {
+            if (fw_addr_split(addrs[n], host, sizeof(host), &port) < 0) {
                 free(addrs);
                 return -EINVAL;
             }

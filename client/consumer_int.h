@@ -23,13 +23,15 @@
 #include "audit.h"
 #include "buf.h"
 #include "checkpoint.h"
+#include "connect.h"
 #include "consumer_pos.h"
 #include "frame.h"
 #include "freeway.h"
 #include "names.h"
+#include "net.h"
 #include "zk.h"
 
-#define FW_CADDR_MAX 80
+#define FW_CADDR_MAX FW_ADDR_MAX
 
 typedef struct fw_cconn_s fw_cconn_t;
 
@@ -43,7 +45,7 @@ typedef enum {
 /* One connection to a ptail. Freed in its close callback. */
 struct fw_cconn_s {
     uv_tcp_t tcp;
-    uv_connect_t connect_req;
+    fw_connect_t *connecting; /* while connecting */
     fw_consumer_t *c;
     char addr[FW_CADDR_MAX];
     fw_cconn_state_t state;
@@ -130,7 +132,7 @@ struct fw_consumer_s {
     uint64_t poll_records;
     uint32_t poll_callbacks;
     int fatal; /* a fatal error code, else 0 */
-    char error[300];
+    char error[400];
     int closing;
 
     fw_buf_t scratch; /* decompressed blocks */

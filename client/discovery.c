@@ -45,8 +45,10 @@ fw_writer_t *fw_discovery_writer(fw_producer_t *p, const char *addr)
         if (strcmp(w->addr, addr) == 0)
             return w;
     }
-    struct sockaddr_storage sa;
-    if (strlen(addr) >= sizeof(((fw_writer_t *)0)->addr) || fw_wire_parse_addr(addr, &sa) < 0) {
+    char host[FW_HOST_MAX];
+    unsigned port;
+    if (strlen(addr) >= sizeof(((fw_writer_t *)0)->addr) ||
+        fw_addr_split(addr, host, sizeof(host), &port) < 0) {
         fw_plog(p, FW_PRODUCER_LOG_WARN, "ignoring writer address \"%s\": want HOST:PORT", addr);
         return NULL;
     }
@@ -54,7 +56,6 @@ fw_writer_t *fw_discovery_writer(fw_producer_t *p, const char *addr)
     if (w == NULL)
         return NULL;
     snprintf(w->addr, sizeof(w->addr), "%s", addr);
-    w->sa = sa;
     w->next = p->writers;
     p->writers = w;
     return w;
@@ -96,7 +97,7 @@ void fw_discovery_writer_ok(fw_producer_t *p, fw_writer_t *w)
 }
 
 /* Makes the writers in addrs live (and, when exclusive, every other one not). */
-static void writers_set(fw_producer_t *p, char (*addrs)[80], uint32_t n, int exclusive)
+static void writers_set(fw_producer_t *p, char (*addrs)[FW_ADDR_MAX], uint32_t n, int exclusive)
 {
     int changed = 0;
     for (fw_writer_t *w = p->writers; w != NULL; w = w->next)
@@ -141,7 +142,7 @@ typedef struct listing_s {
     uint64_t gen;
     uint32_t remaining;
     uint32_t count;
-    char (*addrs)[80];
+    char (*addrs)[FW_ADDR_MAX];
 } listing_t;
 
 static void list_writers(fw_producer_t *p);
@@ -279,7 +280,7 @@ int fw_discovery_start(fw_producer_t *p)
         while (*s != '\0') {
             size_t len = strcspn(s, ", ");
             if (len > 0) {
-                char addr[80];
+                char addr[FW_ADDR_MAX];
                 if (len >= sizeof(addr))
                     return -EINVAL;
                 memcpy(addr, s, len);
@@ -492,7 +493,7 @@ void fw_discovery_on_metadata(fw_producer_t *p, fw_wreq_t *r, const Fwpb__Metada
         learn_frame_cap(p, m->max_frame_bytes);
     if (p->o.bootstrap != NULL && m->n_writers > 0) {
         /* With bootstrap addresses, the writers' own list is how we learn the others. */
-        char(*addrs)[80] = calloc(m->n_writers, sizeof(*addrs));
+        char(*addrs)[FW_ADDR_MAX] = calloc(m->n_writers, sizeof(*addrs));
         uint32_t n = 0;
         for (size_t i = 0; addrs != NULL && i < m->n_writers; i++) {
             if (strlen(m->writers[i]) < sizeof(addrs[0]))

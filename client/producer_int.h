@@ -27,8 +27,10 @@
 
 #include "audit.h"
 #include "batch.h"
+#include "connect.h"
 #include "freeway.h"
 #include "names.h"
+#include "net.h"
 #include "zk.h"
 
 #include "proto/produce.pb-c.h"
@@ -71,8 +73,7 @@ struct fw_pcat_s {
 /* A writer address: from ZooKeeper, bootstrap, metadata or a NOT_OWNER answer. [io] */
 struct fw_writer_s {
     fw_writer_t *next;
-    char addr[80];
-    struct sockaddr_storage sa;
+    char addr[FW_ADDR_MAX];
     int live;               /* listed now by ZooKeeper, bootstrap or metadata */
     int bootstrap;          /* from the bootstrap list: always live */
     int64_t down_until;     /* after a failure: not used before then */
@@ -91,7 +92,7 @@ typedef enum {
 /* One TCP connection to a writer. Freed in its close callback. [io] */
 struct fw_wconn_s {
     uv_tcp_t tcp;
-    uv_connect_t connect_req;
+    fw_connect_t *connecting; /* while connecting */
     fw_producer_t *p;
     fw_writer_t *w; /* NULL once the writer let go of it */
     fw_wconn_t *next, *prev;
@@ -405,8 +406,6 @@ int fw_wire_send_metadata(fw_wreq_t *r);
 void fw_wire_req_free(fw_wreq_t *r);
 /* Closes connections whose oldest request or connect is older than the timeout. */
 void fw_wire_check_timeouts(fw_producer_t *p);
-/* Writers' address text to a sockaddr (no DNS); 0 or -EINVAL. */
-int fw_wire_parse_addr(const char *text, struct sockaddr_storage *sa);
 
 /* ---- discovery.c ------------------------------------------------------------------ */
 

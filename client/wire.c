@@ -31,11 +31,6 @@
 #define CONNECT_TIMEOUT_MS 10000
 #define STACK_BUFS         64
 
-int fw_wire_parse_addr(const char *text, struct sockaddr_storage *sa)
-{
-    return fw_addr_parse(text, sa);
-}
-
 /* ---- requests ---------------------------------------------------------------------------------
  */
 
@@ -408,12 +403,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 /* ---- connections ------------------------------------------------------------------------------
  */
 
-static void on_connect(uv_connect_t *req, int status)
+static void on_connect(void *arg, int status)
 {
-    fw_wconn_t *c = req->data;
+    fw_wconn_t *c = arg;
     fw_producer_t *p = c->p;
+    c->connecting = NULL;
     p->now = fw_clock_mono_ms();
-    if (status == UV_ECANCELED || c->state != FW_WCONN_CONNECTING)
+    if (c->state != FW_WCONN_CONNECTING)
         return;
     if (status < 0) {
         char why[160];
@@ -480,6 +476,10 @@ void fw_wire_close(fw_wconn_t *c, int failed, const char *why)
     if (c->w != NULL && c->w->conn == c)
         c->w->conn = NULL;
     c->w = NULL;
+    if (c->connecting != NULL) {
+        fw_connect_abandon(c->connecting);
+        c->connecting = NULL;
+    }
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
@@ -496,7 +496,6 @@ int fw_wire_connect(fw_producer_t *p, fw_writer_t *w)
     c->p = p;
     c->w = w;
     c->tcp.data = c;
-    c->connect_req.data = c;
     c->state = FW_WCONN_CONNECTING;
     c->started_ms = p->now;
     c->next = p->conns;
@@ -505,7 +504,7 @@ int fw_wire_connect(fw_producer_t *p, fw_writer_t *w)
     p->conns = c;
     p->nconns++;
     w->conn = c;
-    rc = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&w->sa, on_connect);
+    rc = fw_connect_start(&c->tcp, w->addr, on_connect, c, &c->connecting);
     if (rc < 0) {
         char why[160];
         snprintf(why, sizeof(why), "cannot connect to %s: %s", w->addr, uv_strerror(rc));

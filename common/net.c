@@ -24,43 +24,80 @@ static int parse_port(const char *s, unsigned *port)
     return 0;
 }
 
-int fw_addr_parse(const char *text, struct sockaddr_storage *out)
+/* A host name as DNS and /etc/hosts spell them: letters, digits, '-', '_' and dots. */
+static int is_host_name(const char *h)
 {
-    char host[64];
+    size_t n = strlen(h);
+    if (n == 0 || n > FW_HOST_MAX - 1 || h[0] == '.' || h[0] == '-')
+        return 0;
+    int letter = 0;
+    for (const char *c = h; *c; c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '-' || *c == '_')
+            letter = 1;
+        else if (!(*c >= '0' && *c <= '9') && *c != '.')
+            return 0;
+    }
+    /* All digits and dots is an IPv4 address or nothing: never a name to look up. */
+    return letter;
+}
+
+int fw_addr_split(const char *text, char *host, size_t cap, unsigned *port)
+{
     const char *colon;
-    memset(out, 0, sizeof(*out));
+    size_t hlen;
     if (text[0] == '[') {
         const char *end = strchr(text, ']');
-        if (end == NULL || end[1] != ':' || (size_t)(end - text - 1) >= sizeof(host))
+        if (end == NULL || end[1] != ':')
             return -EINVAL;
-        memcpy(host, text + 1, (size_t)(end - text - 1));
-        host[end - text - 1] = '\0';
+        hlen = (size_t)(end - text - 1);
+        if (hlen >= cap)
+            return -EINVAL;
+        memcpy(host, text + 1, hlen);
         colon = end + 1;
     } else {
         colon = strrchr(text, ':');
-        if (colon == NULL || (size_t)(colon - text) >= sizeof(host) || colon == text)
+        if (colon == NULL || colon == text || (size_t)(colon - text) >= cap)
             return -EINVAL;
-        memcpy(host, text, (size_t)(colon - text));
-        host[colon - text] = '\0';
+        hlen = (size_t)(colon - text);
+        memcpy(host, text, hlen);
     }
-    unsigned port;
-    if (parse_port(colon + 1, &port) < 0)
+    host[hlen] = '\0';
+    if (parse_port(colon + 1, port) < 0)
         return -EINVAL;
-    if (strcmp(host, "localhost") == 0)
+    unsigned char bin[sizeof(struct in6_addr)];
+    if (text[0] == '[')
+        return inet_pton(AF_INET6, host, bin) == 1 ? 0 : -EINVAL;
+    if (inet_pton(AF_INET, host, bin) == 1)
+        return 0;
+    return is_host_name(host) ? 1 : -EINVAL;
+}
+
+int fw_addr_parse(const char *text, struct sockaddr_storage *out)
+{
+    char host[FW_HOST_MAX];
+    unsigned port;
+    memset(out, 0, sizeof(*out));
+    int kind = fw_addr_split(text, host, sizeof(host), &port);
+    if (kind < 0)
+        return -EINVAL;
+    if (kind == 1) {
+        /* The one name every host spells the same way; binding takes no other. */
+        if (strcmp(host, "localhost") != 0)
+            return -EINVAL;
         strcpy(host, "127.0.0.1");
+    }
     struct sockaddr_in *v4 = (struct sockaddr_in *)out;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
-    if (text[0] != '[' && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)port);
-        return 0;
-    }
-    if (text[0] == '[' && inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+    if (text[0] == '[') {
+        inet_pton(AF_INET6, host, &v6->sin6_addr);
         v6->sin6_family = AF_INET6;
         v6->sin6_port = htons((uint16_t)port);
-        return 0;
+    } else {
+        inet_pton(AF_INET, host, &v4->sin_addr);
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
     }
-    return -EINVAL;
+    return 0;
 }
 
 int fw_addr_is_wildcard(const struct sockaddr *sa)
@@ -74,21 +111,24 @@ int fw_addr_is_wildcard(const struct sockaddr *sa)
 
 int fw_addr_check_published(const char *text, char *why, size_t cap)
 {
-    struct sockaddr_storage ss;
-    if (fw_addr_parse(text, &ss) < 0) {
-        snprintf(why, cap,
-                 "want IP:PORT (an IPv4 address, localhost or [IPv6]): producers, consumers and "
-                 "writers connect by address and resolve no host names");
+    char host[FW_HOST_MAX];
+    unsigned port;
+    int kind = fw_addr_split(text, host, sizeof(host), &port);
+    if (kind < 0) {
+        snprintf(why, cap, "want HOST:PORT (a host name, an IPv4 address or [IPv6]) with a port");
         return -EINVAL;
     }
-    unsigned port = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
-                                            : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    if (strlen(text) >= FW_ADDR_MAX) {
+        snprintf(why, cap, "longer than the %d characters clients keep", FW_ADDR_MAX - 1);
+        return -EINVAL;
+    }
     if (port == 0) {
         snprintf(why, cap, "a published address needs its port (not 0)");
         return -EINVAL;
     }
-    if (fw_addr_is_wildcard((struct sockaddr *)&ss)) {
-        snprintf(why, cap, "a wildcard address names no host: give this host's own IP");
+    struct sockaddr_storage ss;
+    if (kind == 0 && fw_addr_parse(text, &ss) == 0 && fw_addr_is_wildcard((struct sockaddr *)&ss)) {
+        snprintf(why, cap, "a wildcard address names no host: give this host's own name or IP");
         return -EINVAL;
     }
     return 0;

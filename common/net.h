@@ -5,10 +5,23 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+/* The longest host name, with its terminating NUL. */
+#define FW_HOST_MAX 254
+
+/* The longest "HOST:PORT" a client keeps for a writer or a ptail, with its NUL. */
+#define FW_ADDR_MAX 128
+
+/*
+ * Splits "HOST:PORT" or "[IPv6]:PORT" into host (no brackets) and port,
+ * checking the spelling only. 0 if the host is an IP address, 1 if it is a
+ * name (to be resolved when connecting: see connect.h), -EINVAL if neither.
+ */
+int fw_addr_split(const char *text, char *host, size_t cap, unsigned *port);
+
 /*
  * Parses "HOST:PORT" (IPv4 dotted quad, "localhost", or "[IPv6]:PORT") into
- * *out. No DNS lookups: daemons bind and connect by address. Port 0 means
- * "any free port". 0 or -EINVAL.
+ * *out, as a listening address. No DNS lookups: a daemon binds by address.
+ * Port 0 means "any free port". 0 or -EINVAL.
  */
 int fw_addr_parse(const char *text, struct sockaddr_storage *out);
 
@@ -19,9 +32,10 @@ void fw_addr_format(const struct sockaddr *sa, char *out, size_t cap);
 int fw_addr_is_wildcard(const struct sockaddr *sa);
 
 /*
- * Checks an address a daemon publishes for others to connect to: it must
- * parse as fw_addr_parse takes it (clients resolve no host names), with a
- * port, and not be a wildcard. 0, or -EINVAL with why in why[0..cap).
+ * Checks an address a daemon publishes for others to connect to: HOST:PORT
+ * with a host name or an IP address (not a wildcard) and a port (not 0),
+ * shorter than FW_ADDR_MAX.
+ * 0, or -EINVAL with why in why[0..cap).
  */
 int fw_addr_check_published(const char *text, char *why, size_t cap);
 

@@ -45,8 +45,9 @@ static const fw_option_t OPTIONS[] = {
      "read options from FILE (`name = value` lines; flags override it)"},
     {"listen", FW_OPT_STRING, offsetof(options_t, listen), "127.0.0.1:7420", "ADDR:PORT",
      "where consumers connect (port 0 picks one; the bound address is logged)"},
-    {"advertise", FW_OPT_STRING, offsetof(options_t, advertise), NULL, "IP:PORT",
-     "the address consumers should use (default: the bound --listen address)"},
+    {"advertise", FW_OPT_STRING, offsetof(options_t, advertise), NULL, "HOST:PORT",
+     "the address consumers should use, a host name or an IP (default: the bound --listen "
+     "address)"},
     {"root", FW_OPT_STRING, offsetof(options_t, root), NULL, "DIR",
      "the segments to serve: a writer's root or a copier's destination (required)"},
     {"id", FW_OPT_STRING, offsetof(options_t, id), NULL, "NAME",
@@ -213,7 +214,7 @@ static int run(daemon_t *d)
     if (fw_addr_published(o->advertise, d->server.address, d->address, sizeof(d->address)))
         fw_log_warn("ptail",
                     "advertising %s, which only this host can use: other hosts need "
-                    "--advertise IP:PORT",
+                    "--advertise HOST:PORT",
                     d->address);
     if (o->id != NULL) {
         snprintf(d->id, sizeof(d->id), "%s", o->id);

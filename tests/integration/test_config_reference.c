@@ -651,16 +651,17 @@ static void expect_file_accepted(const prog_t *p, const char *path)
 }
 
 /*
- * A published address is what producers, consumers and writers connect to,
- * by address: a host name, a wildcard or port 0 would leave them unable to,
- * so the daemon refuses it at start with why.
+ * A published address is what producers, consumers and writers connect to:
+ * a wildcard, port 0 or something that is no HOST:PORT would leave them
+ * unable to, so the daemon refuses it at start with why.
  */
 FWT_TEST(an_advertised_address_others_cannot_use_is_refused)
 {
     int np = discover(progs);
     const char *daemons[] = {"calligraphus", "ptail"};
-    const char *bad[] = {"writer1.example.com:7410", "0.0.0.0:7410", "[::]:7410", "10.0.0.1:0",
-                         "10.0.0.1"};
+    const char *bad[] = {
+        "writer 1.example.com:7410", "0.0.0.0:7410", "[::]:7410", "10.0.0.1:0", "10.0.0.1",
+        "writer1.example.com:0"};
     for (size_t d = 0; d < sizeof(daemons) / sizeof(daemons[0]); d++) {
         prog_t *p = find_prog(progs, np, daemons[d]);
         FWT_ASSERT(p != NULL);
