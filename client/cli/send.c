@@ -419,10 +419,15 @@ int fw_cli_send(int argc, char **argv)
     memset(&tally, 0, sizeof(tally));
     reader_t r = {.p = p, .category = o.category, .sep = sep, .tally = &tally};
     int read_rc = read_lines(&r);
-    if (o.spool != NULL)
-        fw_producer_drain_spool(p, (int)o.timeout);
+    int drain_rc = o.spool != NULL ? fw_producer_drain_spool(p, (int)o.timeout) : 0;
     fw_producer_stats_t st;
     fw_producer_stats(p, &st);
+    /* Spooled is delivered (the exit status says so), but the operator should know it waits. */
+    if (drain_rc == -ETIMEDOUT && !o.quiet)
+        fprintf(stderr,
+                "freeway send: the spool %s still holds %" PRIu64 " records no writer has "
+                "acked; the next producer on it sends them\n",
+                o.spool, st.spool_records);
     int close_rc = fw_producer_close(p, (int)(o.timeout + CLOSE_SLACK_MS));
     double secs = seconds_since(&t0);
 

@@ -468,3 +468,10 @@ void fwt_send_lines(const char *zk, const char *category, uint64_t first, uint64
     fwt_send_lines_spawn(&p, zk, category, first, n, nkeys, extra, log, sizeof(log));
     fwt_send_wait_ok(&p, log);
 }
+
+int fwt_copier_caught_up(const fwt_cal_t *cp, const char *root, int buckets)
+{
+    uint64_t bytes = fwt_root_segment_bytes(root);
+    return fwt_cal_metric_sum(cp, "freeway_copier_bucket_owned") == buckets && bytes > 0 &&
+           fwt_cal_metric_sum(cp, "freeway_copier_copied_bytes_total") == (double)bytes;
+}

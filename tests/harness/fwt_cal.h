@@ -78,6 +78,12 @@ void fwt_cal_wait_ready(const fwt_cal_t *c, const char *what);
 void fwt_cal_wait_unready(const fwt_cal_t *c, const char *reason, const char *what);
 /* The sum of every series of a metric family (any labels); -1 if unreachable. */
 double fwt_cal_metric_sum(const fwt_cal_t *c, const char *family);
+/*
+ * 1 once copier cp owns `buckets` buckets and has recorded (in ZooKeeper)
+ * as copied every segment byte under root: its figures, not its lag gauges,
+ * which are refreshed only every --poll.
+ */
+int fwt_copier_caught_up(const fwt_cal_t *cp, const char *root, int buckets);
 
 /*
  * GET path (e.g. "/readyz") from the daemon's metrics listener: the HTTP

@@ -65,6 +65,37 @@ static void read_bucket(const char *dir, uint32_t bucket, fwt_record_fn fn, void
     fw_buf_free(&scratch);
 }
 
+/* Segment bytes under dir: depth 0 is a segment file's directory (a bucket), 1 a category, 2 a
+ * root. */
+static uint64_t tree_segment_bytes(const char *dir, int depth)
+{
+    uint64_t total = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        uint64_t id;
+        char path[FWT_PATH_MAX * 2];
+        struct stat st;
+        if (e->d_name[0] == '.' || (depth == 0 && fw_seg_name_parse(e->d_name, &id) < 0))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (stat(path, &st) < 0)
+            continue;
+        if (depth == 0 && S_ISREG(st.st_mode))
+            total += (uint64_t)st.st_size;
+        else if (depth > 0 && S_ISDIR(st.st_mode))
+            total += tree_segment_bytes(path, depth - 1);
+    }
+    if (d != NULL)
+        closedir(d);
+    return total;
+}
+
+uint64_t fwt_root_segment_bytes(const char *root)
+{
+    return tree_segment_bytes(root, 2);
+}
+
 uint64_t fwt_root_records(const char *root, const char *category, fwt_record_fn fn, void *arg)
 {
     char cdir[4096];

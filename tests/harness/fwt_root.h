@@ -22,6 +22,9 @@ typedef void (*fwt_record_fn)(void *arg, uint32_t bucket, uint64_t segment_id,
  */
 uint64_t fwt_root_records(const char *root, const char *category, fwt_record_fn fn, void *arg);
 
+/* The bytes of every segment file under ROOT/<category>/<bucket>/, all categories. */
+uint64_t fwt_root_segment_bytes(const char *root);
+
 /*
  * Writes segment `id` of a bucket directory by hand, as a writer would:
  * `blocks` blocks of `per_block` records ("<id>:<block>:<record>", no key),

@@ -159,3 +159,15 @@ int fwt_wire_produce(int fd, uint64_t request_id, const char *category, uint32_t
     fw_buf_free(&store);
     return status;
 }
+
+int fwt_wire_produce_once(const char *address, const char *category, uint32_t bucket,
+                          uint64_t producer, uint64_t seq, int n, size_t value_len)
+{
+    int fd = fwt_wire_connect(address);
+    fw_buf_t block = FW_BUF_INIT;
+    fwt_wire_block(&block, producer, seq, n, value_len);
+    int status = fwt_wire_produce(fd, seq, category, bucket, block.data, block.len, NULL);
+    fw_buf_free(&block);
+    close(fd);
+    return status;
+}

@@ -48,4 +48,12 @@ struct Fwpb__ProduceResponse;
 int fwt_wire_produce(int fd, uint64_t request_id, const char *category, uint32_t bucket,
                      const void *block, size_t len, struct Fwpb__ProduceResponse **result_out);
 
+/*
+ * One block (producer, seq) of n records of value_len bytes to (category,
+ * bucket) on a connection of its own to address; the block's status, as
+ * fwt_wire_produce returns it (the request id is seq).
+ */
+int fwt_wire_produce_once(const char *address, const char *category, uint32_t bucket,
+                          uint64_t producer, uint64_t seq, int n, size_t value_len);
+
 #endif

@@ -29,9 +29,7 @@ typedef struct fabric_s {
 static int copier_caught_up(void *arg)
 {
     fabric_t *f = arg;
-    return fwt_cal_metric_sum(&f->cp, "freeway_copier_bucket_owned") == BUCKETS + 2 &&
-           fwt_cal_metric_sum(&f->cp, "freeway_copier_lag_bytes") == 0 &&
-           fwt_cal_metric_sum(&f->cp, "freeway_copier_copied_blocks_total") > 0;
+    return fwt_copier_caught_up(&f->cp, f->root, BUCKETS + 2);
 }
 
 /* `freeway tail --audit` from the start until every line was printed: one consumer life. */

@@ -406,8 +406,9 @@ FWT_TEST(a_producer_that_spools_closes_without_waiting_out_its_timeout)
         int64_t t0 = fwt_now_ms();
         FWT_ASSERT_OK(fw_producer_close(p, 10000));
         int64_t took = fwt_now_ms() - t0;
-        /* The records spool after 100 ms; the report may take at most another second. */
-        if (took > 2500)
+        /* The records spool after 100 ms; the report may take at most another second. Waiting
+         * out the timeout would take 10 s: 5 s leaves room for a loaded machine and fsyncs. */
+        if (took > 5000)
             FWT_FAIL("close took %lld ms (audit category %s)", (long long)took,
                      with_audit ? "there" : "missing");
         fwt_zk_stop(&f.zk);
@@ -619,12 +620,15 @@ FWT_TEST(an_unreported_life_does_not_excuse_another_lifes_doubled_records)
     fwt_zk_stop(&f.zk);
 }
 
+typedef struct copy_s {
+    fwt_cal_t *cp;
+    const char *root;
+} copy_t;
+
 static int copier_caught_up(void *arg)
 {
-    fwt_cal_t *cp = arg;
-    return fwt_cal_metric_sum(cp, "freeway_copier_bucket_owned") == BUCKETS + 1 &&
-           fwt_cal_metric_sum(cp, "freeway_copier_lag_bytes") == 0 &&
-           fwt_cal_metric_sum(cp, "freeway_copier_copied_blocks_total") > 0;
+    copy_t *c = arg;
+    return fwt_copier_caught_up(c->cp, c->root, BUCKETS + 1);
 }
 
 /*
@@ -642,7 +646,8 @@ FWT_TEST(a_copy_that_lost_what_its_copier_recorded_differs)
     fwt_cal_t cp;
     fwt_copier_start(&cp, "c1", f.spec, f.root, url, NULL);
     fwt_send_lines(f.spec, "web", 0, 200, 8, NULL);
-    fwt_wait_until(copier_caught_up, &cp, 60000, "the copier to catch up");
+    copy_t copy = {&cp, f.root};
+    fwt_wait_until(copier_caught_up, &copy, 60000, "the copier to catch up");
     fwt_cal_stop(&cp);
     fwt_cal_stop(&f.w);
 

@@ -36,28 +36,17 @@ static void run_cli(const char *const *argv)
     free(out);
 }
 
-/* One block to (category, bucket) on a fresh connection; the answer's status. */
+/* One block to (category, bucket) through w1 on a fresh connection; the answer's status. */
 static int produce_once(const char *category, uint32_t bucket, uint64_t producer, uint64_t seq)
 {
-    int fd = fwt_wire_connect(w1.address);
-    fw_buf_t block = FW_BUF_INIT;
-    fwt_wire_block(&block, producer, seq, 3, 20);
-    int status = fwt_wire_produce(fd, seq, category, bucket, block.data, block.len, NULL);
-    fw_buf_free(&block);
-    close(fd);
-    return status;
+    return fwt_wire_produce_once(w1.address, category, bucket, producer, seq, 3, 20);
 }
 
 /* Sends producer 900 + bucket's first block to w1; 1 once it is stored, 0 on retry-later. */
 static int stored(void *arg)
 {
     uint32_t bucket = *(uint32_t *)arg;
-    int fd = fwt_wire_connect(w1.address);
-    fw_buf_t block = FW_BUF_INIT;
-    fwt_wire_block(&block, 900 + bucket, 1, 4, 30);
-    int status = fwt_wire_produce(fd, 1 + bucket, "web", bucket, block.data, block.len, NULL);
-    fw_buf_free(&block);
-    close(fd);
+    int status = fwt_wire_produce_once(w1.address, "web", bucket, 900 + bucket, 1, 4, 30);
     if (status != FWPB__STATUS__STATUS_RETRY_LATER)
         FWT_ASSERT_INT_EQ(status, FWPB__STATUS__STATUS_OK);
     return status == FWPB__STATUS__STATUS_OK;

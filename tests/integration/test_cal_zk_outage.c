@@ -74,9 +74,10 @@ FWT_TEST(a_session_that_outlives_a_long_outage_gets_its_buckets_back)
     snprintf(input, sizeof(input), "%s/lines", fwt_tmpdir());
     snprintf(log, sizeof(log), "%s/send.log", fwt_tmpdir());
     fwt_category_create(spec, "web", BUCKETS, NULL);
-    /* Long enough for the restarted server to load before the session it
-     * restored times out again (the writer reconnects within 2/3 of it). */
-    const char *flags[] = {"--session-timeout", "4s", NULL};
+    /* Long enough for the restarted server to load, and the writer to reconnect
+     * (the JVM may hold connections while it starts: ZOOKEEPER-5051), before
+     * the session it restored times out again. The server grants up to 10 s. */
+    const char *flags[] = {"--session-timeout", "8s", NULL};
     fwt_cal_start(&w1, "w1", spec, root, flags);
     fwt_cal_wait_owns(&w1, BUCKETS, "the writer to own every bucket");
     fwt_cal_wait_ready(&w1, "the writer to be ready");

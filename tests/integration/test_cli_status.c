@@ -38,9 +38,9 @@ static int tail_caught_up(void *arg)
 static int copier_caught_up(void *arg)
 {
     fabric_t *f = arg;
-    return fwt_cal_metric_sum(&f->cp, "freeway_copier_bucket_owned") == BUCKETS &&
-           fwt_cal_metric_sum(&f->cp, "freeway_copier_lag_bytes") == 0 &&
-           fwt_cal_metric_sum(&f->cp, "freeway_copier_copied_blocks_total") > 0;
+    /* status reports the lag gauges, refreshed every --poll: wait for those too. */
+    return fwt_copier_caught_up(&f->cp, f->root, BUCKETS) &&
+           fwt_cal_metric_sum(&f->cp, "freeway_copier_lag_bytes") == 0;
 }
 
 static int count(const char *hay, const char *needle);
@@ -57,7 +57,8 @@ static int figures_ready(void *arg)
     char *m = fwt_cal_get(&f->pt, "/metrics", NULL);
     int lags = m != NULL ? count(m, "freeway_ptail_lag_bytes{") : 0;
     free(m);
-    return recent == LINES && lags == BUCKETS;
+    return recent == LINES && lags == BUCKETS &&
+           fwt_cal_metric_sum(&f->pt, "freeway_ptail_lag_bytes") == 0;
 }
 
 static void fabric_start(fabric_t *f)

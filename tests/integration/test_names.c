@@ -30,12 +30,7 @@ static fwt_cal_t w1;
 static int stored_through_w1(void *arg)
 {
     uint32_t bucket = *(uint32_t *)arg;
-    int fd = fwt_wire_connect(w1.address);
-    fw_buf_t block = FW_BUF_INIT;
-    fwt_wire_block(&block, 500 + bucket, 1, 4, 30);
-    int status = fwt_wire_produce(fd, 1 + bucket, "fwd", bucket, block.data, block.len, NULL);
-    fw_buf_free(&block);
-    close(fd);
+    int status = fwt_wire_produce_once(w1.address, "fwd", bucket, 500 + bucket, 1, 4, 30);
     if (status != FWPB__STATUS__STATUS_RETRY_LATER)
         FWT_ASSERT_INT_EQ(status, FWPB__STATUS__STATUS_OK);
     return status == FWPB__STATUS__STATUS_OK;
