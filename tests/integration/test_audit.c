@@ -128,8 +128,8 @@ FWT_TEST(audit_agrees_then_sees_a_duplicate_and_a_loss)
     memset(&f, 0, sizeof(f));
     fwt_zk_start(&f.zk);
     snprintf(f.spec, sizeof(f.spec), "%s/freeway", f.zk.connect);
-    snprintf(f.root, sizeof(f.root), "%s/root", fwt_tmpdir());
-    snprintf(f.dest, sizeof(f.dest), "%s/copy", fwt_tmpdir());
+    snprintf(f.root, sizeof(f.root), "%s/root", fwt_tmpdir_mem());
+    snprintf(f.dest, sizeof(f.dest), "%s/copy", fwt_tmpdir_mem());
     snprintf(f.url, sizeof(f.url), "file://%s", f.dest);
     fwt_category_create(f.spec, "web", BUCKETS, NULL);
     fwt_category_create(f.spec, "freeway.audit", 2, NULL);

@@ -60,7 +60,7 @@ static void fab_start(fab_t *f, int with_audit, const char *const *audit_extra)
     memset(f, 0, sizeof(*f));
     fwt_zk_start(&f->zk);
     snprintf(f->spec, sizeof(f->spec), "%s/freeway", f->zk.connect);
-    snprintf(f->root, sizeof(f->root), "%s/root", fwt_tmpdir());
+    snprintf(f->root, sizeof(f->root), "%s/root", fwt_tmpdir_mem());
     fwt_category_create(f->spec, "web", BUCKETS, NULL);
     if (with_audit)
         fwt_category_create(f->spec, "freeway.audit", 1, audit_extra);
@@ -391,7 +391,7 @@ FWT_TEST(a_producer_that_spools_closes_without_waiting_out_its_timeout)
         fab_t f;
         fab_start(&f, with_audit, NULL);
         char dir[FWT_PATH_MAX + 16];
-        snprintf(dir, sizeof(dir), "%s/spool%d", fwt_tmpdir(), with_audit);
+        snprintf(dir, sizeof(dir), "%s/spool%d", fwt_tmpdir_mem(), with_audit);
         fw_producer_options_t o;
         fw_producer_options_init(&o);
         o.zk = f.spec;
@@ -447,7 +447,7 @@ FWT_TEST(a_producer_closed_while_it_replays_reports_every_ack_it_counted)
     fab_t f;
     fab_start(&f, 1, NULL);
     char dir[FWT_PATH_MAX + 16];
-    snprintf(dir, sizeof(dir), "%s/spool", fwt_tmpdir());
+    snprintf(dir, sizeof(dir), "%s/spool", fwt_tmpdir_mem());
 
     /* Life 1: the writer gone, thousands of small blocks go to the spool. */
     fw_producer_t *p = spooling_producer(&f, dir);
@@ -641,7 +641,7 @@ FWT_TEST(a_copy_that_lost_what_its_copier_recorded_differs)
     fab_t f;
     fab_start(&f, 1, NULL);
     char dest[FWT_PATH_MAX + 16], url[FWT_PATH_MAX + 32];
-    snprintf(dest, sizeof(dest), "%s/copy", fwt_tmpdir());
+    snprintf(dest, sizeof(dest), "%s/copy", fwt_tmpdir_mem());
     snprintf(url, sizeof(url), "file://%s", dest);
     fwt_cal_t cp;
     fwt_copier_start(&cp, "c1", f.spec, f.root, url, NULL);
