@@ -17,6 +17,7 @@
 #include "clock.h"
 
 #include "error.h"
+#include "frame.h"
 #include "status.h"
 
 #include <errno.h>
@@ -177,10 +178,19 @@ static fw_wconn_t *route(fw_producer_t *p, fw_bucket_t *bk)
 
 static uint32_t expire_bucket(fw_producer_t *p, fw_bucket_t *bk);
 
-/* The most a produce request may take: ours, or less to fit the writers' max frame. */
+/* The most a produce request of several blocks may take: ours, or less to fit the writers' max
+ * frame. */
 static size_t request_cap(const fw_producer_t *p)
 {
     return p->frame_cap != 0 && p->frame_cap < REQ_MAX_BYTES ? p->frame_cap : REQ_MAX_BYTES;
+}
+
+/* The most a request of one block may take: a big record's block goes alone, up to the writers'
+ * max frame and the frames this producer writes (FW_FRAME_MAX_DEFAULT, above any record's). */
+static size_t lone_block_cap(const fw_producer_t *p)
+{
+    return p->frame_cap != 0 && p->frame_cap < FW_FRAME_MAX_DEFAULT ? p->frame_cap
+                                                                    : FW_FRAME_MAX_DEFAULT;
 }
 
 static size_t request_len(const fw_wreq_t *r, const fw_batch_t *b)
@@ -230,7 +240,7 @@ void fw_sender_pump(fw_producer_t *p)
                 continue;
             }
             fw_wreq_t *r = c->building;
-            if (request_len(NULL, b) > request_cap(p)) {
+            if (request_len(NULL, b) > lone_block_cap(p)) {
                 fail_oversized(p, bk, b);
                 b = fw_bucket_next_to_send(bk);
                 continue;
