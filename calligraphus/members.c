@@ -33,7 +33,13 @@ static void read_address(const fw_member_t *src, cal_member_t *dst)
         fw_log_warn("calligraphus", "writer %s: unreadable registration (%s)", src->id, err);
         return;
     }
-    snprintf(dst->address, sizeof(dst->address), "%s", ((Fwpb__NodeInfo *)msg)->address);
+    const char *address = ((Fwpb__NodeInfo *)msg)->address;
+    /* Cut short, a name could still parse, as the wrong one: unusable instead. */
+    if (strlen(address) < sizeof(dst->address))
+        snprintf(dst->address, sizeof(dst->address), "%s", address);
+    else
+        fw_log_warn("calligraphus", "writer %s: address longer than %zu characters ignored",
+                    src->id, sizeof(dst->address) - 1);
     protobuf_c_message_free_unpacked(msg, NULL);
 }
 

@@ -270,7 +270,11 @@ static void owner_present(cal_slot_t *s, const char *data, size_t len, const str
     if (fw_pbtext_parse(&fwpb__owner_info__descriptor, data, len, &m, err, sizeof(err)) == 0) {
         Fwpb__OwnerInfo *info = (Fwpb__OwnerInfo *)m;
         snprintf(s->owner_id, sizeof(s->owner_id), "%s", info->node_id);
-        snprintf(s->owner_address, sizeof(s->owner_address), "%s", info->address);
+        /* Cut short, a name could still parse, as the wrong one: none instead. */
+        if (strlen(info->address) < sizeof(s->owner_address))
+            snprintf(s->owner_address, sizeof(s->owner_address), "%s", info->address);
+        else
+            s->owner_address[0] = '\0';
         protobuf_c_message_free_unpacked(m, NULL);
     } else {
         snprintf(s->owner_id, sizeof(s->owner_id), "?");

@@ -142,6 +142,8 @@ typedef struct fw_producer_options_s {
     /**
      * "host:port[,host:port...]": writers to ask first, instead of
      * ZooKeeper; the writers' metadata names the others. NULL or "" for none.
+     * A host may be a name, looked up at every connect (as are the names
+     * writers publish).
      */
     const char *bootstrap;
     /** The ack level asked of the writers (default FW_ACKS_DURABLE). */
@@ -464,7 +466,9 @@ typedef struct fw_consumer_options_s {
      * "127.0.0.1:2181/freeway". Ignored when ptail is set.
      */
     const char *zk;
-    /** "host:port[,host:port...]": ptail servers to use instead of ZooKeeper. NULL or "" for none.
+    /**
+     * "host:port[,host:port...]": ptail servers to use instead of ZooKeeper. NULL or "" for none.
+     * A host may be a name, looked up at every connect.
      */
     const char *ptail;
     /** The category to read; required. */

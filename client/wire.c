@@ -150,7 +150,7 @@ static void on_write(uv_write_t *w, int status)
         req_answered(c, r, answer);
     }
     if (status < 0 && status != UV_ECANCELED) {
-        char why[160];
+        char why[300];
         snprintf(why, sizeof(why), "writing to %s: %s", c->w ? c->w->addr : "a writer",
                  uv_strerror(status));
         fw_wire_close(c, 1, why);
@@ -182,7 +182,7 @@ static int req_write(fw_wreq_t *r)
     }
     if (rc < 0) {
         r->write_done = 1; /* no callback will come */
-        char why[160];
+        char why[300];
         snprintf(why, sizeof(why), "writing to %s: %s", c->w ? c->w->addr : "a writer",
                  rc == -ENOMEM ? "out of memory" : uv_strerror(rc));
         fw_wire_close(c, 1, why);
@@ -412,7 +412,7 @@ static void on_connect(void *arg, int status)
     if (c->state != FW_WCONN_CONNECTING)
         return;
     if (status < 0) {
-        char why[160];
+        char why[300];
         snprintf(why, sizeof(why), "cannot connect to %s: %s", c->w ? c->w->addr : "a writer",
                  uv_strerror(status));
         fw_wire_close(c, 1, why);
@@ -506,7 +506,7 @@ int fw_wire_connect(fw_producer_t *p, fw_writer_t *w)
     w->conn = c;
     rc = fw_connect_start(&c->tcp, w->addr, on_connect, c, &c->connecting);
     if (rc < 0) {
-        char why[160];
+        char why[300];
         snprintf(why, sizeof(why), "cannot connect to %s: %s", w->addr, uv_strerror(rc));
         fw_wire_close(c, 1, why);
         return rc;

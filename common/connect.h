@@ -1,8 +1,9 @@
 /*
  * Connecting a TCP handle to an address as flags, config files and
  * ZooKeeper spell it: "IP:PORT", "[IPv6]:PORT" or "NAME:PORT". A name is
- * looked up at every connect (on libuv's thread pool, never on the loop), so
- * a machine replaced under the same name is found again by the next connect.
+ * looked up at every connect, on a thread of its own that nothing waits for
+ * (a lookup stuck on a silent DNS server holds up no close), so a machine
+ * replaced under the same name is found again by the next connect.
  */
 #ifndef FW_CONNECT_H
 #define FW_CONNECT_H
@@ -26,8 +27,8 @@ int fw_connect_start(uv_tcp_t *tcp, const char *addr, fw_connect_cb cb, void *ar
 
 /*
  * The caller gives the attempt up and closes tcp right after: cb will not
- * run, and the request frees itself (a lookup under way is cancelled or
- * left to finish on its own).
+ * run, and the request frees itself (a lookup under way finishes on its
+ * thread, unheard).
  */
 void fw_connect_abandon(fw_connect_t *c);
 

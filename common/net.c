@@ -69,6 +69,10 @@ int fw_addr_split(const char *text, char *host, size_t cap, unsigned *port)
         return inet_pton(AF_INET6, host, bin) == 1 ? 0 : -EINVAL;
     if (inet_pton(AF_INET, host, bin) == 1)
         return 0;
+    /* "0x0", "127.1": getaddrinfo would take these as addresses (0.0.0.0, 127.0.0.1). */
+    struct in_addr legacy;
+    if (inet_aton(host, &legacy) != 0)
+        return -EINVAL;
     return is_host_name(host) ? 1 : -EINVAL;
 }
 

@@ -13,12 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 typedef struct server_s {
     uv_tcp_t listener;
     int port;
     int accepted;
+    int two; /* two accepted */
 } server_t;
 
 typedef struct attempt_s {
@@ -41,7 +44,7 @@ static void on_conn(uv_stream_t *listener, int status)
     uv_tcp_t *peer = malloc(sizeof(*peer));
     uv_tcp_init(listener->loop, peer);
     if (uv_accept(listener, (uv_stream_t *)peer) == 0)
-        s->accepted++;
+        s->two = ++s->accepted >= 2;
     uv_close((uv_handle_t *)peer, free_handle);
 }
 
@@ -75,12 +78,30 @@ static void attempt_start(uv_loop_t *loop, attempt_t *a, const char *addr)
     FWT_ASSERT_OK(fw_connect_start(&a->tcp, addr, on_attempt, a, &a->req));
 }
 
-/* Runs the loop until the attempt has its answer (or 10 s). */
+static void on_deadline(uv_timer_t *t)
+{
+    *(int *)t->data = 1;
+}
+
+/* Runs the loop until *done, or fails the test after 10 s. */
+static void run_until_set(uv_loop_t *loop, const int *done, const char *what)
+{
+    int late = 0;
+    uv_timer_t deadline;
+    uv_timer_init(loop, &deadline);
+    deadline.data = &late;
+    uv_timer_start(&deadline, on_deadline, 10000, 0);
+    while (!*done && !late)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&deadline, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    if (!*done)
+        FWT_FAIL("no %s within 10 s", what);
+}
+
 static void attempt_wait(uv_loop_t *loop, attempt_t *a)
 {
-    uint64_t until = uv_now(loop) + 10000;
-    while (a->calls == 0 && uv_now(loop) < until)
-        uv_run(loop, UV_RUN_ONCE);
+    run_until_set(loop, &a->calls, "answer");
     FWT_ASSERT_INT_EQ(a->calls, 1);
 }
 
@@ -110,16 +131,21 @@ FWT_TEST(an_address_and_a_name_connect_and_a_refusal_is_reported)
     attempt_wait(&loop, &a[1]);
     FWT_ASSERT_INT_EQ(a[1].status, 0);
     uv_close((uv_handle_t *)&a[1].tcp, NULL);
-    while (s.accepted < 2)
-        uv_run(&loop, UV_RUN_ONCE);
+    run_until_set(&loop, &s.two, "two connections accepted");
 
-    /* Nobody listens there any more: the callback says so. */
-    uv_close((uv_handle_t *)&s.listener, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
+    /* A port bound but not listening (held, so nothing else takes it): refused, and said so. */
+    int held = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    FWT_ASSERT_OK(bind(held, (struct sockaddr *)&any, sizeof(any)));
+    socklen_t len = sizeof(any);
+    FWT_ASSERT_OK(getsockname(held, (struct sockaddr *)&any, &len));
+    snprintf(addr, sizeof(addr), "LOCALHOST:%d", ntohs(any.sin_port));
     attempt_start(&loop, &a[2], addr);
     attempt_wait(&loop, &a[2]);
     FWT_ASSERT_INT_EQ(a[2].status, UV_ECONNREFUSED);
+    close(held);
     uv_close((uv_handle_t *)&a[2].tcp, NULL);
+    uv_close((uv_handle_t *)&s.listener, NULL);
     loop_finish(&loop);
 }
 

@@ -27,6 +27,9 @@ FWT_TEST(split_tells_addresses_from_names_and_refuses_the_rest)
     /* Digits and dots that are no IPv4 address are not looked up as a name either. */
     FWT_ASSERT_INT_EQ(fw_addr_split("10.1.2:7410", host, sizeof(host), &port), -EINVAL);
     FWT_ASSERT_INT_EQ(fw_addr_split("10.1.2.256:7410", host, sizeof(host), &port), -EINVAL);
+    /* Nor numbers the resolver would read as an address (0.0.0.0, 127.0.0.1). */
+    FWT_ASSERT_INT_EQ(fw_addr_split("0x0:7410", host, sizeof(host), &port), -EINVAL);
+    FWT_ASSERT_INT_EQ(fw_addr_split("0x7f.1:7410", host, sizeof(host), &port), -EINVAL);
     const char *bad[] = {"writer1",       "writer1:",      ":7410",         "writer 1:7410",
                          "writer1:74x0",  "writer1:65536", "[fd00::1:7410", "[writer1]:7410",
                          "-writer1:7410", ".writer1:7410", "fd00::1:7410",  "wr/iter:7410",
