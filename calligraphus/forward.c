@@ -28,6 +28,7 @@ struct cal_peer_s {
     uv_tcp_t tcp;
     fw_connect_t *connecting; /* while connecting */
     uv_timer_t timer;
+    int64_t started_ms; /* when the connect began */
     int connected;
     int dead;
     int handles;
@@ -196,10 +197,23 @@ static void on_peer_connected(void *arg, int status)
         peer_fail(p, FW_ERETRY_LATER);
 }
 
+static uint32_t forward_timeout_ms(const cal_server_t *s)
+{
+    return s->limits.forward_timeout_ms ? s->limits.forward_timeout_ms : 10000;
+}
+
 static void on_peer_timer(uv_timer_t *t)
 {
     cal_peer_t *p = t->data;
     int64_t now = fw_clock_mono_ms();
+    /* A peer that never answers the connect (a lookup stuck on DNS, SYNs dropped) would keep
+     * every frame forwarded to it queued: give it up; the next forward starts afresh. */
+    if (!p->connected && now - p->started_ms > (int64_t)forward_timeout_ms(p->server)) {
+        fw_log_warn("calligraphus", "cannot reach writer %s: no connection within %u ms",
+                    p->address, forward_timeout_ms(p->server));
+        peer_fail(p, FW_ERETRY_LATER);
+        return;
+    }
     for (fwd_op_t **pp = &p->ops; *pp != NULL;) {
         fwd_op_t *op = *pp;
         if (op->deadline_ms > now) {
@@ -226,6 +240,7 @@ static cal_peer_t *peer_get(cal_server_t *s, const char *address)
     uv_timer_init(s->loop, &p->timer);
     p->tcp.data = p->timer.data = p;
     p->handles = 2;
+    p->started_ms = fw_clock_mono_ms();
     int rc = fw_connect_start(&p->tcp, address, on_peer_connected, p, &p->connecting);
     if (rc < 0) {
         fw_log_warn("calligraphus", "cannot reach writer %s: %s", address, uv_strerror(rc));
@@ -252,8 +267,7 @@ int cal_forward(cal_server_t *s, const char *address, const char *category, uint
     if (op == NULL)
         return -ENOMEM;
     op->id = ++s->next_forward_id;
-    op->deadline_ms =
-        fw_clock_mono_ms() + (s->limits.forward_timeout_ms ? s->limits.forward_timeout_ms : 10000);
+    op->deadline_ms = fw_clock_mono_ms() + forward_timeout_ms(s);
     op->cb = cb;
     op->arg = arg;
 

@@ -96,7 +96,7 @@ static const fw_option_t OPTIONS[] = {
     {"dedup-segments", FW_OPT_INT, offsetof(options_t, dedup_segments), "4", "N",
      "newest segments read to rebuild the retry table when a bucket is taken"},
     {"forward-timeout", FW_OPT_DURATION, offsetof(options_t, forward_timeout), "10s", "DURATION",
-     "how long to wait for the owner's answer to a forwarded block"},
+     "how long to wait for the owner's answer to a forwarded block, and for a connection to it"},
     {"max-conns", FW_OPT_INT, offsetof(options_t, max_conns), "10000", "N",
      "connections accepted at once"},
     {"scribe-listen", FW_OPT_STRING, offsetof(options_t, scribe_listen), NULL, "ADDR:PORT",

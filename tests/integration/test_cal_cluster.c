@@ -2,7 +2,8 @@
  * The writers as a cluster, coordinated by a real ZooKeeper: buckets spread
  * evenly and move when writers join or die; categories and bucket growth are
  * picked up live; a ZooKeeper outage shorter than the session pauses appends
- * (retry-later) and they resume with the same session afterwards.
+ * (retry-later) and they resume with the same session afterwards; an owner
+ * nobody can connect to is given up and tried again.
  */
 #include "fwt_cal.h"
 #include "fwt_wire.h"
@@ -11,9 +12,13 @@
 
 #include "proto/common.pb-c.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static fwt_zk_t zk;
@@ -179,5 +184,90 @@ FWT_TEST(a_writer_that_has_not_read_the_catalog_says_retry_later)
     FWT_ASSERT_INT_EQ(produce_once("web", 0, 77, 1), FWPB__STATUS__STATUS_OK);
     FWT_ASSERT_INT_EQ(produce_once("nosuch", 0, 77, 1), FWPB__STATUS__STATUS_UNKNOWN_CATEGORY);
     fwt_cal_stop(&w1);
+    fwt_zk_stop(&zk);
+}
+
+/* A loopback port that completes no connection: a listener whose one-slot queue is full. */
+typedef struct blackhole_s {
+    int listener;
+    int fillers[4];
+    int port;
+} blackhole_t;
+
+static void blackhole_open(blackhole_t *b)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    b->listener = socket(AF_INET, SOCK_STREAM, 0);
+    FWT_ASSERT_OK(bind(b->listener, (struct sockaddr *)&sa, sizeof(sa)));
+    FWT_ASSERT_OK(listen(b->listener, 0));
+    FWT_ASSERT_OK(getsockname(b->listener, (struct sockaddr *)&sa, &len));
+    b->port = ntohs(sa.sin_port);
+    /* Never accepted: these fill the queue, and later SYNs are dropped (and sent again). */
+    for (int i = 0; i < 4; i++) {
+        b->fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        (void)connect(b->fillers[i], (struct sockaddr *)&sa, sizeof(sa));
+    }
+}
+
+static void blackhole_close(blackhole_t *b)
+{
+    for (int i = 0; i < 4; i++)
+        close(b->fillers[i]);
+    close(b->listener);
+}
+
+static int given_up_twice(void *arg)
+{
+    (void)arg;
+    /* Each forward after a give-up makes a new connection, given up in its turn. */
+    int found = 0;
+    FILE *f = fopen(w1.log_path, "r");
+    char line[1024];
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        found += strstr(line, "no connection within 1000 ms") != NULL;
+    if (f != NULL)
+        fclose(f);
+    return found >= 2;
+}
+
+/*
+ * An owner whose published address takes no connection (SYNs dropped, a
+ * name stuck in DNS): the writer relaying to it answers retry-later at the
+ * forward timeout, gives the connection up after as long (else every block
+ * forwarded meanwhile stays queued for it), and the next forward tries anew.
+ */
+FWT_TEST(a_peer_that_takes_no_connection_is_given_up_and_tried_again)
+{
+    start_zk();
+    fwt_category_create(spec, "web", 2, NULL);
+    blackhole_t hole;
+    blackhole_open(&hole);
+    char advertise[64];
+    snprintf(advertise, sizeof(advertise), "127.0.0.1:%d", hole.port);
+    const char *w1_flags[] = {"--forward-timeout", "1s", NULL};
+    const char *w2_flags[] = {"--advertise", advertise, NULL};
+    fwt_cal_start(&w1, "w1", spec, root, w1_flags);
+    fwt_cal_wait_owns(&w1, 2, "w1 alone to own both buckets");
+    fwt_cal_start(&w2, "w2", spec, root, w2_flags);
+    fwt_cal_wait_owns(&w2, 1, "w2 to take a bucket");
+    fwt_cal_wait_owns(&w1, 1, "w1 to hand one back");
+    /* Both buckets through w1 (its own is stored, again and again as a duplicate; w2's waits
+     * out the forward timeout) until w1 has given up on w2's address twice. */
+    int64_t give_up = fwt_now_ms() + 30000;
+    while (!given_up_twice(NULL) && fwt_now_ms() < give_up) {
+        for (uint32_t b = 0; b < 2; b++) {
+            int status = produce_once("web", b, 300 + b, 1);
+            if (status != FWPB__STATUS__STATUS_OK)
+                FWT_ASSERT_INT_EQ(status, FWPB__STATUS__STATUS_RETRY_LATER);
+        }
+    }
+    char tail[4096];
+    if (!given_up_twice(NULL))
+        FWT_FAIL("w1 did not give up on %s twice:\n%s", advertise,
+                 fwt_file_tail(w1.log_path, 20, tail, sizeof(tail)));
+    fwt_cal_stop(&w2);
+    fwt_cal_stop(&w1);
+    blackhole_close(&hole);
     fwt_zk_stop(&zk);
 }
