@@ -592,7 +592,7 @@ static void consumer_teardown(fw_consumer_t *c, int loop_ready)
         }
         while (c->handles_open > 0)
             uv_run(&c->loop, UV_RUN_ONCE);
-        /* Until no request is left either: a host-name lookup given up still ends on the pool. */
+        /* And whatever else is closing (a host-name lookup's wake handle, given up). */
         uv_run(&c->loop, UV_RUN_DEFAULT);
         uv_loop_close(&c->loop);
         sigpipe_restore(&guard);

@@ -610,6 +610,8 @@ static void *io_main(void *arg)
     return NULL;
 }
 
+/* Only before the I/O thread ran: a connect's handles (common/connect.c) must be closed by
+ * fw_wire_close, never by this walk. */
 static void close_walk_cb(uv_handle_t *h, void *arg)
 {
     (void)arg;

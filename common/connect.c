@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,12 @@
  * The thread and the attempt share the lookup; whichever lets go of it last
  * frees it.
  */
+/* Lookups under way in the process at most: more fail at once (UV_EAI_AGAIN), so names stuck
+ * in DNS cannot pile up threads while callers retry them. */
+#define LOOKUPS_MAX 64
+
+static atomic_int lookups_running;
+
 typedef struct lookup_s {
     pthread_mutex_t mu;
     int refs;         /* the thread's and the attempt's */
@@ -63,9 +70,11 @@ static void *lookup_main(void *arg)
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
     int rc = getaddrinfo(l->host, l->service, &hints, &res);
+    int sys_errno = rc == EAI_SYSTEM ? errno : 0;
+    atomic_fetch_sub(&lookups_running, 1);
     pthread_mutex_lock(&l->mu);
     l->status = rc;
-    l->sys_errno = rc == EAI_SYSTEM ? errno : 0;
+    l->sys_errno = sys_errno;
     l->res = res;
     if (l->wake != NULL)
         uv_async_send(l->wake);
@@ -144,6 +153,14 @@ static int lookup_error(int gai, int sys_errno)
         return UV_EAI_FAIL;
     case EAI_MEMORY:
         return UV_ENOMEM;
+    case EAI_SERVICE:
+        return UV_EAI_SERVICE;
+    case EAI_FAMILY:
+        return UV_EAI_FAMILY;
+#ifdef EAI_ADDRFAMILY
+    case EAI_ADDRFAMILY:
+        return UV_EAI_ADDRFAMILY;
+#endif
 #ifdef EAI_NODATA
     case EAI_NODATA:
         return UV_EAI_NODATA;
@@ -177,12 +194,18 @@ static int lookup_start(fw_connect_t *c, uv_loop_t *loop, const char *host, unsi
     lookup_t *l = calloc(1, sizeof(*l));
     if (l == NULL)
         return UV_ENOMEM;
+    if (atomic_fetch_add(&lookups_running, 1) >= LOOKUPS_MAX) {
+        atomic_fetch_sub(&lookups_running, 1);
+        free(l);
+        return UV_EAI_AGAIN;
+    }
     snprintf(l->host, sizeof(l->host), "%s", host);
     snprintf(l->service, sizeof(l->service), "%u", port);
     l->refs = 2;
     l->wake = &c->wake;
     int rc = uv_async_init(loop, &c->wake, on_wake);
     if (rc < 0) {
+        atomic_fetch_sub(&lookups_running, 1);
         free(l);
         return rc;
     }
@@ -197,6 +220,7 @@ static int lookup_start(fw_connect_t *c, uv_loop_t *loop, const char *host, unsi
     int err = pthread_create(&thread, &attr, lookup_main, l);
     pthread_attr_destroy(&attr);
     if (err != 0) {
+        atomic_fetch_sub(&lookups_running, 1);
         l->refs = 1; /* no thread: the attempt's reference is the last */
         int ignored, ignored_errno;
         lookup_drop(c, &ignored, &ignored_errno);
