@@ -11,6 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Lookups under way in the process at most: more fail at once (UV_EAI_AGAIN), so names stuck
+ * in DNS cannot pile up threads while callers retry them. */
+#define LOOKUPS_MAX 64
+
+static atomic_int lookups_running;
+
 /*
  * A name's lookup runs on a thread of its own, not on libuv's pool: a
  * getaddrinfo stuck on an unanswering DNS server can take tens of seconds
@@ -19,12 +25,6 @@
  * The thread and the attempt share the lookup; whichever lets go of it last
  * frees it.
  */
-/* Lookups under way in the process at most: more fail at once (UV_EAI_AGAIN), so names stuck
- * in DNS cannot pile up threads while callers retry them. */
-#define LOOKUPS_MAX 64
-
-static atomic_int lookups_running;
-
 typedef struct lookup_s {
     pthread_mutex_t mu;
     int refs;         /* the thread's and the attempt's */
