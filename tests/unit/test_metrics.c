@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -492,6 +493,7 @@ FWT_TEST(concurrent_updates_sum_exactly)
 struct renderer {
     fw_metrics_t *reg;
     atomic_int stop;
+    atomic_int registered; /* series registered by the other thread so far */
     int renders;
     int failed;
 };
@@ -500,7 +502,17 @@ static void *render_thread(void *arg)
 {
     struct renderer *r = arg;
     fw_buf_t b = FW_BUF_INIT;
+    int seen = -1;
     while (!atomic_load(&r->stop)) {
+        /* A render per registration at most: back to back, renders of thousands of series
+         * (slow under ASan) could take the registry's lock again and again before the
+         * registering thread ever got it (mutexes are not fair). */
+        int now = atomic_load(&r->registered);
+        if (now == seen) {
+            sched_yield();
+            continue;
+        }
+        seen = now;
         fw_buf_reset(&b);
         if (fw_metrics_render(r->reg, &b) < 0)
             r->failed = 1;
@@ -508,6 +520,23 @@ static void *render_thread(void *arg)
     }
     fw_buf_free(&b);
     return NULL;
+}
+
+struct render_run {
+    struct renderer *r;
+    pthread_t thread;
+    int joined;
+};
+
+/* Stops and joins the renderer: at the test's end, or before the registry goes on a failure. */
+static void render_stop(void *arg)
+{
+    struct render_run *run = arg;
+    if (run->joined)
+        return;
+    atomic_store(&run->r->stop, 1);
+    pthread_join(run->thread, NULL);
+    run->joined = 1;
 }
 
 static size_t count_lines(const char *s, const char *prefix)
@@ -528,8 +557,9 @@ FWT_TEST(registering_while_another_thread_renders_is_safe)
 {
     fw_metrics_t *reg = new_reg();
     struct renderer r = {.reg = reg};
-    pthread_t t;
-    FWT_ASSERT_INT_EQ(pthread_create(&t, NULL, render_thread, &r), 0);
+    struct render_run run = {.r = &r};
+    FWT_ASSERT_INT_EQ(pthread_create(&run.thread, NULL, render_thread, &r), 0);
+    fwt_defer(render_stop, &run);
     /* New categories appear while scrapes run, as on a live writer. */
     for (int i = 0; i < 10000; i++) {
         char cat[32];
@@ -545,9 +575,9 @@ FWT_TEST(registering_while_another_thread_renders_is_safe)
                                                bounds, 2, "category", cat, NULL));
             fw_metric_observe(h, 0.05);
         }
+        atomic_fetch_add(&r.registered, 1);
     }
-    atomic_store(&r.stop, 1);
-    pthread_join(t, NULL);
+    render_stop(&run);
     FWT_ASSERT(!r.failed);
     fprintf(stderr, "%d renders ran during registration\n", r.renders);
     FWT_ASSERT_UINT_EQ(fw_metrics_series_count(reg), 10100);
